@@ -1,0 +1,1 @@
+"""virtwatch alerts package (arrives with its issue)."""

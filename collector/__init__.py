@@ -1,0 +1,1 @@
+"""virtwatch collector package (arrives with its issue)."""

@@ -1,0 +1,1 @@
+"""virtwatch dashboard package (arrives with its issue)."""
