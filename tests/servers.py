@@ -1,0 +1,256 @@
+"""Private InfluxDB 1.6 and VictoriaMetrics servers for tests: loopback only, everything in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+# No proxy, whatever the environment says: test traffic stays on loopback.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class MissingBinary(RuntimeError):
+    """A server binary is not installed."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def http(method: str, url: str, data: bytes | str | None = None, timeout: float = 10.0,
+         headers: dict | None = None) -> tuple[int, bytes]:
+    """Send one HTTP request without any proxy; return (status, body), also for 4xx/5xx answers."""
+    if isinstance(data, str):
+        data = data.encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+class _Server:
+    """A server binary run as a child process on 127.0.0.1:<free port>, its data and log in data_dir."""
+
+    binary = ""
+    package = ""
+    ready_path = ""
+    ready_status = 200
+
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        self.log_path = self.data_dir / f"{self.binary}.log"
+        self.port: int | None = None
+        self.url = self.base_url = ""
+        self.process: subprocess.Popen | None = None
+
+    def command(self, binary: str) -> list[str]:
+        """Return the command line that starts the server on self.port."""
+        raise NotImplementedError
+
+    def start(self) -> "_Server":
+        """Start the server and wait until it answers; retry on a port taken in the meantime."""
+        binary = shutil.which(self.binary)
+        if binary is None:
+            raise MissingBinary(f"`{self.binary}` is not installed (Debian package {self.package}): "
+                                f"run `make setup-test`")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            self.port = free_port()
+            self.url = self.base_url = f"http://{LOOPBACK}:{self.port}"
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(self.command(binary), stdin=subprocess.DEVNULL,
+                                                stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+            try:
+                self._wait_ready()
+                return self
+            except RuntimeError:
+                self.stop()
+                if attempt == 2 or "address already in use" not in self.log_tail().lower():
+                    raise
+        return self
+
+    def _wait_ready(self) -> None:
+        """Poll the readiness URL until it answers as expected; raise with the log's tail if it never does."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise RuntimeError(f"{self.binary} exited with status {code} while starting; "
+                                   f"last lines of {self.log_path}:\n{self.log_tail()}")
+            try:
+                status, _ = http("GET", self.url + self.ready_path, timeout=1.0)
+                if status == self.ready_status:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.binary} did not answer {self.ready_path} on {self.url} within "
+                           f"{START_TIMEOUT_SECONDS:.0f} s; last lines of {self.log_path}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """Return the last lines of the server's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class InfluxDBServer(_Server):
+    """InfluxDB 1.6 (`influxd run`) with a private config: no reporting, no monitor store, loopback only."""
+
+    binary = "influxd"
+    package = "influxdb"
+    ready_path = "/ping"
+    ready_status = 204
+
+    def command(self, binary: str) -> list[str]:
+        config = self.data_dir / "influxdb.conf"
+        config.write_text(self._config(rpc_port=free_port()))
+        return [binary, "run", "-config", str(config), "-pidfile", str(self.data_dir / "influxd.pid")]
+
+    def _config(self, rpc_port: int) -> str:
+        """Return the config file text for self.port and rpc_port."""
+        d = self.data_dir
+        return f"""\
+reporting-enabled = false
+bind-address = "{LOOPBACK}:{rpc_port}"
+
+[meta]
+  dir = "{d / 'meta'}"
+
+[data]
+  dir = "{d / 'data'}"
+  wal-dir = "{d / 'wal'}"
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  bind-address = "{LOOPBACK}:{self.port}"
+  log-enabled = false
+
+[logging]
+  suppress-logo = true
+
+[ifql]
+  enabled = false
+
+[continuous_queries]
+  enabled = false
+
+[subscriber]
+  enabled = false
+"""
+
+    def query(self, q: str, db: str | None = None, **params) -> dict:
+        """Run InfluxQL with POST /query and return the parsed JSON answer (extra params e.g. epoch="ns")."""
+        form = {"q": q, **params}
+        if db is not None:
+            form["db"] = db
+        status, body = http("POST", self.url + "/query", urllib.parse.urlencode(form),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        if status != 200:
+            raise RuntimeError(f"InfluxDB /query answered {status}: {body.decode(errors='replace')}")
+        return json.loads(body)
+
+    def write(self, db: str, lines: str | bytes, precision: str = "ns") -> None:
+        """Write line protocol with POST /write; raise unless InfluxDB answers 204."""
+        query = urllib.parse.urlencode({"db": db, "precision": precision})
+        status, body = http("POST", f"{self.url}/write?{query}", lines)
+        if status != 204:
+            raise RuntimeError(f"InfluxDB /write answered {status}: {body.decode(errors='replace')}")
+
+    def _statement(self, q: str) -> None:
+        """Run one statement and raise if InfluxDB reports an error for it."""
+        result = self.query(q)["results"][0]
+        if "error" in result:
+            raise RuntimeError(f"InfluxDB: {q}: {result['error']}")
+
+    def create_database(self, name: str) -> None:
+        """Create a database."""
+        self._statement(f"CREATE DATABASE {quote_identifier(name)}")
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database."""
+        self._statement(f"DROP DATABASE {quote_identifier(name)}")
+
+
+def quote_identifier(name: str) -> str:
+    """Quote an InfluxQL identifier."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class VictoriaMetricsServer(_Server):
+    """VictoriaMetrics single-node: a real server for the /api/v2/write path of influxdb-client."""
+
+    binary = "victoria-metrics"
+    package = "victoria-metrics"
+    ready_path = "/health"
+    ready_status = 200
+
+    def command(self, binary: str) -> list[str]:
+        return [binary, f"-httpListenAddr={LOOPBACK}:{self.port}",
+                f"-storageDataPath={self.data_dir / 'data'}", "-retentionPeriod=100y",
+                "-search.latencyOffset=0s"]
+
+    def force_flush(self) -> None:
+        """Make recently written samples searchable (GET /internal/force_flush)."""
+        status, body = http("GET", self.url + "/internal/force_flush")
+        if status != 200:
+            raise RuntimeError(f"VictoriaMetrics force_flush answered {status}: {body.decode(errors='replace')}")
+
+    def export(self, match: str) -> list[dict]:
+        """Return the series matching a selector, one parsed JSON line each (GET /api/v1/export)."""
+        query = urllib.parse.urlencode({"match[]": match})
+        status, body = http("GET", f"{self.url}/api/v1/export?{query}")
+        if status != 200:
+            raise RuntimeError(f"VictoriaMetrics export answered {status}: {body.decode(errors='replace')}")
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def wait_for_series(self, match: str, timeout_seconds: float = 30) -> list[dict]:
+        """Force-flush and poll export until the selector matches something; return what it matched."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            self.force_flush()
+            rows = self.export(match)
+            if rows:
+                return rows
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no series matched {match} within {timeout_seconds} s")
+            time.sleep(0.2)
