@@ -1,0 +1,127 @@
+"""The one small query interface every reader uses: what to read, never how (no InfluxQL or SQL above tsdb).
+
+A `Query` is a time range [start, end) of one measurement: some fields, tag filters, optionally an
+aggregate over fixed windows aligned to the Unix epoch (as InfluxDB's GROUP BY time() aligns them), and
+group-by tags. Tag filters are equality; a sequence means any of its values; "" matches series without
+the tag. Filter values pass through the same name rule as stored values (tsdb.point.clean_name), so a
+hostile name filters exactly the series it names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from tsdb.errors import QueryError
+from tsdb.point import clean_name
+
+AGGREGATES = ("mean", "min", "max", "sum", "count", "first", "last")
+#: InfluxDB's own bounds (models/time.go): one step inside int64 at each end
+MIN_TIME_NS, MAX_TIME_NS = -(2**63) + 2, 2**63 - 2
+TimeLike = int | float | str | dt.datetime | pd.Timestamp
+Where = Mapping[str, str | Sequence[str]]
+
+
+def to_ns(value: TimeLike, name: str = "time") -> int:
+    """Return nanoseconds since the epoch for an int (ns), a datetime, a pandas Timestamp or an ISO string."""
+    if isinstance(value, bool):
+        raise QueryError(f"{name} = {value!r}: expected a time")
+    if isinstance(value, int):
+        if not MIN_TIME_NS <= value <= MAX_TIME_NS:
+            raise QueryError(f"{name} = {value!r}: outside the times a store can hold (years 1677 to 2262)")
+        return value
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as error:
+        raise QueryError(f"{name} = {value!r}: not a time ({error})") from None
+    if stamp is pd.NaT:
+        raise QueryError(f"{name} = {value!r}: not a time")
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value)
+
+
+def now_ns() -> int:
+    """Return the current time in nanoseconds since the epoch."""
+    return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1e9)
+
+
+def normalize_where(where: Where | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Return tag filters as sorted (tag, values) pairs with names cleaned; reject non-string values."""
+    if not where:
+        return ()
+    pairs = []
+    for tag, values in where.items():
+        if not isinstance(tag, str) or not tag:
+            raise QueryError(f"tag filter key {tag!r}: must be a non-empty string")
+        if isinstance(values, str):
+            values = (values,)
+        values = tuple(values)
+        if not values or not all(isinstance(v, str) for v in values):
+            raise QueryError(f"tag filter {tag} = {values!r}: expected a string or a non-empty list of strings")
+        pairs.append((clean_name(tag), tuple(dict.fromkeys(clean_name(v) for v in values))))
+    return tuple(sorted(pairs))
+
+
+@dataclass(frozen=True)
+class Query:
+    """A read of `fields` of `measurement` in [start_ns, end_ns), filtered, optionally windowed and grouped."""
+
+    measurement: str
+    fields: tuple[str, ...]
+    start_ns: int
+    end_ns: int
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    window_seconds: int | None = None
+    aggregate: str = "mean"
+    group_by: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        measurement: str,
+        fields: Sequence[str],
+        start: TimeLike,
+        end: TimeLike,
+        where: Where | None = None,
+        window_seconds: int | None = None,
+        aggregate: str = "mean",
+        group_by: Sequence[str] = (),
+    ) -> "Query":
+        """Return a checked Query; raise QueryError naming the bad argument and why."""
+        if not isinstance(measurement, str) or not measurement:
+            raise QueryError(f"measurement {measurement!r}: must be a non-empty string")
+        if isinstance(fields, str):
+            fields = (fields,)
+        fields = tuple(fields)
+        if not fields or not all(isinstance(f, str) and f for f in fields):
+            raise QueryError(f"fields {fields!r}: expected a non-empty list of field names")
+        if isinstance(group_by, str):
+            group_by = (group_by,)
+        group_by = tuple(group_by)
+        if not all(isinstance(t, str) and t for t in group_by):
+            raise QueryError(f"group_by {group_by!r}: expected a list of tag names")
+        clash = set(fields) & set(group_by)
+        if clash or "time" in fields or "time" in group_by:
+            raise QueryError(f"fields {fields!r} and group_by {group_by!r}: names must differ and not be 'time'")
+        start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+        if end_ns <= start_ns:
+            raise QueryError(f"end {end!r} must come after start {start!r}")
+        if window_seconds is not None:
+            if isinstance(window_seconds, bool) or not isinstance(window_seconds, int) or window_seconds <= 0:
+                raise QueryError(f"window_seconds = {window_seconds!r}: expected a positive whole number of seconds")
+        if aggregate not in AGGREGATES:
+            raise QueryError(f"aggregate = {aggregate!r}: must be one of {', '.join(AGGREGATES)}")
+        return cls(
+            measurement=clean_name(measurement),
+            fields=tuple(dict.fromkeys(clean_name(f) for f in fields)),
+            start_ns=start_ns,
+            end_ns=end_ns,
+            where=normalize_where(where),
+            window_seconds=window_seconds,
+            aggregate=aggregate,
+            group_by=tuple(dict.fromkeys(clean_name(t) for t in group_by)),
+        )

@@ -1,0 +1,223 @@
+"""The data model: every measurement, tag and field virtwatch writes, with units in field names.
+
+This module is the contract between the agent and everything central (alerts, dashboard, users' own
+Grafana panels). `docs/metrics.md` is generated from it: `python -m tsdb.schema > docs/metrics.md`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+FIELD_TYPES = ("float", "int", "bool", "str")
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A tag: an indexed string that identifies a series."""
+
+    name: str
+    description: str
+    always: bool = True
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field: a typed value; the unit is part of the name (`_bytes`, `_seconds`, `_ms`, `_total`)."""
+
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measurement: what one kind of point describes, its tags and its fields."""
+
+    name: str
+    description: str
+    tags: tuple[Tag, ...]
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field:
+        """Return the field called `name` (KeyError when there is none)."""
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """A kind of event the agent reports, with its default severity."""
+
+    name: str
+    severity: str
+    description: str
+
+
+HOST = Tag("host", "the hypervisor host's name (`[agent] host_name`)")
+
+DOMAIN_STATES = {
+    0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
+    6: "crashed", 7: "suspended (PM)",
+}  # virDomainState, libvirt include/libvirt/libvirt-domain.h
+
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
+    Measurement(
+        "domain",
+        "One guest, once per interval, from one bulk getAllDomainStats call with NOWAIT.",
+        (HOST, Tag("domain", "the libvirt domain name, exactly as libvirt has it"),
+         Tag("<metadata tags>", "tags read from domain metadata where configured (for example nova instance "
+             "name and project)", always=False)),
+        (
+            Field("state_code", "int", "virDomainState: " + ", ".join(f"{k} {v}" for k, v in DOMAIN_STATES.items())),
+            Field("state_reason_code", "int", "the reason for the state (virDomain*Reason of that state)"),
+            Field("stats_partial", "int", "1 when the bulk call returned only partial stats for this domain (its "
+                  "job lock is held: a wedged guest), else 0"),
+            Field("cpu_time_seconds_total", "float", "CPU time used by the guest (cpu.time)"),
+            Field("cpu_user_seconds_total", "float", "user CPU time (cpu.user)"),
+            Field("cpu_system_seconds_total", "float", "system CPU time (cpu.system)"),
+            Field("vcpus", "int", "current virtual CPUs (vcpu.current)"),
+            Field("vcpus_max", "int", "maximum virtual CPUs (vcpu.maximum)"),
+            Field("memory_max_bytes", "int", "memory the guest may have (balloon.maximum)"),
+            Field("memory_current_bytes", "int", "memory the balloon currently gives the guest (balloon.current)"),
+            Field("memory_rss_bytes", "int", "resident memory of the guest's process on the host (balloon.rss)"),
+            Field("memory_available_bytes", "int", "memory the guest sees as available (balloon.available)"),
+            Field("memory_unused_bytes", "int", "memory the guest leaves unused (balloon.unused)"),
+            Field("block_read_bytes_total", "int", "bytes read, all disks"),
+            Field("block_write_bytes_total", "int", "bytes written, all disks"),
+            Field("block_read_requests_total", "int", "read requests, all disks"),
+            Field("block_write_requests_total", "int", "write requests, all disks"),
+            Field("block_errors_total", "int", "block errors, all disks (block.N.errors)"),
+            Field("net_rx_bytes_total", "int", "bytes received, all interfaces"),
+            Field("net_tx_bytes_total", "int", "bytes sent, all interfaces"),
+            Field("net_rx_packets_total", "int", "packets received, all interfaces"),
+            Field("net_tx_packets_total", "int", "packets sent, all interfaces"),
+            Field("net_rx_errors_total", "int", "receive errors, all interfaces"),
+            Field("net_tx_errors_total", "int", "transmit errors, all interfaces"),
+            Field("net_rx_drops_total", "int", "received packets dropped, all interfaces"),
+            Field("net_tx_drops_total", "int", "sent packets dropped, all interfaces"),
+        ),
+    ),
+    Measurement(
+        "libvirtd",
+        "The libvirt daemon of one host: reachability, a timed stats probe, its process and its worker pool.",
+        (HOST,),
+        (
+            Field("up", "int", "1 when the agent holds a working connection to the daemon, else 0"),
+            Field("hung", "int", "1 while calls time out on a daemon that is still running (all workers stuck "
+                  "or the process stopped), else 0"),
+            Field("probe_ok", "int", "1 when the timed stats probe answered within its deadline, else 0"),
+            Field("probe_latency_ms", "float", "time of the stats probe (a real getAllDomainStats call, not a "
+                  "ping: priority workers answer pings while normal workers are stuck)"),
+            Field("pid", "int", "process id of the daemon"),
+            Field("start_time_seconds", "float", "when the daemon process started, Unix seconds"),
+            Field("restarts_total", "int", "restarts seen by this agent (pid or start time changed)"),
+            Field("segfaults_total", "int", "segfaults of the daemon seen in the kernel log by this agent"),
+            Field("rss_bytes", "int", "resident memory of the daemon process"),
+            Field("threads", "int", "threads of the daemon process"),
+            Field("open_fds", "int", "file descriptors the daemon holds open"),
+            Field("max_fds", "int", "the daemon's soft limit on open file descriptors"),
+            Field("cpu_user_seconds_total", "float", "user CPU time of the daemon process"),
+            Field("cpu_system_seconds_total", "float", "system CPU time of the daemon process"),
+            Field("workers_min", "int", "admin API: minimum worker threads of the libvirtd server"),
+            Field("workers_max", "int", "admin API: maximum worker threads"),
+            Field("workers_current", "int", "admin API: worker threads that exist now"),
+            Field("workers_free", "int", "admin API: worker threads waiting for a job"),
+            Field("workers_priority", "int", "admin API: priority worker threads"),
+            Field("job_queue_depth", "int", "admin API: calls waiting for a free worker"),
+            Field("clients", "int", "admin API: connected clients"),
+            Field("clients_max", "int", "admin API: the most clients the server accepts"),
+            Field("log_errors_total", "int", "error lines in the daemon's log seen by this agent"),
+        ),
+    ),
+    Measurement(
+        "host",
+        "The hypervisor host's load, once per interval.",
+        (HOST,),
+        (
+            Field("load1", "float", "1-minute load average"),
+            Field("load5", "float", "5-minute load average"),
+            Field("load15", "float", "15-minute load average"),
+            Field("cpu_busy_percent", "float", "CPU time not idle over the last interval, all CPUs, 0 to 100"),
+            Field("cpus", "int", "online CPUs"),
+            Field("memory_total_bytes", "int", "total memory (MemTotal)"),
+            Field("memory_available_bytes", "int", "memory available for new work (MemAvailable)"),
+            Field("domains_running", "int", "domains running"),
+            Field("domains_defined", "int", "domains defined, running or not"),
+            Field("libvirt_calls_per_second", "float", "calls this agent made into libvirt over the last interval"),
+        ),
+    ),
+    Measurement(
+        "event",
+        "Something that happened: a daemon or domain failure, a hang, a restart, a classified log error.",
+        (HOST, Tag("kind", "what happened (see the event kinds below)"),
+         Tag("severity", "critical, warning or info"),
+         Tag("domain", "the domain concerned, when there is one", always=False)),
+        (
+            Field("message", "str", "a sentence for a human, with the evidence"),
+            Field("count", "int", "always 1: lets numeric-only stores and count() queries see events"),
+            Field("duration_seconds", "float", "how long the condition lasted, on events that end one (hang_end, "
+                  "daemon_up)"),
+        ),
+    ),
+    Measurement(
+        "collector",
+        "The agent's own health, once per interval.",
+        (HOST,),
+        (
+            Field("scrape_duration_ms", "float", "time of the last full collection"),
+            Field("points_written_total", "int", "points the store accepted since the agent started"),
+            Field("points_spooled_total", "int", "points put in the on-disk spool while the store was unreachable"),
+            Field("points_replayed_total", "int", "spooled points written to the store later"),
+            Field("points_dropped_total", "int", "points lost because the spool was full"),
+            Field("spool_bytes", "int", "size of the on-disk spool"),
+        ),
+    ),
+)}
+
+EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
+    EventKind("daemon_down", "critical", "the connection to libvirtd closed and the daemon cannot be reached"),
+    EventKind("daemon_up", "info", "libvirtd can be reached again"),
+    EventKind("hang_start", "critical", "calls into a running libvirtd stopped answering within the deadline"),
+    EventKind("hang_end", "info", "a hung libvirtd answers again"),
+    EventKind("keepalive_timeout", "warning", "the client keepalive closed the connection"),
+    EventKind("restart", "warning", "the libvirtd process changed (new pid or start time)"),
+    EventKind("segfault", "critical", "the kernel logged a segfault in a libvirtd thread"),
+    EventKind("domain_crashed", "critical", "a guest crashed (lifecycle CRASHED or state crashed)"),
+    EventKind("domain_failed", "critical", "a guest stopped with reason failed (its QEMU process died)"),
+    EventKind("domain_io_error", "warning", "a guest's disk reported an I/O error"),
+    EventKind("domain_watchdog", "warning", "a guest's watchdog fired"),
+    EventKind("domain_wedged", "warning", "a guest's job lock is held: stats for it come back partial"),
+    EventKind("log_error", "warning", "an error line in the daemon's log matched a known failure signature; "
+              "the kind is `log_<signature>` (see collector's signature table)"),
+)}
+
+SEVERITIES = ("critical", "warning", "info")
+
+
+def render_metrics_doc() -> str:
+    """Return docs/metrics.md: the measurements, their tags and fields, and the event kinds."""
+    out = [
+        "# Metrics reference",
+        "",
+        "Generated from `tsdb/schema.py` by `python -m tsdb.schema > docs/metrics.md`; a test fails when they",
+        "drift. Units are part of field names: `_bytes`, `_seconds`, `_ms`, `_percent`, and `_total` for",
+        "counters that only grow while the same process lives.",
+        "",
+    ]
+    for m in MEASUREMENTS.values():
+        out += [f"## `{m.name}`", "", m.description, "", "| tag | |", "|---|---|"]
+        out += [f"| `{t.name}` | {t.description}{'' if t.always else ' (optional)'} |" for t in m.tags]
+        out += ["", "| field | type | |", "|---|---|---|"]
+        out += [f"| `{f.name}` | {f.type} | {f.description} |" for f in m.fields]
+        out.append("")
+    out += ["## Event kinds", "", "| kind | default severity | |", "|---|---|---|"]
+    out += [f"| `{k.name}` | {k.severity} | {k.description} |" for k in EVENT_KINDS.values()]
+    out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_metrics_doc())
