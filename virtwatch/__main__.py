@@ -1,0 +1,5 @@
+"""Run the virtwatch command line as `python -m virtwatch`."""
+
+from virtwatch.cli import main
+
+raise SystemExit(main())
