@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from tsdb import influxql
 from tsdb.errors import QueryError, StoreRejected, StoreUnavailable
 from tsdb.frames import empty_frame, make_frame
-from tsdb.lineprotocol import batches, encode_points
+from tsdb.lineprotocol import batches, encode_lines
 from tsdb.point import Point, clean_name
 from tsdb.query import Query, TimeLike, Where, normalize_where, now_ns, to_ns
 from tsdb.retry import Backoff, is_retryable_status
@@ -80,13 +80,13 @@ class InfluxStore(Store):
         pending = None
         try:
             for batch in batches(points, self.batch_size):
-                body = encode_points(batch)
-                if not body:
+                lines = encode_lines(batch)
+                if not lines:
                     continue
                 if pending is not None:
                     done, pending = pending, None
                     written += done.result()
-                pending = self._sender.submit(self._send, body, body.count("\n"))
+                pending = self._sender.submit(self._send, "\n".join(lines) + "\n", len(lines))
             if pending is not None:
                 done, pending = pending, None
                 written += done.result()

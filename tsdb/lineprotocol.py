@@ -130,9 +130,14 @@ def encode_point(point: Point) -> str | None:
     return head + " " + ",".join(parts) + " " + str(point.time_ns)
 
 
+def encode_lines(points: Iterable[Point]) -> list[str]:
+    """Return one line per point that has a storable field (a line may hold newlines inside string values)."""
+    return [line for line in map(encode_point, points) if line is not None]
+
+
 def encode_points(points: Iterable[Point]) -> str:
     """Return the line protocol for many points, each line ending in a newline (points with no field skipped)."""
-    lines = [line for line in map(encode_point, points) if line is not None]
+    lines = encode_lines(points)
     return "\n".join(lines) + "\n" if lines else ""
 
 

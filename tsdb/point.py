@@ -7,6 +7,10 @@ so every store applies the same rule to them, through `clean_name`, before they 
 1. A line break (CR or LF) in a measurement, tag key, tag value or field key becomes a space.
 2. A backslash that ends a name, or stands right before a space, comma, equals sign or double quote,
    becomes U+29F5 REVERSE SOLIDUS OPERATOR (⧵), which looks the same to a reader.
+3. A tab that starts a name becomes a space: line protocol skips white space before a measurement and
+   before the field set, so a leading tab would vanish (a leading space is escaped and kept).
+4. A NUL character becomes U+2400 SYMBOL FOR NULL (␀): InfluxQL's scanner reads NUL as the end of the
+   query, so a name holding one could be written but never queried.
 
 Everything else (any other unicode, quotes, commas, spaces, emoji, tabs, other backslashes) round-trips
 exactly. Field string values carry every character exactly, line breaks included. Tags with an empty
@@ -28,13 +32,18 @@ FieldValue = float | int | bool | str
 #: a backslash the line protocol cannot carry: at the end, or before a character that the parser unescapes
 _STRANDED_BACKSLASH = re.compile(r'\\(?=[ ,="]|$)')
 BACKSLASH_STAND_IN = "\u29f5"
+NUL_STAND_IN = "\u2400"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 RESERVED_KEYS = frozenset({"time"})
 
 
 @lru_cache(maxsize=131072)
 def clean_name(name: str) -> str:
-    """Return `name` as every store keeps it: line breaks become spaces, stranded backslashes become ⧵."""
+    """Return `name` as every store keeps it: line breaks become spaces, stranded backslashes ⧵, NUL ␀."""
+    if "\x00" in name:
+        name = name.replace("\x00", NUL_STAND_IN)
+    if name.startswith("\t"):
+        name = " " + name[1:]
     if "\n" in name or "\r" in name:
         name = name.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     if "\\" in name:
