@@ -63,15 +63,15 @@ class _Server:
         """Return the command line that starts the server on self.port."""
         raise NotImplementedError
 
-    def start(self) -> "_Server":
-        """Start the server and wait until it answers; retry on a port taken in the meantime."""
+    def start(self, port: int | None = None) -> "_Server":
+        """Start the server (on `port`, or a free one) and wait until it answers; retry on a port taken."""
         binary = shutil.which(self.binary)
         if binary is None:
             raise MissingBinary(f"`{self.binary}` is not installed (Debian package {self.package}): "
                                 f"run `make setup-test`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
-            self.port = free_port()
+            self.port = port if port and attempt == 0 else free_port()
             self.url = self.base_url = f"http://{LOOPBACK}:{self.port}"
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(self.command(binary), stdin=subprocess.DEVNULL,

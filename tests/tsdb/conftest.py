@@ -106,3 +106,11 @@ def faulty_proxy(influxdb_server):
     proxy = FaultyProxy(influxdb_server.base_url)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture
+def faulty_proxy_for_vm(victoriametrics_server):
+    """A FaultyProxy in front of the session's real VictoriaMetrics: (proxy, server)."""
+    proxy = FaultyProxy(victoriametrics_server.base_url)
+    yield proxy, victoriametrics_server
+    proxy.close()

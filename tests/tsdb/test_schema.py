@@ -1,0 +1,34 @@
+"""The schema is the contract: docs/metrics.md is generated from it and names follow the unit convention."""
+
+from pathlib import Path
+
+from tsdb import schema
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+UNITLESS = {"state_code", "state_reason_code", "stats_partial", "vcpus", "vcpus_max", "up", "hung", "probe_ok",
+            "pid", "threads", "open_fds", "max_fds", "workers_min", "workers_max", "workers_current",
+            "workers_free", "workers_priority", "job_queue_depth", "clients", "clients_max", "load1", "load5",
+            "load15", "cpus", "domains_running", "domains_defined", "message", "count"}
+UNIT_SUFFIXES = ("_bytes", "_seconds", "_ms", "_percent", "_total", "_per_second")
+
+
+def test_docs_metrics_md_is_generated_from_the_schema():
+    assert DOC.read_text() == schema.render_metrics_doc(), "run: python -m tsdb.schema > docs/metrics.md"
+
+
+def test_every_field_names_its_unit_or_is_a_known_count_or_flag():
+    for measurement in schema.MEASUREMENTS.values():
+        for field in measurement.fields:
+            assert field.type in schema.FIELD_TYPES
+            assert field.name in UNITLESS or field.name.endswith(UNIT_SUFFIXES), f"{measurement.name}.{field.name}"
+
+
+def test_every_measurement_is_tagged_by_host_and_names_are_unique():
+    for measurement in schema.MEASUREMENTS.values():
+        assert measurement.tags[0].name == "host"
+        names = [f.name for f in measurement.fields] + [t.name for t in measurement.tags]
+        assert len(names) == len(set(names))
+
+
+def test_event_kinds_have_a_known_severity():
+    assert {k.severity for k in schema.EVENT_KINDS.values()} <= set(schema.SEVERITIES)
