@@ -59,7 +59,7 @@ def normalize_where(where: Where | None) -> tuple[tuple[str, tuple[str, ...]], .
             raise QueryError(f"tag filter key {tag!r}: must be a non-empty string")
         if isinstance(values, str):
             values = (values,)
-        values = tuple(values)
+        values = tuple(values) if isinstance(values, (list, tuple, set, frozenset)) else (values,)
         if not values or not all(isinstance(v, str) for v in values):
             raise QueryError(f"tag filter {tag} = {values!r}: expected a string or a non-empty list of strings")
         pairs.append((clean_name(tag), tuple(dict.fromkeys(clean_name(v) for v in values))))

@@ -13,7 +13,7 @@ from tsdb import open_store
 
 
 @pytest.fixture
-def influx_store(influxdb_database):
+def influxdb_store(influxdb_database):
     """An InfluxStore on a fresh database of the session's real InfluxDB 1.6."""
     server, database = influxdb_database
     store = open_store(f"influxdb://127.0.0.1:{server.port}/{database}")
