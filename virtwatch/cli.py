@@ -43,7 +43,72 @@ def run_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the agent's arguments: flags override the config file."""
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (defaults apply without one)")
+    parser.add_argument("--once", action="store_true", help="collect once, write, and exit")
+    parser.add_argument("--libvirt-uri", help="libvirt URI to watch (overrides [agent] libvirt_uri)")
+    parser.add_argument("--store", metavar="URL", help="store URL (overrides [store] url)")
+    parser.add_argument("--host-name", help="host tag of every point (overrides [agent] host_name)")
+    parser.add_argument("--interval", type=float, metavar="SECONDS",
+                        help="seconds between collections (overrides [agent] interval_seconds)")
+
+
+def _load(args: argparse.Namespace):
+    """Return the config from --config, or the defaults (with secrets from the environment)."""
+    from virtwatch.config import config_from_dict
+
+    if args.config:
+        return load_config(args.config, os.environ)
+    return config_from_dict({}, os.environ)
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """Run the collector agent until SIGTERM/SIGINT, or once with --once."""
+    import signal
+    import threading
+
+    from collector.agent import Agent
+    from collector.libvirt_source import LibvirtSource
+    from tsdb import StoreError
+    from virtwatch.wiring import setup_logging, store_from_config
+
+    setup_logging()
+    try:
+        config = _load(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{args.config}: {problem}", file=sys.stderr)
+        return 2
+    if args.interval is not None and args.interval <= 0:
+        print(f"--interval {args.interval:g}: must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        store = store_from_config(config.store, args.store)
+    except StoreError as error:
+        print(f"store: {error}", file=sys.stderr)
+        return 2
+    agent_config = config.agent
+    source = LibvirtSource(args.libvirt_uri or agent_config.libvirt_uri, agent_config.probe_timeout_seconds,
+                           agent_config.keepalive_interval_seconds, agent_config.keepalive_count)
+    agent = Agent(store, source, args.host_name or agent_config.host_name,
+                  args.interval or agent_config.interval_seconds)
+    try:
+        if args.once:
+            return 0 if agent.collect_and_write() else 1
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        agent.run(stop)
+        return 0
+    finally:
+        source.close()
+        store.close()
+
+
 COMMANDS: list[Command] = [
+    Command("agent", "run the collector agent: libvirtd health, domains and host load into the store",
+            add_agent_arguments, run_agent),
     Command("check-config", "check a config file and list every problem in it",
             add_check_config_arguments, run_check_config),
 ]

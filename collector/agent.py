@@ -1,0 +1,115 @@
+"""The agent loop: every interval, probe libvirtd, read the domains and the host, and write the points."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from collector.domain_stats import domain_fields
+from collector.libvirt_source import CallTimedOut, DaemonUnreachable, LibvirtSource
+from collector.procfs import HostLoad
+from tsdb import Point, PointError, Store, StoreError
+from tsdb.schema import EVENT_KINDS
+
+log = logging.getLogger("virtwatch.agent")
+
+
+@dataclass
+class Agent:
+    """Collects one host's points every interval and writes them to a store."""
+
+    store: Store
+    source: LibvirtSource
+    host_name: str
+    interval_seconds: float = 10.0
+    host_load: HostLoad = field(default_factory=HostLoad)
+    clock: Callable[[], float] = time.time
+    daemon_state: str = "unknown"  # up, hung or down
+    state_since: float = 0.0
+    points_written_total: int = 0
+    _last_calls: tuple[float, int] | None = None
+
+    def _event(self, kind: str, message: str, now_ns: int, **fields) -> Point:
+        tags = {"host": self.host_name, "kind": kind, "severity": EVENT_KINDS[kind].severity}
+        return Point("event", tags, {"message": message, "count": 1, **fields}, now_ns)
+
+    def _transition(self, state: str, reason: str, now: float, now_ns: int) -> list[Point]:
+        """Return the events of moving the daemon to `state` (none when it stays where it is)."""
+        previous, self.daemon_state = self.daemon_state, state
+        if state == previous:
+            return []
+        lasted = now - self.state_since
+        self.state_since = now
+        level = logging.INFO if state == "up" else logging.ERROR
+        if previous == "unknown":
+            log.log(level, "libvirtd is %s: %s", state, reason)
+        else:
+            log.log(level, "libvirtd %s -> %s after %.1f s: %s", previous, state, lasted, reason)
+        events = []
+        if previous == "hung":
+            events.append(self._event("hang_end", f"libvirtd answers again after {lasted:.1f} s hung", now_ns,
+                                      duration_seconds=lasted))
+        if previous == "down" and state == "up":
+            events.append(self._event("daemon_up", f"libvirtd reachable again after {lasted:.1f} s down", now_ns,
+                                      duration_seconds=lasted))
+        if state == "hung":
+            events.append(self._event("hang_start", f"libvirtd hung: {reason}", now_ns))
+        if state == "down":
+            events.append(self._event("daemon_down", f"libvirtd down: {reason}", now_ns))
+        return events
+
+    def collect(self) -> list[Point]:
+        """Return one interval's points: libvirtd health, domains, host load, daemon events, the agent itself."""
+        started = time.perf_counter()
+        now = self.clock()
+        now_ns = int(now * 1e9)
+        host = {"host": self.host_name}
+        points: list[Point] = []
+        daemon = {"up": 0, "hung": 0, "probe_ok": 0}
+        host_fields = self.host_load.read()
+        try:
+            daemon["probe_latency_ms"] = self.source.probe_ms()
+            daemon.update(up=1, probe_ok=1)
+            points += self._transition("up", "probe answered", now, now_ns)
+            for name, record in self.source.domain_stats():
+                points.append(Point("domain", {"host": self.host_name, "domain": name}, domain_fields(record), now_ns))
+            running, defined = self.source.domain_counts()
+            host_fields.update(domains_running=running, domains_defined=defined)
+        except CallTimedOut as error:
+            daemon.update(up=1, hung=1)
+            points += self._transition("hung", str(error), now, now_ns)
+        except DaemonUnreachable as error:
+            points += self._transition("down", str(error), now, now_ns)
+        calls = self.source.calls_total
+        if self._last_calls is not None and now > self._last_calls[0]:
+            host_fields["libvirt_calls_per_second"] = (calls - self._last_calls[1]) / (now - self._last_calls[0])
+        self._last_calls = (now, calls)
+        points.append(Point("libvirtd", dict(host), daemon, now_ns))
+        points.append(Point("host", dict(host), host_fields, now_ns))
+        points.append(Point("collector", dict(host), {
+            "scrape_duration_ms": (time.perf_counter() - started) * 1000.0,
+            "points_written_total": self.points_written_total}, now_ns))
+        return points
+
+    def collect_and_write(self) -> bool:
+        """Collect once and write; return False (and log why) when the store did not take the points."""
+        points = self.collect()
+        try:
+            self.points_written_total += self.store.write(points)
+            return True
+        except (StoreError, PointError) as error:
+            log.error("writing %d points to %s failed: %s", len(points), self.store.display_url, error)
+            return False
+
+    def run(self, stop: threading.Event) -> None:
+        """Collect and write every interval until `stop` is set."""
+        log.info("agent for host %r: %s every %g s into %s", self.host_name, self.source.uri,
+                 self.interval_seconds, self.store.display_url)
+        while not stop.is_set():
+            began = time.monotonic()
+            self.collect_and_write()
+            stop.wait(max(0.0, self.interval_seconds - (time.monotonic() - began)))
+        log.info("agent stopping")

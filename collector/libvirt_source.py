@@ -1,0 +1,131 @@
+"""The agent's connection to libvirt: the only module that imports `libvirt`.
+
+Every call runs on the connection's own worker thread under a deadline, so a hung daemon never hangs the
+agent: a call past its deadline raises CallTimedOut, the connection is abandoned (its stuck thread is left
+to the client keepalive) and the next call opens a fresh one. Remote connections get an event loop and
+client keepalive, so a dead peer is noticed in keepalive_interval*(keepalive_count+1) seconds
+(libvirt src/rpc/virkeepalive.c).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from typing import Any, Callable
+
+import libvirt
+
+log = logging.getLogger(__name__)
+
+STATS_NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+STATS_STATE = libvirt.VIR_DOMAIN_STATS_STATE
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+class DaemonUnreachable(Exception):
+    """libvirt could not be reached, or the connection closed under the call."""
+
+
+class CallTimedOut(Exception):
+    """A libvirt call did not return within its deadline: the daemon is hung or saturated."""
+
+
+def _start_event_loop() -> None:
+    """Register libvirt's default event loop once per process and run it on a daemon thread."""
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.registerErrorHandler(lambda _ctx, _error: None, None)  # errors come back as exceptions
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-event-loop", daemon=True).start()
+        _event_loop_started = True
+
+
+class LibvirtSource:
+    """One libvirt URI, every call under a deadline, reconnecting after any failure."""
+
+    def __init__(self, uri: str, call_timeout_seconds: float = 5.0, keepalive_interval_seconds: int = 5,
+                 keepalive_count: int = 5):
+        self.uri = uri
+        self.call_timeout_seconds = call_timeout_seconds
+        self.keepalive = (keepalive_interval_seconds, keepalive_count)
+        self.calls_total = 0
+        self._conn: Any = None
+        self._worker: ThreadPoolExecutor | None = None
+        _start_event_loop()
+
+    def _open(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtwatch-libvirt")
+        try:
+            self._conn = self._worker.submit(libvirt.open, self.uri).result(self.call_timeout_seconds)
+        except FutureTimeout:
+            self._abandon()
+            raise CallTimedOut(f"opening {self.uri} took longer than {self.call_timeout_seconds:g} s") from None
+        except libvirt.libvirtError as error:
+            self._abandon()
+            raise DaemonUnreachable(f"cannot connect to {self.uri}: {error.get_error_message()}") from None
+        try:
+            self._conn.setKeepAlive(*self.keepalive)
+        except libvirt.libvirtError:
+            pass  # in-process drivers (test:///, qemu:///embed) have no RPC to keep alive
+
+    def _abandon(self) -> None:
+        """Drop the connection and its worker without waiting: the worker may be stuck in a call."""
+        conn, worker = self._conn, self._worker
+        self._conn, self._worker = None, None
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)
+            if conn is not None:
+                threading.Thread(target=_close_quietly, args=(conn,), daemon=True).start()
+
+    def call(self, what: str, function: Callable[[Any], Any]) -> Any:
+        """Run function(connection) on the worker under the deadline; raise CallTimedOut or DaemonUnreachable."""
+        if self._conn is None:
+            self._open()
+        self.calls_total += 1
+        future = self._worker.submit(function, self._conn)
+        try:
+            return future.result(self.call_timeout_seconds)
+        except FutureTimeout:
+            self._abandon()
+            raise CallTimedOut(f"{what} on {self.uri} took longer than {self.call_timeout_seconds:g} s") from None
+        except libvirt.libvirtError as error:
+            self._abandon()
+            raise DaemonUnreachable(f"{what} on {self.uri} failed: {error.get_error_message()}") from None
+
+    def probe_ms(self) -> float:
+        """Time a real stats call (state only, NOWAIT) and return its latency in ms."""
+        started = time.perf_counter()
+        self.call("stats probe", lambda conn: conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT))
+        return (time.perf_counter() - started) * 1000.0
+
+    def domain_stats(self) -> list[tuple[str, dict]]:
+        """Return (name, stats record) of every domain from ONE bulk call with NOWAIT."""
+        return self.call("getAllDomainStats", lambda conn: [
+            (domain.name(), record) for domain, record in conn.getAllDomainStats(0, STATS_NOWAIT)])
+
+    def domain_counts(self) -> tuple[int, int]:
+        """Return (running, defined) domain counts."""
+        return self.call("domain counts", lambda conn: (
+            conn.numOfDomains(), conn.numOfDomains() + conn.numOfDefinedDomains()))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._abandon()
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
