@@ -138,6 +138,10 @@ class InfluxDBServer(_Server):
     ready_path = "/ping"
     ready_status = 204
 
+    def __init__(self, data_dir: str | Path, max_row_limit: int = 0):
+        super().__init__(data_dir)
+        self.max_row_limit = max_row_limit
+
     def command(self, binary: str) -> list[str]:
         config = self.data_dir / "influxdb.conf"
         config.write_text(self._config(rpc_port=free_port()))
@@ -164,6 +168,7 @@ bind-address = "{LOOPBACK}:{rpc_port}"
 [http]
   bind-address = "{LOOPBACK}:{self.port}"
   log-enabled = false
+  max-row-limit = {self.max_row_limit}
 
 [logging]
   suppress-logo = true

@@ -121,3 +121,16 @@ def test_a_store_that_disappears_is_unavailable_and_writes_work_again_when_it_re
         assert sorted(store.tag_values("host", "host")) == ["hv1", "hv2"]
     finally:
         server.stop()
+
+
+def test_an_answer_the_server_cuts_short_is_read_again_in_chunks(tmp_path):
+    server = InfluxDBServer(tmp_path, max_row_limit=100).start()
+    try:
+        store = store_via(server.port, "limited")
+        store.write(points(1000))
+        frame = store.query("host", ["load1"], T0, T0 + 2000 * 10**9)
+        assert len(frame) == 1000
+        assert frame["load1"].tolist() == [float(i) for i in range(1000)]
+        store.close()
+    finally:
+        server.stop()
