@@ -1,8 +1,9 @@
 """The frames every backend returns, built one way so that InfluxDB and DuckDB answers compare equal.
 
-Columns: `time` (datetime64[ns, UTC]), then the group-by tags (strings, "" where a series lacks the tag),
-then the fields in the order asked. Numeric fields are float64 (NaN where missing; integers above 2**53
-lose precision), string and boolean fields are objects (None where missing). Rows are sorted by the
+Columns: `time` (datetime64[ns, UTC]), then the group-by tags (pandas' `str` dtype, "" where a series
+lacks the tag), then the fields in the order asked. Numeric fields are float64 (NaN where missing;
+integers above 2**53 lose precision), string fields pandas' `str` dtype (NaN where missing), boolean
+fields objects (None where missing). Rows are sorted by the
 group-by tags, then time, then the field values.
 """
 
