@@ -30,7 +30,10 @@ class Agent:
     daemon_state: str = "unknown"  # up, hung or down
     state_since: float = 0.0
     points_written_total: int = 0
+    summary_every_seconds: float = 60.0
     _last_calls: tuple[float, int] | None = None
+    _summary: dict = field(default_factory=lambda: {"since": time.monotonic(), "collections": 0, "points": 0,
+                                                     "failed": 0, "probe_ms": []})
 
     def _event(self, kind: str, message: str, now_ns: int, **fields) -> Point:
         tags = {"host": self.host_name, "kind": kind, "severity": EVENT_KINDS[kind].severity}
@@ -98,16 +101,36 @@ class Agent:
         """Collect once and write; return False (and log why) when the store did not take the points."""
         points = self.collect()
         try:
-            self.points_written_total += self.store.write(points)
-            return True
+            written = self.store.write(points)
+            self.points_written_total += written
+            ok = True
         except (StoreError, PointError) as error:
             log.error("writing %d points to %s failed: %s", len(points), self.store.display_url, error)
-            return False
+            written, ok = 0, False
+        self._summarize(points, written, ok)
+        return ok
+
+    def _summarize(self, points: list[Point], written: int, ok: bool) -> None:
+        """Log one line a minute: collections, points written, failures, daemon state and probe latency."""
+        summary = self._summary
+        summary["collections"] += 1
+        summary["points"] += written
+        summary["failed"] += not ok
+        summary["probe_ms"] += [p.fields["probe_latency_ms"] for p in points
+                                if p.measurement == "libvirtd" and "probe_latency_ms" in p.fields]
+        if time.monotonic() - summary["since"] < self.summary_every_seconds:
+            return
+        probes = sorted(summary["probe_ms"])
+        probe = f"probe median {probes[len(probes) // 2]:.1f} ms" if probes else "no probe answered"
+        log.info("last %.0f s: %d collections, %d points written, %d failed writes; libvirtd %s, %s",
+                 time.monotonic() - summary["since"], summary["collections"], summary["points"], summary["failed"],
+                 self.daemon_state, probe)
+        summary.update(since=time.monotonic(), collections=0, points=0, failed=0, probe_ms=[])
 
     def run(self, stop: threading.Event) -> None:
         """Collect and write every interval until `stop` is set."""
-        log.info("agent for host %r: %s every %g s into %s", self.host_name, self.source.uri,
-                 self.interval_seconds, self.store.display_url)
+        log.info("agent for host %r: %s every %g s into %s (SIGTERM or Ctrl-C stops)", self.host_name,
+                 self.source.uri, self.interval_seconds, self.store.display_url)
         while not stop.is_set():
             began = time.monotonic()
             self.collect_and_write()
