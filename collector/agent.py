@@ -64,6 +64,24 @@ class Agent:
             events.append(self._event("daemon_down", f"libvirtd down: {reason}", now_ns))
         return events
 
+    def _domain_events(self) -> list[Point]:
+        """Return event points for the domain failures libvirt reported since the last collection."""
+        points = []
+        for event in self.source.take_events():
+            log.warning("%s", event.message)
+            tags = {"host": self.host_name, "kind": event.kind, "severity": EVENT_KINDS[event.kind].severity,
+                    "domain": event.domain}
+            points.append(Point("event", tags, {"message": event.message, "count": 1}, event.time_ns))
+        return points
+
+    def _closed_by_keepalive(self, now_ns: int) -> list[Point]:
+        """Return a keepalive_timeout event when libvirt closed the connection for missed keepalives."""
+        if self.source.take_close_reason() != "keepalive":
+            return []
+        interval, count = self.source.keepalive
+        return [self._event("keepalive_timeout", f"libvirt closed the connection to {self.source.uri}: no "
+                            f"keepalive answer for {interval * (count + 1)} s", now_ns)]
+
     def collect(self) -> list[Point]:
         """Return one interval's points: libvirtd health, domains, host load, daemon events, the agent itself."""
         started = time.perf_counter()
@@ -73,6 +91,7 @@ class Agent:
         points: list[Point] = []
         daemon = {"up": 0, "hung": 0, "probe_ok": 0}
         host_fields = self.host_load.read()
+        points += self._domain_events()
         try:
             daemon["probe_latency_ms"] = self.source.probe_ms()
             daemon.update(up=1, probe_ok=1)
@@ -85,7 +104,9 @@ class Agent:
             daemon.update(up=1, hung=1)
             points += self._transition("hung", str(error), now, now_ns)
         except DaemonUnreachable as error:
+            points += self._closed_by_keepalive(now_ns)
             points += self._transition("down", str(error), now, now_ns)
+        points += self._domain_events()  # events that arrived during this collection's calls
         calls = self.source.calls_total
         if self._last_calls is not None and now > self._last_calls[0]:
             host_fields["libvirt_calls_per_second"] = (calls - self._last_calls[1]) / (now - self._last_calls[0])

@@ -9,6 +9,7 @@ client keepalive, so a dead peer is noticed in keepalive_interval*(keepalive_cou
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -16,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 import libvirt
+
+from collector.domain_events import CLOSE_REASONS, DomainEvent, io_error_event, lifecycle_event, watchdog_event
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ class LibvirtSource:
         self.calls_total = 0
         self._conn: Any = None
         self._worker: ThreadPoolExecutor | None = None
+        self._events: collections.deque[DomainEvent] = collections.deque(maxlen=10_000)
+        #: why libvirt closed the last connection (eof, keepalive, error, client), until taken
+        self._close_reason: str | None = None
         _start_event_loop()
 
     def _open(self) -> None:
@@ -78,6 +84,49 @@ class LibvirtSource:
             self._conn.setKeepAlive(*self.keepalive)
         except libvirt.libvirtError:
             pass  # in-process drivers (test:///, qemu:///embed) have no RPC to keep alive
+        try:
+            self._worker.submit(self._register_callbacks, self._conn).result(self.call_timeout_seconds)
+        except FutureTimeout:
+            self._abandon()
+            raise CallTimedOut(f"registering event callbacks on {self.uri} took longer than "
+                               f"{self.call_timeout_seconds:g} s") from None
+        except libvirt.libvirtError as error:
+            log.warning("no domain events from %s: %s", self.uri, error.get_error_message())
+
+    def _register_callbacks(self, conn: Any) -> None:
+        """Subscribe to lifecycle, I/O error and watchdog events and to the connection's close."""
+        now = time.time_ns
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lambda _c, dom, event, detail, _o: (
+            self._queue(lifecycle_event(dom.name(), event, detail, now()))), None)
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
+                                    lambda _c, dom, _src, dev, action, reason, _o: self._queue(
+                                        io_error_event(dom.name(), dev, action, reason, now())), None)
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_WATCHDOG, lambda _c, dom, action, _o: (
+            self._queue(watchdog_event(dom.name(), action, now()))), None)
+
+        def closed(_conn: Any, reason: int, _opaque: Any) -> None:
+            self._close_reason = CLOSE_REASONS.get(reason, str(reason))
+
+        try:
+            conn.registerCloseCallback(closed, None)
+        except libvirt.libvirtError:
+            pass  # in-process drivers never close under us
+
+    def _queue(self, event: DomainEvent | None) -> None:
+        if event is not None:
+            self._events.append(event)
+
+    def take_events(self) -> list[DomainEvent]:
+        """Return and forget the domain events received since the last call."""
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
+        return events
+
+    def take_close_reason(self) -> str | None:
+        """Return and forget why libvirt closed the connection (eof, keepalive, error, client), if it did."""
+        reason, self._close_reason = self._close_reason, None
+        return reason
 
     def _abandon(self) -> None:
         """Drop the connection and its worker without waiting: the worker may be stuck in a call."""
