@@ -30,10 +30,14 @@ class Agent:
     daemon_state: str = "unknown"  # up, hung or down
     state_since: float = 0.0
     points_written_total: int = 0
+    metadata_tags: dict[str, str] = field(default_factory=dict)
     summary_every_seconds: float = 60.0
     _last_calls: tuple[float, int] | None = None
     _summary: dict = field(default_factory=lambda: {"since": time.monotonic(), "collections": 0, "points": 0,
                                                      "failed": 0, "probe_ms": []})
+
+    def __post_init__(self) -> None:
+        self._metadata = MetadataTags(self.metadata_tags, self.source.domain_metadata)
 
     def _event(self, kind: str, message: str, now_ns: int, **fields) -> Point:
         tags = {"host": self.host_name, "kind": kind, "severity": EVENT_KINDS[kind].severity}
@@ -96,8 +100,11 @@ class Agent:
             daemon["probe_latency_ms"] = self.source.probe_ms()
             daemon.update(up=1, probe_ok=1)
             points += self._transition("up", "probe answered", now, now_ns)
-            for name, record in self.source.domain_stats():
-                points.append(Point("domain", {"host": self.host_name, "domain": name}, domain_fields(record), now_ns))
+            domains = self.source.domain_stats()
+            for name, record in domains:
+                tags = {**self._metadata.tags(name), "host": self.host_name, "domain": name}
+                points.append(Point("domain", tags, domain_fields(record), now_ns))
+            self._metadata.forget_except({name for name, _ in domains})
             running, defined = self.source.domain_counts()
             host_fields.update(domains_running=running, domains_defined=defined)
         except CallTimedOut as error:

@@ -163,6 +163,17 @@ class LibvirtSource:
         return self.call("getAllDomainStats", lambda conn: [
             (domain.name(), record) for domain, record in conn.getAllDomainStats(0, STATS_NOWAIT)])
 
+    def domain_metadata(self, name: str, namespace: str) -> str | None:
+        """Return the XML of a domain's metadata element in `namespace`, or None when it has none."""
+        def read(conn: Any) -> str | None:
+            try:
+                return conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
+                    return None
+                raise
+        return self.call("domain metadata", read)
+
     def domain_counts(self) -> tuple[int, int]:
         """Return (running, defined) domain counts."""
         return self.call("domain counts", lambda conn: (

@@ -92,7 +92,7 @@ def run_agent(args: argparse.Namespace) -> int:
     source = LibvirtSource(args.libvirt_uri or agent_config.libvirt_uri, agent_config.probe_timeout_seconds,
                            agent_config.keepalive_interval_seconds, agent_config.keepalive_count)
     agent = Agent(store, source, args.host_name or agent_config.host_name,
-                  args.interval or agent_config.interval_seconds)
+                  args.interval or agent_config.interval_seconds, metadata_tags=agent_config.metadata_tags)
     try:
         if args.once:
             return 0 if agent.collect_and_write() else 1

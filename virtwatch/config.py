@@ -187,6 +187,17 @@ def _receiver_type(value: str) -> str | None:
     return None if value in RECEIVER_TYPES else f"must be one of {', '.join(RECEIVER_TYPES)}"
 
 
+def _metadata_tags(value: dict) -> str | None:
+    """Check [agent.metadata_tags]: tag name -> "NAMESPACE-URI PATH/TO/ELEMENT"."""
+    for tag, spec in value.items():
+        if tag in ("host", "domain", "time") or not tag:
+            return f"tag {tag!r}: host, domain and time are taken"
+        if not isinstance(spec, str) or len(spec.split()) != 2 or "://" not in spec.split()[0]:
+            return (f"tag {tag!r}: expected \"NAMESPACE-URI PATH\", e.g. "
+                    "\"http://openstack.org/xmlns/libvirt/nova/1.1 owner/project\"")
+    return None
+
+
 def _key(default: Any = MISSING, *, kind: type, check: Callable[[Any], str | None] | None = None,
          factory: Callable[[], Any] | Any = MISSING) -> Any:
     """Declare a config key: a dataclass field whose metadata says its TOML type and check."""
@@ -232,6 +243,7 @@ class AgentConfig:
     spool_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "spool")
     spool_max_bytes: int = _key(256 * MIB, kind=int, check=_positive)
     metrics_listen: str | None = _key(None, kind=str, check=_listen)
+    metadata_tags: dict = _key(kind=dict, check=_metadata_tags, factory=dict)
     __repr__ = _redacted_repr
 
 
@@ -287,7 +299,8 @@ SECTION_ENV = {
     "dashboard": {"basic_auth_password": "VIRTWATCH_DASHBOARD_BASIC_AUTH_PASSWORD"},
 }
 RECEIVER_KEYS_BY_TYPE = {"secret": ("webhook",), "routing_key": ("pagerduty",)}
-_EXPECTED = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", Path: "a path string"}
+_EXPECTED = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", Path: "a path string",
+             dict: "a table"}
 _BAD = object()
 
 

@@ -40,3 +40,17 @@ def test_an_unreachable_daemon_is_reported_down_with_an_event_and_host_load_keep
     assert events["kind"].tolist() == ["daemon_down"]
     assert "no-daemon-here.sock" in events["message"].iloc[0]
     assert not store.latest("host", ["load1"], 0).empty
+
+
+def test_configured_metadata_becomes_tags_on_the_domain_points(store):
+    import libvirt
+
+    nova = "http://openstack.org/xmlns/libvirt/nova/1.1"
+    source = LibvirtSource("test:///default")
+    source.call("set metadata", lambda conn: conn.lookupByName("test").setMetadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT, '<instance><owner><project>ops, "blue"</project></owner></instance>',
+        "nova", nova, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+    agent = Agent(store, source, "hv1", metadata_tags={"nova_project": f"{nova} owner/project"})
+    assert agent.collect_and_write()
+    frame = store.latest("domain", ["state_code"], 0, group_by=["domain", "nova_project"])
+    assert frame[["domain", "nova_project"]].values.tolist() == [["test", 'ops, "blue"']]
