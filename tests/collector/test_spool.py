@@ -388,15 +388,13 @@ def test_puts_during_a_replay_lose_nothing_and_replay_nothing_twice(tmp_path):
         assert spool.size_bytes == 0
 
 
-def test_put_and_replay_of_ten_thousand_points_are_fast(tmp_path):
+def test_ten_thousand_points_in_one_put_replay_whole_and_in_order(tmp_path):
+    """Speed is measured in benchmarks/, never asserted here: this checks a large batch stays exact."""
     batch = [Point("domain", {"host": "hv1", "domain": f"vm-{k % 100}", "uuid": f"{k:032x}"},
                    {"cpu_time_ns": k * 1000, "cpu_percent": k / 7, "state": "running", "up": True},
                    1_700_000_000_000_000_000 + k) for k in range(10_000)]
+    collector = Collector()
     with Spool(tmp_path, 64 * MIB) as spool:
-        start = time.perf_counter()
         spool.put(batch)
-        put_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        assert spool.replay(Collector()) == 10_000
-        replay_seconds = time.perf_counter() - start
-    assert put_seconds < 2 and replay_seconds < 2, (put_seconds, replay_seconds)
+        assert spool.replay(collector) == 10_000
+    assert collector.points == batch
