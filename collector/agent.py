@@ -8,10 +8,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from collector.domain_metadata import MetadataTags
 from collector.domain_stats import domain_fields
 from collector.libvirt_source import CallTimedOut, DaemonUnreachable, LibvirtSource
 from collector.procfs import HostLoad
-from tsdb import Point, PointError, Store, StoreError
+from collector.spool import Spool
+from tsdb import Point, PointError, Store, StoreRejected, StoreUnavailable
 from tsdb.schema import EVENT_KINDS
 
 log = logging.getLogger("virtwatch.agent")
@@ -30,6 +32,10 @@ class Agent:
     daemon_state: str = "unknown"  # up, hung or down
     state_since: float = 0.0
     points_written_total: int = 0
+    points_rejected_total: int = 0
+    spool: Spool | None = None
+    #: most spooled segments replayed per interval, so a long backlog never delays a collection for long
+    replay_segments_per_interval: int = 50
     metadata_tags: dict[str, str] = field(default_factory=dict)
     summary_every_seconds: float = 60.0
     _last_calls: tuple[float, int] | None = None
@@ -120,23 +126,57 @@ class Agent:
         self._last_calls = (now, calls)
         points.append(Point("libvirtd", dict(host), daemon, now_ns))
         points.append(Point("host", dict(host), host_fields, now_ns))
-        points.append(Point("collector", dict(host), {
-            "scrape_duration_ms": (time.perf_counter() - started) * 1000.0,
-            "points_written_total": self.points_written_total}, now_ns))
+        agent = {"scrape_duration_ms": (time.perf_counter() - started) * 1000.0,
+                 "points_written_total": self.points_written_total,
+                 "points_dropped_total": self.points_rejected_total}
+        if self.spool is not None:
+            agent.update(points_spooled_total=self.spool.spooled_total,
+                         points_replayed_total=self.spool.replayed_total,
+                         points_dropped_total=self.points_rejected_total + self.spool.dropped_total,
+                         spool_bytes=self.spool.size_bytes)
+        points.append(Point("collector", dict(host), agent, now_ns))
         return points
 
     def collect_and_write(self) -> bool:
-        """Collect once and write; return False (and log why) when the store did not take the points."""
+        """Collect once and ship: spooled points first, in order; False when this collection was spooled."""
         points = self.collect()
-        try:
-            written = self.store.write(points)
-            self.points_written_total += written
-            ok = True
-        except (StoreError, PointError) as error:
-            log.error("writing %d points to %s failed: %s", len(points), self.store.display_url, error)
-            written, ok = 0, False
+        written, ok = self.ship(points)
         self._summarize(points, written, ok)
         return ok
+
+    def ship(self, points: list[Point]) -> tuple[int, bool]:
+        """Write points after any spooled backlog; spool them when the store is unavailable."""
+        try:
+            if self.spool is not None and self.spool.pending_segments:
+                replayed = self.spool.replay(self._write_or_reject, self.replay_segments_per_interval)
+                if replayed:
+                    log.info("replayed %d spooled points into %s (%d still spooled)", replayed,
+                             self.store.display_url, self.spool.pending_points)
+                if self.spool.pending_segments:  # keep the order: new points queue behind the backlog
+                    raise StoreUnavailable("spooled points are still being replayed")
+            return self._write_or_reject(points), True
+        except StoreUnavailable as error:
+            if self.spool is None:
+                log.error("writing %d points to %s failed, and there is no spool: they are lost: %s",
+                          len(points), self.store.display_url, error)
+                self.points_rejected_total += len(points)
+                return 0, False
+            dropped = self.spool.put(points)
+            log.warning("store unavailable, %d points spooled (%d spooled in all, %d bytes)%s: %s", len(points),
+                        self.spool.pending_points, self.spool.size_bytes,
+                        f"; spool full, {dropped} oldest points dropped" if dropped else "", error)
+            return 0, False
+
+    def _write_or_reject(self, points: list[Point]) -> int:
+        """Write points; points the store refuses (4xx) or that cannot be stored are counted and logged, not kept."""
+        try:
+            written = self.store.write(points)
+        except (StoreRejected, PointError) as error:
+            self.points_rejected_total += len(points)
+            log.error("the store refused %d points (not retried): %s", len(points), error)
+            return 0
+        self.points_written_total += written
+        return written
 
     def _summarize(self, points: list[Point], written: int, ok: bool) -> None:
         """Log one line a minute: collections, points written, failures, daemon state and probe latency."""

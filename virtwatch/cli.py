@@ -70,6 +70,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
     from collector.agent import Agent
     from collector.libvirt_source import LibvirtSource
+    from collector.spool import Spool, SpoolBusy
     from tsdb import StoreError
     from virtwatch.wiring import setup_logging, store_from_config
 
@@ -89,10 +90,22 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"store: {error}", file=sys.stderr)
         return 2
     agent_config = config.agent
+    try:
+        spool = Spool(agent_config.spool_dir, agent_config.spool_max_bytes)
+    except SpoolBusy as error:
+        print(f"agent.spool_dir = {str(agent_config.spool_dir)!r}: {error} (is another agent running?)",
+              file=sys.stderr)
+        store.close()
+        return 2
+    except OSError as error:
+        print(f"agent.spool_dir = {str(agent_config.spool_dir)!r}: cannot use it: {error}", file=sys.stderr)
+        store.close()
+        return 2
     source = LibvirtSource(args.libvirt_uri or agent_config.libvirt_uri, agent_config.probe_timeout_seconds,
                            agent_config.keepalive_interval_seconds, agent_config.keepalive_count)
     agent = Agent(store, source, args.host_name or agent_config.host_name,
-                  args.interval or agent_config.interval_seconds, metadata_tags=agent_config.metadata_tags)
+                  args.interval or agent_config.interval_seconds, spool=spool,
+                  metadata_tags=agent_config.metadata_tags)
     try:
         if args.once:
             return 0 if agent.collect_and_write() else 1
@@ -103,6 +116,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return 0
     finally:
         source.close()
+        spool.close()
         store.close()
 
 

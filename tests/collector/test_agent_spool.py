@@ -1,0 +1,60 @@
+"""Losing the store loses nothing: the agent spools while a real InfluxDB is down and replays in order."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collector.agent import Agent
+from collector.libvirt_source import LibvirtSource
+from collector.spool import Spool
+from servers import InfluxDBServer
+from tsdb.influx import InfluxStore
+from tsdb.retry import Backoff
+from tsdb.urls import parse_store_url
+
+pytestmark = pytest.mark.influxdb
+
+
+def collector_times(store) -> list[int]:
+    frame = store.query("collector", ["scrape_duration_ms"], 0, 2**62)
+    return frame["time"].astype("int64").tolist()
+
+
+def test_points_collected_while_the_store_is_down_arrive_in_order_when_it_returns(tmp_path):
+    server = InfluxDBServer(tmp_path / "influxdb").start()
+    try:
+        store = InfluxStore(parse_store_url(f"influxdb://127.0.0.1:{server.port}/agent"),
+                            backoff=Backoff(max_retries=1, base_seconds=0.01), timeout_seconds=2)
+        clock = iter(range(1_700_000_000, 1_700_001_000, 10))
+        with Spool(tmp_path / "spool", 10 * 2**20) as spool:
+            agent = Agent(store, LibvirtSource("test:///default"), "hv1", spool=spool, clock=lambda: next(clock))
+            assert agent.collect_and_write()
+            server.stop()
+            assert not agent.collect_and_write()
+            assert not agent.collect_and_write()
+            assert spool.pending_segments == 2
+            server.start(port=server.port)
+            assert agent.collect_and_write()
+            assert spool.pending_segments == 0 and spool.replayed_total > 0
+            expected = [(1_700_000_000 + 10 * i) * 10**9 for i in range(4)]
+            assert collector_times(store) == expected
+            last = store.latest("collector", ["points_spooled_total", "points_replayed_total"], 0)
+            assert last["points_spooled_total"].iloc[0] == spool.spooled_total
+        store.close()
+    finally:
+        server.stop()
+
+
+def test_points_the_store_refuses_are_counted_not_spooled_forever(tmp_path, influxdb_database):
+    server, database = influxdb_database
+    store = InfluxStore(parse_store_url(f"influxdb://127.0.0.1:{server.port}/{database}"))
+    # load1 becomes a string field in this week's shard (InfluxDB keeps field types per shard)
+    server.write(database, f"host,host=hv1 load1=\"not a number\" {time.time_ns() - 10**9}\n")
+    with Spool(tmp_path / "spool", 2**20) as spool:
+        agent = Agent(store, LibvirtSource("test:///default"), "hv1", spool=spool)
+        assert agent.collect_and_write()
+        assert spool.pending_segments == 0
+        assert agent.points_rejected_total > 0
+    store.close()
