@@ -117,38 +117,57 @@ def test_a_field_type_conflict_with_a_stored_field_drops_that_point_and_stores_t
                      Point("m", {"host": "a"}, {"x": 3.0, "y": 1.0}, 30 * S),
                      Point("m", {"host": "b"}, {"n": 2.5, "y": 5.0}, 40 * S),  # float is not int: whole point
                      Point("other", {}, {"x": 4}, 50 * S)])
-    message = str(caught.value)
     assert caught.value.status == 400
-    assert 'field "x" on measurement "m" is type integer, already exists as type float' in message
-    assert "partial write" in message and "dropped=2" in message
+    assert caught.value.server_message == ('partial write: field type conflict: input field "x" on measurement "m" '
+                                           'is type integer, already exists as type float dropped=2')
+    assert "(2 points stored)" in str(caught.value)
     assert rows(store.query("m", ["x", "y", "n"], 0, 100 * S, group_by=["host"])) == [
         (10, "a", 1.0, None, 1.0), (30, "a", 3.0, 1.0, None)]
     assert rows(store.query("other", ["x"], 0, 100 * S)) == [(50, 4.0)]
 
 
-def test_a_type_conflict_inside_a_batch_into_a_new_shard_stores_nothing_of_that_shard(store):
-    # InfluxDB 1.x rejects all the batch's points of a shard (a week) that did not exist yet
-    with pytest.raises(StoreRejected, match='field type conflict: input field "x" on measurement "m"'):
-        store.write([Point("m", {}, {"x": 1.0}, 10 * S), Point("m", {}, {"x": 2}, 20 * S),
-                     Point("n", {}, {"y": 1.0}, 30 * S)])
-    assert store.query("m", ["x"], 0, 100 * S).empty
-    assert store.query("n", ["y"], 0, 100 * S).empty
-    # as in InfluxDB, the fields of the points before the conflict got their type, later ones did not
-    with pytest.raises(StoreRejected, match="partial write"):
-        store.write([Point("m", {}, {"x": 7}, 10 * S)])
-    assert store.write([Point("m", {}, {"x": 7.0}, 10 * S), Point("n", {}, {"y": 1}, 30 * S)]) == 2
-    # the shard exists now: a later conflict inside a batch drops only the later point
-    with pytest.raises(StoreRejected, match="partial write.*dropped=1"):
-        store.write([Point("m", {}, {"w": 1.0}, 40 * S), Point("m", {}, {"w": 2}, 50 * S)])
-    assert rows(store.query("m", ["x", "w"], 0, 100 * S)) == [(10, 7.0, None), (40, None, 1.0)]
+def test_inside_one_batch_the_first_type_written_wins_and_later_points_of_another_type_are_dropped(store):
+    with pytest.raises(StoreRejected) as caught:
+        store.write([Point("m", {}, {"x": 1.0}, 10 * S),
+                     Point("m", {}, {"x": 2, "y": 5.0}, 20 * S),   # dropped whole: y is not stored nor typed
+                     Point("n", {}, {"y": 1.0}, 30 * S),
+                     Point("m", {}, {"x": 3.0}, 40 * S)])
+    assert caught.value.server_message == ('partial write: field type conflict: input field "x" on measurement "m" '
+                                           'is type integer, already exists as type float dropped=1')
+    assert "(3 points stored)" in str(caught.value)
+    assert rows(store.query("m", ["x", "y"], 0, 100 * S)) == [(10, 1.0, None), (40, 3.0, None)]
+    assert rows(store.query("n", ["y"], 0, 100 * S)) == [(30, 1.0)]
+    # the types stay: x is a float of m, y a float of n; y of m is still free
+    with pytest.raises(StoreRejected, match="dropped=1"):
+        store.write([Point("m", {}, {"x": 7}, 50 * S)])
+    assert store.write([Point("m", {}, {"y": 7}, 60 * S), Point("n", {}, {"y": 2.0}, 60 * S)]) == 2
+    assert rows(store.query("m", ["x", "y"], 0, 100 * S)) == [(10, 1.0, None), (40, 3.0, None), (60, None, 7.0)]
 
 
-def test_a_type_conflict_inside_a_batch_into_an_existing_shard_drops_the_later_points(store):
+def test_a_point_dropped_for_a_conflict_inside_its_batch_loses_all_its_fields(store):
     store.write([Point("m", {}, {"a": 1.0}, 1 * S)])
     with pytest.raises(StoreRejected, match="partial write.*dropped=1"):
         store.write([Point("m", {}, {"x": 1}, 10 * S), Point("m", {}, {"x": 2.0, "a": 2.0}, 20 * S),
                      Point("m", {}, {"x": 3}, 30 * S)])
     assert rows(store.query("m", ["x", "a"], 0, 100 * S)) == [(1, None, 1.0), (10, 1.0, None), (30, 3.0, None)]
+
+
+def test_a_field_keeps_its_type_for_all_time_not_per_week_as_influxdb_shards_do(store):
+    store.write([Point("m", {}, {"x": 1.0}, 10 * S)])
+    month_later = (10 + 30 * 86400) * S  # another InfluxDB shard, where InfluxDB would take an int
+    with pytest.raises(StoreRejected, match='input field "x" on measurement "m" is type integer.*dropped=1'):
+        store.write([Point("m", {}, {"x": 2}, month_later)])
+    assert rows(store.query("m", ["x"], 0, month_later + S)) == [(10, 1.0)]
+
+
+def test_the_conflict_message_names_the_first_dropped_point_of_the_batch_and_counts_all(store):
+    store.write([Point("m", {}, {"x": 1.0}, 10 * S), Point("n", {}, {"y": 1}, 10 * S)])
+    with pytest.raises(StoreRejected) as caught:
+        store.write([Point("m", {}, {"x": 1.0}, 20 * S), Point("n", {}, {"y": "one"}, 20 * S),
+                     Point("m", {}, {"x": True}, 30 * S)])
+    assert caught.value.server_message == ('partial write: field type conflict: input field "y" on measurement "n" '
+                                           'is type string, already exists as type integer dropped=2')
+    assert rows(store.query("m", ["x"], 0, 100 * S)) == [(10, 1.0), (20, 1.0)]
 
 
 def test_a_bad_point_is_refused_and_nothing_of_its_batch_is_stored(store):
