@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from collector.daemon_health import DaemonHealth
 from collector.domain_metadata import MetadataTags
 from collector.domain_stats import domain_fields
 from collector.libvirt_source import CallTimedOut, DaemonUnreachable, LibvirtSource
@@ -34,6 +35,7 @@ class Agent:
     points_written_total: int = 0
     points_rejected_total: int = 0
     spool: Spool | None = None
+    daemon_health: DaemonHealth | None = None
     #: most spooled segments replayed per interval, so a long backlog never delays a collection for long
     replay_segments_per_interval: int = 50
     metadata_tags: dict[str, str] = field(default_factory=dict)
@@ -43,6 +45,7 @@ class Agent:
                                                      "failed": 0, "probe_ms": []})
 
     def __post_init__(self) -> None:
+        self._restarted: str | None = None
         self._metadata = MetadataTags(self.metadata_tags, self.source.domain_metadata)
 
     def _event(self, kind: str, message: str, now_ns: int, **fields) -> Point:
@@ -73,6 +76,16 @@ class Agent:
         if state == "down":
             events.append(self._event("daemon_down", f"libvirtd down: {reason}", now_ns))
         return events
+
+    def _daemon_reading(self, daemon: dict):
+        """Add the daemon's process and worker-pool figures to `daemon`; remember a restart."""
+        if self.daemon_health is None:
+            return None
+        reading = self.daemon_health.read()
+        daemon.update(reading.fields)
+        if reading.restarted:
+            self._restarted = reading.restarted
+        return reading
 
     def _domain_events(self) -> list[Point]:
         """Return event points for the domain failures libvirt reported since the last collection."""
@@ -115,11 +128,20 @@ class Agent:
             host_fields.update(domains_running=running, domains_defined=defined)
         except CallTimedOut as error:
             daemon.update(up=1, hung=1)
-            points += self._transition("hung", str(error), now, now_ns)
+            hung = str(error)
+            reading = self._daemon_reading(daemon)
+            if reading is not None and reading.state == "T":
+                hung += f"; the libvirtd process (pid {reading.fields.get('pid')}) is stopped (state T)"
+            points += self._transition("hung", hung, now, now_ns)
         except DaemonUnreachable as error:
             points += self._closed_by_keepalive(now_ns)
             points += self._transition("down", str(error), now, now_ns)
         points += self._domain_events()  # events that arrived during this collection's calls
+        if daemon["hung"] == 0:
+            self._daemon_reading(daemon)
+        if self._restarted:
+            points.append(self._event("restart", f"libvirtd restarted: {self._restarted}", now_ns))
+            self._restarted = None
         calls = self.source.calls_total
         if self._last_calls is not None and now > self._last_calls[0]:
             host_fields["libvirt_calls_per_second"] = (calls - self._last_calls[1]) / (now - self._last_calls[0])

@@ -69,6 +69,7 @@ def run_agent(args: argparse.Namespace) -> int:
     import threading
 
     from collector.agent import Agent
+    from collector.daemon_health import DaemonHealth, default_admin_uri, runs_through_daemon
     from collector.libvirt_source import LibvirtSource
     from collector.spool import Spool, SpoolBusy
     from tsdb import StoreError
@@ -101,10 +102,14 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"agent.spool_dir = {str(agent_config.spool_dir)!r}: cannot use it: {error}", file=sys.stderr)
         store.close()
         return 2
-    source = LibvirtSource(args.libvirt_uri or agent_config.libvirt_uri, agent_config.probe_timeout_seconds,
+    libvirt_uri = args.libvirt_uri or agent_config.libvirt_uri
+    health = DaemonHealth(agent_config.daemon_pidfile if runs_through_daemon(libvirt_uri) else None,
+                          agent_config.admin_uri or default_admin_uri(libvirt_uri),
+                          admin_timeout_seconds=agent_config.probe_timeout_seconds / 2)
+    source = LibvirtSource(libvirt_uri, agent_config.probe_timeout_seconds,
                            agent_config.keepalive_interval_seconds, agent_config.keepalive_count)
     agent = Agent(store, source, args.host_name or agent_config.host_name,
-                  args.interval or agent_config.interval_seconds, spool=spool,
+                  args.interval or agent_config.interval_seconds, spool=spool, daemon_health=health,
                   metadata_tags=agent_config.metadata_tags)
     try:
         if args.once:
@@ -116,6 +121,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return 0
     finally:
         source.close()
+        health.close()
         spool.close()
         store.close()
 
