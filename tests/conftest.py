@@ -42,3 +42,34 @@ def victoriametrics_server(tmp_path_factory):
     server = _started(VictoriaMetricsServer(tmp_path_factory.mktemp("victoriametrics")))
     yield server
     server.stop()
+
+
+# --- a private libvirtd (tests/libvirtd.py); tests using these fixtures are marked slow --------------------------
+
+from libvirtd import MissingLibvirt, PrivateLibvirtd  # noqa: E402
+
+LIBVIRTD_GUESTS = ["guest-a", 'guest 2,"b"']  # the second name is hostile on purpose: space, comma, quotes
+
+
+@pytest.fixture(scope="session")
+def libvirt_capabilities_cache(tmp_path_factory):
+    """A dir where the first daemon leaves QEMU's capabilities cache, so later daemons skip the ~8 s probe."""
+    return tmp_path_factory.mktemp("libvirt-capabilities")
+
+
+@pytest.fixture
+def libvirtd(tmp_path, libvirt_capabilities_cache):
+    """A fresh private libvirtd for one test (fault tests kill it), stopped afterwards with all its guests."""
+    daemon = PrivateLibvirtd(tmp_path / "libvirtd", capabilities_cache=libvirt_capabilities_cache)
+    try:
+        daemon.start()
+    except MissingLibvirt as err:
+        pytest.fail(str(err), pytrace=False)
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def libvirtd_with_guests(libvirtd):
+    """A private libvirtd with two running QEMU guests: (daemon, ["guest-a", 'guest 2,"b"'])."""
+    return libvirtd, [libvirtd.define_guest(name) for name in LIBVIRTD_GUESTS]
