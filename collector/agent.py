@@ -46,6 +46,7 @@ class Agent:
 
     def __post_init__(self) -> None:
         self._restarted: str | None = None
+        self._wedged: set[str] = set()
         self._metadata = MetadataTags(self.metadata_tags, self.source.domain_metadata)
 
     def _event(self, kind: str, message: str, now_ns: int, **fields) -> Point:
@@ -76,6 +77,20 @@ class Agent:
         if state == "down":
             events.append(self._event("daemon_down", f"libvirtd down: {reason}", now_ns))
         return events
+
+    def _wedged_transition(self, domain: str, partial: int | None, now_ns: int) -> list[Point]:
+        """Return a domain_wedged event when a domain's stats turn partial (its job lock is held)."""
+        if partial == 1 and domain not in self._wedged:
+            self._wedged.add(domain)
+            log.warning("domain %r is wedged: its job lock is held, stats come back partial", domain)
+            event = self._event("domain_wedged", f"domain {domain!r}: its job lock is held (a monitor call is "
+                                "stuck); bulk stats skip its job-bound groups", now_ns)
+            event.tags["domain"] = domain
+            return [event]
+        if partial == 0 and domain in self._wedged:
+            self._wedged.discard(domain)
+            log.info("domain %r answers again: full stats", domain)
+        return []
 
     def _daemon_reading(self, daemon: dict):
         """Add the daemon's process and worker-pool figures to `daemon`; remember a restart."""
@@ -122,8 +137,11 @@ class Agent:
             domains = self.source.domain_stats()
             for name, record in domains:
                 tags = {**self._metadata.tags(name), "host": self.host_name, "domain": name}
-                points.append(Point("domain", tags, domain_fields(record), now_ns))
+                fields = domain_fields(record)
+                points.append(Point("domain", tags, fields, now_ns))
+                points += self._wedged_transition(name, fields.get("stats_partial"), now_ns)
             self._metadata.forget_except({name for name, _ in domains})
+            self._wedged &= {name for name, _ in domains}
             running, defined = self.source.domain_counts()
             host_fields.update(domains_running=running, domains_defined=defined)
         except CallTimedOut as error:

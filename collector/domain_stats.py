@@ -52,4 +52,25 @@ def domain_fields(record: dict) -> dict[str, int | float]:
             fields[field] = value / scale if scale == NS_PER_SECOND else value * (scale or 1)
     fields.update(_device_sums(record, "block", _BLOCK_SUMS))
     fields.update(_device_sums(record, "net", _NET_SUMS))
+    partial = stats_partial(record)
+    if partial is not None:
+        fields["stats_partial"] = partial
     return fields
+
+
+def stats_partial(record: dict) -> int | None:
+    """Return 1 when NOWAIT skipped this active domain's job-bound stats (its job lock is held), 0 when it did
+    not, None when the record cannot tell (no balloon or block group, e.g. the test driver).
+
+    libvirt's qemu driver (src/qemu/qemu_driver.c, qemuDomainGetStatsBalloon/Block) fills balloon.current and
+    block.count from the definition, but balloon.rss and block.<n>.rd.* only when it got the domain's job;
+    with NOWAIT and the lock held it skips them (measured: a SIGSTOPped guest loses exactly these).
+    """
+    if record.get("state.state") not in (1, 3):  # running or paused: inactive domains have no job-bound stats
+        return None
+    has_balloon, has_block = "balloon.current" in record, isinstance(record.get("block.count"), int)
+    if not has_balloon and not (has_block and record["block.count"] > 0):
+        return None
+    missing_balloon = has_balloon and "balloon.rss" not in record
+    missing_block = has_block and record["block.count"] > 0 and "block.0.rd.reqs" not in record
+    return int(missing_balloon or missing_block)

@@ -11,7 +11,7 @@ QEMU_RECORD = {
     "vcpu.current": 1, "vcpu.maximum": 2,
     "net.count": 2, "net.0.name": "vnet0", "net.0.rx.bytes": 100, "net.0.tx.bytes": 50, "net.0.rx.errs": 1,
     "net.1.rx.bytes": 10, "net.1.tx.drop": 3,
-    "block.count": 1, "block.0.name": "vda", "block.0.rd.bytes": 4096, "block.0.wr.reqs": 7, "block.0.errors": 2,
+    "block.count": 1, "block.0.name": "vda", "block.0.rd.bytes": 4096, "block.0.rd.reqs": 1, "block.0.wr.reqs": 7, "block.0.errors": 2,
 }
 
 
@@ -32,3 +32,14 @@ def test_a_state_only_record_gives_only_the_state():
 def test_every_field_produced_is_in_the_schema():
     known = {f.name for f in MEASUREMENTS["domain"].fields}
     assert set(domain_fields(QEMU_RECORD)) <= known
+
+
+def test_a_running_guest_missing_its_job_bound_stats_is_partial():
+    wedged = {k: v for k, v in QEMU_RECORD.items() if k not in ("balloon.rss",) and not k.startswith("block.0.")}
+    assert domain_fields(wedged)["stats_partial"] == 1
+    assert domain_fields(QEMU_RECORD)["stats_partial"] == 0
+
+
+def test_a_record_that_cannot_tell_leaves_stats_partial_out():
+    assert "stats_partial" not in domain_fields({"state.state": 1, "state.reason": 0})  # the test driver
+    assert "stats_partial" not in domain_fields({"state.state": 5, "balloon.current": 1})  # shut off
