@@ -188,22 +188,19 @@ class LogTailer:
             return None
         return info.st_dev, info.st_ino
 
-    def _check_truncated(self) -> None:
+    def _truncated(self) -> bool:
+        """Return True when the open file was emptied under us (smaller than the offset, or a new first line)."""
         assert self._fd is not None
         size = os.fstat(self._fd).st_size
         head = os.pread(self._fd, len(self._head), 0) if self._head else b""
-        if size < self._offset or head != self._head:
-            self.truncations_total += 1
-            self._offset, self._head, self._pending = 0, b"", b""
+        return size < self._offset or head != self._head
 
     def _read_open_file(self, budget: int) -> bytes:
         """Read from the offset to the end of the open file (at most `budget` bytes); note whether at its end."""
         assert self._fd is not None
         chunks = []
         self._at_eof = False
-        while True:
-            if budget <= 0:
-                break
+        while budget > 0:
             chunk = os.pread(self._fd, min(budget, 1 << 20), self._offset)
             if not chunk:
                 self._at_eof = True
@@ -219,8 +216,12 @@ class LogTailer:
         """Return the records appended since the last call and the count of malformed lines among them."""
         if self._fd is None and not self._open(at_end=False):
             return [], 0
-        self._check_truncated()
-        complete = self._take(self._read_open_file(self.MAX_READ_BYTES), final=False)
+        complete = b""
+        if self._truncated():
+            self.truncations_total += 1
+            complete = self._take(b"", final=True)  # what was held back is all the old content will give
+            self._offset, self._head = 0, b""
+        complete += self._take(self._read_open_file(self.MAX_READ_BYTES), final=False)
         identity = self._path_identity()
         self.missing = identity is None
         if identity is not None and identity != self._identity and self._at_eof:
