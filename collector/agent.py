@@ -11,7 +11,7 @@ from typing import Callable
 from collector.daemon_health import DaemonHealth
 from collector.domain_metadata import MetadataTags
 from collector.domain_stats import domain_fields
-from collector.libvirt_source import CallTimedOut, DaemonUnreachable, LibvirtSource
+from collector.libvirt_source import CallFailed, CallTimedOut, DaemonUnreachable, LibvirtSource
 from collector.procfs import HostLoad
 from collector.spool import Spool
 from tsdb import Point, PointError, Store, StoreRejected, StoreUnavailable
@@ -78,6 +78,24 @@ class Agent:
             events.append(self._event("daemon_down", f"libvirtd down: {reason}", now_ns))
         return events
 
+    def _domain_stats(self) -> list[tuple[str, dict]]:
+        """Return every domain's stats; when the bulk call times out although the probe answered, a guest is
+        wedged (the call took its job, then blocked on its monitor): try once more on a fresh connection,
+        where NOWAIT skips the domain whose job our stuck call holds and answers for the others."""
+        try:
+            return self.source.domain_stats()
+        except CallTimedOut as error:
+            log.warning("bulk stats timed out while the probe answered, so a guest is wedged (%s); asking again "
+                        "on a new connection", error)
+            return self.source.domain_stats()
+        except CallFailed as error:  # e.g. a guest's monitor vanished as it died: the daemon itself is fine
+            log.warning("%s; asking again", error)
+            try:
+                return self.source.domain_stats()
+            except CallFailed as again:
+                log.error("no domain stats this interval: %s", again)
+                return []
+
     def _wedged_transition(self, domain: str, partial: int | None, now_ns: int) -> list[Point]:
         """Return a domain_wedged event when a domain's stats turn partial (its job lock is held)."""
         if partial == 1 and domain not in self._wedged:
@@ -112,9 +130,9 @@ class Agent:
             points.append(Point("event", tags, {"message": event.message, "count": 1}, event.time_ns))
         return points
 
-    def _closed_by_keepalive(self, now_ns: int) -> list[Point]:
+    def _closed_by_keepalive(self, close_reason: str | None, now_ns: int) -> list[Point]:
         """Return a keepalive_timeout event when libvirt closed the connection for missed keepalives."""
-        if self.source.take_close_reason() != "keepalive":
+        if close_reason != "keepalive":
             return []
         interval, count = self.source.keepalive
         return [self._event("keepalive_timeout", f"libvirt closed the connection to {self.source.uri}: no "
@@ -129,12 +147,14 @@ class Agent:
         points: list[Point] = []
         daemon = {"up": 0, "hung": 0, "probe_ok": 0}
         host_fields = self.host_load.read()
+        close_reason = self.source.take_close_reason()  # taken every time, so a close wakes the loop once
+        points += self._closed_by_keepalive(close_reason, now_ns)
         points += self._domain_events()
         try:
             daemon["probe_latency_ms"] = self.source.probe_ms()
             daemon.update(up=1, probe_ok=1)
             points += self._transition("up", "probe answered", now, now_ns)
-            domains = self.source.domain_stats()
+            domains = self._domain_stats()
             for name, record in domains:
                 tags = {**self._metadata.tags(name), "host": self.host_name, "domain": name}
                 fields = domain_fields(record)
@@ -152,8 +172,8 @@ class Agent:
                 hung += f"; the libvirtd process (pid {reading.fields.get('pid')}) is stopped (state T)"
             points += self._transition("hung", hung, now, now_ns)
         except DaemonUnreachable as error:
-            points += self._closed_by_keepalive(now_ns)
-            points += self._transition("down", str(error), now, now_ns)
+            points += self._transition("down", str(error) + (f" (connection closed: {close_reason})"
+                                                             if close_reason else ""), now, now_ns)
         points += self._domain_events()  # events that arrived during this collection's calls
         if daemon["hung"] == 0:
             self._daemon_reading(daemon)
@@ -242,5 +262,9 @@ class Agent:
         while not stop.is_set():
             began = time.monotonic()
             self.collect_and_write()
-            stop.wait(max(0.0, self.interval_seconds - (time.monotonic() - began)))
+            deadline = began + self.interval_seconds
+            while not stop.is_set() and time.monotonic() < deadline:
+                if self.source.closed.is_set():  # libvirt closed the connection: report it now
+                    break
+                stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         log.info("agent stopping")

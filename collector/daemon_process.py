@@ -187,7 +187,9 @@ def scan_for_process(name: str, proc_root: Path = Path("/proc")) -> int | None:
 
 
 def find_daemon_pid(pidfile: Path, proc_root: Path = Path("/proc"), name: str = "libvirtd") -> int | None:
-    """Return the daemon's pid: the holder of its pidfile's lock, else a process named `name`, else None."""
+    """Return the daemon's pid: the holder of its pidfile's lock; None when the pidfile exists but nobody holds
+    it (the daemon died and left it stale: a process of the same name elsewhere is not ours); a process named
+    `name` only when there is no pidfile to ask, or it cannot be read."""
     try:
         holder = pidfile_lock_holder(pidfile)
     except FileNotFoundError:
@@ -195,9 +197,9 @@ def find_daemon_pid(pidfile: Path, proc_root: Path = Path("/proc"), name: str = 
     except PermissionError as error:
         _warn_once(f"pidfile {pidfile}", f"cannot open the pidfile, looking for a process named {name!r}: {error}")
     else:
-        if holder is not None:
-            return holder
-        log.debug("pidfile %s is not locked (stale): looking for a process named %r", pidfile, name)
+        if holder is None:
+            log.debug("pidfile %s is not locked (stale): no daemon runs", pidfile)
+        return holder
     return scan_for_process(name, proc_root)
 
 

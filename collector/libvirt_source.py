@@ -33,6 +33,10 @@ class DaemonUnreachable(Exception):
     """libvirt could not be reached, or the connection closed under the call."""
 
 
+class CallFailed(Exception):
+    """A libvirt call failed inside a daemon that still answers (e.g. a guest's monitor went away)."""
+
+
 class CallTimedOut(Exception):
     """A libvirt call did not return within its deadline: the daemon is hung or saturated."""
 
@@ -68,6 +72,8 @@ class LibvirtSource:
         self._events: collections.deque[DomainEvent] = collections.deque(maxlen=10_000)
         #: why libvirt closed the last connection (eof, keepalive, error, client), until taken
         self._close_reason: str | None = None
+        #: set by libvirt's close callback (from the event loop thread); cleared when the reason is taken
+        self.closed = threading.Event()
         _start_event_loop()
 
     def _open(self) -> None:
@@ -96,24 +102,28 @@ class LibvirtSource:
     def _register_callbacks(self, conn: Any) -> None:
         """Subscribe to lifecycle, I/O error and watchdog events and to the connection's close."""
         now = time.time_ns
-        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lambda _c, dom, event, detail, _o: (
-            self._queue(lifecycle_event(dom.name(), event, detail, now()))), None)
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lambda c, dom, event, detail, _o: (
+            self._queue(c, lifecycle_event(dom.name(), event, detail, now()))), None)
         conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
-                                    lambda _c, dom, _src, dev, action, reason, _o: self._queue(
-                                        io_error_event(dom.name(), dev, action, reason, now())), None)
-        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_WATCHDOG, lambda _c, dom, action, _o: (
-            self._queue(watchdog_event(dom.name(), action, now()))), None)
+                                    lambda c, dom, _src, dev, action, reason, _o: self._queue(
+                                        c, io_error_event(dom.name(), dev, action, reason, now())), None)
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_WATCHDOG, lambda c, dom, action, _o: (
+            self._queue(c, watchdog_event(dom.name(), action, now()))), None)
 
-        def closed(_conn: Any, reason: int, _opaque: Any) -> None:
+        def closed(closing: Any, reason: int, _opaque: Any) -> None:
+            if closing is not self._conn:
+                return  # a connection we abandoned ourselves
             self._close_reason = CLOSE_REASONS.get(reason, str(reason))
+            self.closed.set()
 
         try:
             conn.registerCloseCallback(closed, None)
         except libvirt.libvirtError:
             pass  # in-process drivers never close under us
 
-    def _queue(self, event: DomainEvent | None) -> None:
-        if event is not None:
+    def _queue(self, conn: Any, event: DomainEvent | None) -> None:
+        """Keep an event from the current connection (an abandoned one may still deliver the same event)."""
+        if event is not None and conn is self._conn:
             self._events.append(event)
 
     def take_events(self) -> list[DomainEvent]:
@@ -126,6 +136,7 @@ class LibvirtSource:
     def take_close_reason(self) -> str | None:
         """Return and forget why libvirt closed the connection (eof, keepalive, error, client), if it did."""
         reason, self._close_reason = self._close_reason, None
+        self.closed.clear()
         return reason
 
     def _abandon(self) -> None:
@@ -138,7 +149,8 @@ class LibvirtSource:
                 threading.Thread(target=_close_quietly, args=(conn,), daemon=True).start()
 
     def call(self, what: str, function: Callable[[Any], Any]) -> Any:
-        """Run function(connection) on the worker under the deadline; raise CallTimedOut or DaemonUnreachable."""
+        """Run function(connection) on the worker under the deadline; raise CallTimedOut, DaemonUnreachable (the
+        connection is dropped and the next call opens a new one) or CallFailed (the daemon answered an error)."""
         if self._conn is None:
             self._open()
         self.calls_total += 1
@@ -149,8 +161,15 @@ class LibvirtSource:
             self._abandon()
             raise CallTimedOut(f"{what} on {self.uri} took longer than {self.call_timeout_seconds:g} s") from None
         except libvirt.libvirtError as error:
-            self._abandon()
-            raise DaemonUnreachable(f"{what} on {self.uri} failed: {error.get_error_message()}") from None
+            message = error.get_error_message()
+            if "keepalive timeout" in message or self._close_reason == "keepalive":
+                # the peer stopped answering keepalives: a live but unresponsive daemon, not a dead one
+                self._abandon()
+                raise CallTimedOut(f"{what} on {self.uri}: {message}") from None
+            if error.get_error_domain() in _CONNECTION_ERROR_DOMAINS or not _alive(self._conn):
+                self._abandon()
+                raise DaemonUnreachable(f"{what} on {self.uri} failed: {message}") from None
+            raise CallFailed(f"{what} on {self.uri} failed: {message}") from None
 
     def probe_ms(self) -> float:
         """Time a real stats call (state only, NOWAIT) and return its latency in ms."""
@@ -182,6 +201,18 @@ class LibvirtSource:
     def close(self) -> None:
         """Close the connection."""
         self._abandon()
+
+
+#: errors of the connection itself (libvirt's virErrorDomain): anything else failed inside a live daemon
+_CONNECTION_ERROR_DOMAINS = (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE)
+
+
+def _alive(conn: Any) -> bool:
+    """Return whether the client side still considers the connection alive (no RPC is made)."""
+    try:
+        return conn is not None and conn.isAlive() == 1
+    except libvirt.libvirtError:
+        return False
 
 
 def _close_quietly(conn: Any) -> None:

@@ -171,10 +171,11 @@ def test_after_the_daemon_exits_its_stale_pidfile_finds_nothing(locking_child):
     assert find_daemon_pid(pidfile, FIXTURES) is None  # and no process named libvirtd in the fixture tree
 
 
-def test_a_stale_pidfile_falls_back_to_the_process_name(tmp_path):
+def test_a_stale_pidfile_means_no_daemon_even_when_a_process_has_the_name(tmp_path):
+    # a daemon killed with SIGKILL leaves its pidfile unlocked; another libvirtd on the machine is not ours
     pidfile = tmp_path / "libvirtd.pid"
     pidfile.write_text("99999")
-    assert find_daemon_pid(pidfile, FIXTURES, name="libvirt d) (S") == 1234
+    assert find_daemon_pid(pidfile, FIXTURES, name="libvirt d) (S") is None
 
 
 def test_a_missing_pidfile_falls_back_to_the_process_name(tmp_path):
