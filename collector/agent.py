@@ -46,6 +46,7 @@ class Agent:
 
     def __post_init__(self) -> None:
         self._restarted: str | None = None
+        self._daemon_events: list = []
         self._wedged: set[str] = set()
         self._metadata = MetadataTags(self.metadata_tags, self.source.domain_metadata)
 
@@ -118,6 +119,7 @@ class Agent:
         daemon.update(reading.fields)
         if reading.restarted:
             self._restarted = reading.restarted
+        self._daemon_events += reading.events
         return reading
 
     def _domain_events(self) -> list[Point]:
@@ -180,6 +182,13 @@ class Agent:
         if self._restarted:
             points.append(self._event("restart", f"libvirtd restarted: {self._restarted}", now_ns))
             self._restarted = None
+        for event in self._daemon_events:
+            log.warning("%s", event.message)
+            tags = {"host": self.host_name, "kind": event.kind, "severity": event.severity}
+            if event.domain:
+                tags["domain"] = event.domain
+            points.append(Point("event", tags, {"message": event.message, "count": 1}, event.time_ns))
+        self._daemon_events = []
         calls = self.source.calls_total
         if self._last_calls is not None and now > self._last_calls[0]:
             host_fields["libvirt_calls_per_second"] = (calls - self._last_calls[1]) / (now - self._last_calls[0])

@@ -1,17 +1,23 @@
-"""The libvirtd process and its worker pool: /proc figures, restarts, and the admin API, each optional.
+"""The libvirtd process and what it leaves behind: /proc figures, restarts, the admin API's worker pool,
+classified errors from its log file and segfaults of its threads in the kernel log; each optional.
 
 Process figures need a daemon (an in-process URI such as test:///default has none); the admin API needs a
-readable admin socket: when it is not, the agent says so once and carries on without those fields.
+readable admin socket, the kernel log root: when a source cannot be read, the agent says so once and
+carries on without it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.admin_api import AdminClient, AdminError, AdminTimeout
+from collector.daemon_log import LogTailer
 from collector.daemon_process import NON_SCHEMA_KEYS, ProcessGone, RestartTracker, find_daemon_pid, read_process
+from collector.kmsg import KmsgReader, KmsgUnavailable, daemon_threads, is_daemon_thread, parse_segfault, wall_time_ns
+from collector.signatures import match
 
 log = logging.getLogger("virtwatch.agent")
 
@@ -23,21 +29,45 @@ def runs_through_daemon(libvirt_uri: str) -> bool:
     return not libvirt_uri.startswith(IN_PROCESS_URIS)
 
 
+@dataclass(frozen=True)
+class DaemonEvent:
+    """Something the daemon's log or the kernel log showed: an event kind, severity, message, domain, time."""
+
+    kind: str
+    severity: str
+    message: str
+    time_ns: int
+    domain: str | None = None
+
+
 @dataclass
 class DaemonReading:
-    """One interval's daemon figures: schema fields, the process state letter, and a restart reason."""
+    """One interval's daemon figures: schema fields, the process state letter, a restart reason, events."""
 
     fields: dict = field(default_factory=dict)
     state: str | None = None
     restarted: str | None = None
+    events: list[DaemonEvent] = field(default_factory=list)
 
 
 class DaemonHealth:
     """Reads libvirtd's process (found through its pidfile, never taking the lock) and its admin API."""
 
     def __init__(self, pidfile: Path | None, admin_uri: str | None, admin_timeout_seconds: float = 5.0,
-                 proc_root: Path = Path("/proc")):
+                 proc_root: Path = Path("/proc"), log_file: Path | None = None, kmsg_path: str | None = None):
         self.pidfile = pidfile
+        self.log_errors_total = 0
+        self.segfaults_total = 0
+        self._log = LogTailer(log_file) if log_file else None
+        self._log_missing_said = False
+        self._kmsg = None
+        if kmsg_path:
+            try:
+                self._kmsg = KmsgReader(kmsg_path)
+            except KmsgUnavailable as error:
+                log.warning("kernel log unreadable, libvirtd segfaults will be seen only as restarts: %s", error)
+        self._pid: int | None = None
+        self._threads: dict[int, str] = {}
         self.proc_root = proc_root
         self.restarts = RestartTracker()
         self._admin = AdminClient(admin_uri, admin_timeout_seconds) if admin_uri else None
@@ -52,7 +82,46 @@ class DaemonHealth:
             self._read_process(reading)
         if self._admin is not None:
             self._read_admin(reading)
+        if self._log is not None:
+            self._read_log(reading)
+            reading.fields["log_errors_total"] = self.log_errors_total
+        if self._kmsg is not None:
+            self._read_kmsg(reading)
+            reading.fields["segfaults_total"] = self.segfaults_total
         return reading
+
+    def _read_log(self, reading: DaemonReading) -> None:
+        """Classify the daemon log's new warnings and errors; failures become events, the rest is counted."""
+        records, malformed = self._log.read_new()
+        if self._log.missing and not self._log_missing_said:
+            log.warning("daemon log %s does not exist (yet): no log signatures until it does", self._log.path)
+        self._log_missing_said = self._log.missing
+        if malformed:
+            log.debug("daemon log: %d malformed lines skipped", malformed)
+        for record in records:
+            if not record.is_problem:
+                continue
+            self.log_errors_total += record.level == "error"
+            found = match(record.message)
+            if found is None or found.signature.severity == "info":
+                continue
+            signature = found.signature
+            reading.events.append(DaemonEvent(signature.event_kind, signature.severity,
+                                              f"libvirtd log ({signature.description}): {record.message}",
+                                              record.time_ns, found.domain))
+
+    def _read_kmsg(self, reading: DaemonReading) -> None:
+        """Report kernel-logged crashes of the daemon's threads (the kernel names the thread, not the process)."""
+        for record in self._kmsg.read_new():
+            segfault = parse_segfault(record.message) if record.from_kernel else None
+            if segfault is None or not is_daemon_thread(segfault.thread_name, segfault.tid,
+                                                        known_names=set(self._threads.values()),
+                                                        known_tids=self._threads.keys()):
+                continue
+            self.segfaults_total += 1
+            when = wall_time_ns(record.monotonic_usec, time.monotonic_ns(), time.time_ns())
+            reading.events.append(DaemonEvent("segfault", "critical", f"libvirtd (pid {self._pid}) thread "
+                                              f"{segfault.describe()}", when))
 
     def _read_process(self, reading: DaemonReading) -> None:
         pid = find_daemon_pid(self.pidfile, self.proc_root)
@@ -67,6 +136,8 @@ class DaemonHealth:
             figures = read_process(pid, self.proc_root)
         except ProcessGone:
             return
+        self._pid = pid
+        self._threads = daemon_threads(pid, self.proc_root)  # read while alive: a crash takes the list along
         reading.state = str(figures.get("state"))
         reading.fields.update({k: v for k, v in figures.items() if k not in NON_SCHEMA_KEYS})
         reading.restarted = self.restarts.observe(pid, float(figures["start_time_seconds"]))
@@ -92,6 +163,10 @@ class DaemonHealth:
         """Stop the admin helper process."""
         if self._admin is not None:
             self._admin.close()
+        if self._log is not None:
+            self._log.close()
+        if self._kmsg is not None:
+            self._kmsg.close()
 
 
 def default_admin_uri(libvirt_uri: str) -> str | None:

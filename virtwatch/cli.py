@@ -105,7 +105,9 @@ def run_agent(args: argparse.Namespace) -> int:
     libvirt_uri = args.libvirt_uri or agent_config.libvirt_uri
     health = DaemonHealth(agent_config.daemon_pidfile if runs_through_daemon(libvirt_uri) else None,
                           agent_config.admin_uri or default_admin_uri(libvirt_uri),
-                          admin_timeout_seconds=agent_config.probe_timeout_seconds / 2)
+                          admin_timeout_seconds=agent_config.probe_timeout_seconds / 2,
+                          log_file=agent_config.daemon_log_file,
+                          kmsg_path="/dev/kmsg" if runs_through_daemon(libvirt_uri) else None)
     source = LibvirtSource(libvirt_uri, agent_config.probe_timeout_seconds,
                            agent_config.keepalive_interval_seconds, agent_config.keepalive_count)
     agent = Agent(store, source, args.host_name or agent_config.host_name,
