@@ -47,6 +47,7 @@ class Agent:
     def __post_init__(self) -> None:
         self._restarted: str | None = None
         self._daemon_events: list = []
+        self._lost: list[str] = []  # why points were lost since the last collection, reported as an event
         self._wedged: set[str] = set()
         self._metadata = MetadataTags(self.metadata_tags, self.source.domain_metadata)
 
@@ -151,6 +152,9 @@ class Agent:
         host_fields = self.host_load.read()
         close_reason = self.source.take_close_reason()  # taken every time, so a close wakes the loop once
         points += self._closed_by_keepalive(close_reason, now_ns)
+        if self._lost:
+            points.append(self._event("points_dropped", "; ".join(self._lost), now_ns))
+            self._lost = []
         points += self._domain_events()
         try:
             daemon["probe_latency_ms"] = self.source.probe_ms()
@@ -229,8 +233,12 @@ class Agent:
                 log.error("writing %d points to %s failed, and there is no spool: they are lost: %s",
                           len(points), self.store.display_url, error)
                 self.points_rejected_total += len(points)
+                self._lost.append(f"{len(points)} points lost: {self.store.display_url} unavailable, no spool")
                 return 0, False
             dropped = self.spool.put(points)
+            if dropped:
+                self._lost.append(f"the spool was full ({self.spool.size_bytes} bytes held, limit reached): "
+                                  f"{dropped} oldest points dropped while {self.store.display_url} was unavailable")
             log.warning("store unavailable, %d points spooled (%d spooled in all, %d bytes)%s: %s", len(points),
                         self.spool.pending_points, self.spool.size_bytes,
                         f"; spool full, {dropped} oldest points dropped" if dropped else "", error)
@@ -243,6 +251,7 @@ class Agent:
         except (StoreRejected, PointError) as error:
             self.points_rejected_total += len(points)
             log.error("the store refused %d points (not retried): %s", len(points), error)
+            self._lost.append(f"the store refused {len(points)} points: {error}")
             return 0
         self.points_written_total += written
         return written

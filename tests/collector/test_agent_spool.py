@@ -58,3 +58,27 @@ def test_points_the_store_refuses_are_counted_not_spooled_forever(tmp_path, infl
         assert spool.pending_segments == 0
         assert agent.points_rejected_total > 0
     store.close()
+
+
+def test_a_full_spool_drops_the_oldest_points_and_says_so_with_an_event(tmp_path):
+    server = InfluxDBServer(tmp_path / "influxdb").start()
+    port = server.port
+    server.stop()
+    store = InfluxStore(parse_store_url(f"influxdb://127.0.0.1:{port}/agent"),
+                        backoff=Backoff(max_retries=0), timeout_seconds=1)
+    clock = iter(range(1_700_000_000, 1_700_001_000, 10))
+    with Spool(tmp_path / "spool", 3000) as spool:  # room for about two collections
+        agent = Agent(store, LibvirtSource("test:///default"), "hv1", spool=spool, clock=lambda: next(clock))
+        for _ in range(5):
+            assert not agent.collect_and_write()
+        assert spool.dropped_total > 0 and spool.size_bytes <= 3000
+        server.start(port=port)
+        assert agent.collect_and_write()
+        events = store.events(0)
+        dropped = events[events["kind"] == "points_dropped"]
+        assert len(dropped) >= 1 and all("oldest points dropped" in m for m in dropped["message"])
+        # the exact count travels in the agent's own measurement (drop events can be dropped too)
+        last = store.latest("collector", ["points_dropped_total"], 0)
+        assert last["points_dropped_total"].iloc[0] == spool.dropped_total
+    store.close()
+    server.stop()

@@ -57,3 +57,26 @@ def test_a_user_space_line_imitating_a_segfault_in_the_real_kernel_log_is_not_bl
     reading = health.read()
     assert reading.events == [] and reading.fields["segfaults_total"] == 0
     health.close()
+
+
+def test_garbage_in_the_daemon_log_is_skipped_and_the_next_real_error_still_counts(tmp_path):
+    log_file = tmp_path / "libvirtd.log"
+    log_file.write_text("")
+    health = DaemonHealth(None, None, log_file=log_file)
+    with open(log_file, "ab") as handle:
+        handle.write(b"\x00\xff\xfe garbage \x1b[31m\n2026-13-99 nonsense: x : y\n" + os.urandom(512) + b"\n")
+        handle.write(LOCK_TIMEOUT.encode() + b"\n")
+    reading = health.read()
+    assert [e.kind for e in reading.events] == ["log_lock_timeout"]
+    health.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writing to /dev/kmsg needs root")
+def test_garbage_written_to_the_real_kernel_log_is_skipped():
+    health = DaemonHealth(None, None, kmsg_path="/dev/kmsg")
+    with open("/dev/kmsg", "wb", buffering=0) as kmsg:
+        kmsg.write(b"\x01\x02 not a record ;;; segfault at \xff\xfe\n")
+        kmsg.write(b"libvirtd[]: segfault at zz ip\n")
+    reading = health.read()
+    assert reading.events == [] and reading.fields["segfaults_total"] == 0
+    health.close()
