@@ -62,8 +62,9 @@ class LibvirtSource:
     """One libvirt URI, every call under a deadline, reconnecting after any failure."""
 
     def __init__(self, uri: str, call_timeout_seconds: float = 5.0, keepalive_interval_seconds: int = 5,
-                 keepalive_count: int = 5):
+                 keepalive_count: int = 5, read_only: bool = False):
         self.uri = uri
+        self.read_only = read_only
         self.call_timeout_seconds = call_timeout_seconds
         self.keepalive = (keepalive_interval_seconds, keepalive_count)
         self.calls_total = 0
@@ -79,7 +80,8 @@ class LibvirtSource:
     def _open(self) -> None:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtwatch-libvirt")
         try:
-            self._conn = self._worker.submit(libvirt.open, self.uri).result(self.call_timeout_seconds)
+            opener = libvirt.openReadOnly if self.read_only else libvirt.open
+            self._conn = self._worker.submit(opener, self.uri).result(self.call_timeout_seconds)
         except FutureTimeout:
             self._abandon()
             raise CallTimedOut(f"opening {self.uri} took longer than {self.call_timeout_seconds:g} s") from None

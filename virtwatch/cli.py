@@ -109,7 +109,8 @@ def run_agent(args: argparse.Namespace) -> int:
                           log_file=agent_config.daemon_log_file,
                           kmsg_path="/dev/kmsg" if runs_through_daemon(libvirt_uri) else None)
     source = LibvirtSource(libvirt_uri, agent_config.probe_timeout_seconds,
-                           agent_config.keepalive_interval_seconds, agent_config.keepalive_count)
+                           agent_config.keepalive_interval_seconds, agent_config.keepalive_count,
+                           read_only=agent_config.libvirt_read_only)
     agent = Agent(store, source, args.host_name or agent_config.host_name,
                   args.interval or agent_config.interval_seconds, spool=spool, daemon_health=health,
                   metadata_tags=agent_config.metadata_tags)

@@ -232,6 +232,7 @@ class AgentConfig:
     """[agent]: the per-host collector."""
 
     libvirt_uri: str = _key("qemu:///system", kind=str, check=_not_empty)
+    libvirt_read_only: bool = _key(False, kind=bool)
     host_name: str = _key(kind=str, check=_not_empty, factory=socket.gethostname)
     interval_seconds: float = _key(10.0, kind=float, check=_positive)
     probe_timeout_seconds: float = _key(5.0, kind=float, check=_positive)

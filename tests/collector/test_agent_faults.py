@@ -4,6 +4,7 @@ agent's own deadlines, and the tests count collections."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -98,14 +99,10 @@ def test_a_stopped_guest_is_flagged_wedged_while_the_others_are_reported_every_i
     qemu = daemon.qemu_pid(wedged)
     try:
         assert agent.collect_and_write()
-        import os
-
         os.kill(qemu, signal.SIGSTOP)
         for _ in range(3):
             assert agent.collect_and_write()
     finally:
-        import os
-
         os.kill(qemu, signal.SIGCONT)
         agent.source.close()
         agent.daemon_health.close()
@@ -125,8 +122,6 @@ def test_a_killed_guest_gives_a_domain_failed_event_naming_it(store, libvirtd_wi
     agent = make_agent(store, daemon, daemon.uri_qemu)
     try:
         assert agent.collect_and_write()
-        import os
-
         os.kill(daemon.qemu_pid(victim), signal.SIGKILL)
         for _ in range(40):  # libvirt sends the STOPPED(FAILED) event about 1.6 s after the kill
             assert agent.collect_and_write()
@@ -141,3 +136,22 @@ def test_a_killed_guest_gives_a_domain_failed_event_naming_it(store, libvirtd_wi
     assert failed["domain"].tolist() == [victim]
     assert victim in failed["message"].iloc[0]
     assert failed["severity"].tolist() == ["critical"]
+
+
+def test_the_agent_needs_only_the_read_only_socket(store, libvirtd_with_guests):
+    daemon, names = libvirtd_with_guests
+    uri = daemon.uri_qemu.replace("libvirt-sock", "libvirt-sock-ro")
+    source = LibvirtSource(uri, call_timeout_seconds=PROBE_DEADLINE_SECONDS, read_only=True)
+    agent = Agent(store, source, "hv-ro")
+    try:
+        assert agent.collect_and_write()
+        os.kill(daemon.qemu_pid(names[0]), signal.SIGKILL)
+        for _ in range(40):
+            assert agent.collect_and_write()
+            if "domain_failed" in kinds(store):
+                break
+            time.sleep(0.25)
+    finally:
+        source.close()
+    assert store.tag_values("domain", "domain") == sorted(names)
+    assert "domain_failed" in kinds(store)  # events arrive on a read-only connection too

@@ -418,3 +418,8 @@ basic_auth_password = "s3cr3t-dash"
     assert "url='https://hooks.example.com/<redacted>?<redacted>'" in text
     assert config.alerts.receivers[2].url in text  # the public PagerDuty endpoint stays readable
     assert config.store.token == "s3cr3t-token"  # redaction is only in the repr
+
+
+def test_the_agent_example_file_validates():
+    config = load_config(EXAMPLE.parent / "agent.example.toml", {})
+    assert config.agent.libvirt_read_only and config.agent.libvirt_uri.endswith("libvirt-sock-ro")
