@@ -29,17 +29,26 @@ _SHARD_OFFSET_NS = (62135596800 * 10**9) % _SHARD_GROUP_NS
 _BUCKET = "time_ns - CASE WHEN time_ns % ? < 0 THEN time_ns % ? + ? ELSE time_ns % ? END"
 
 
-def read(table: Table | None, query: Query, fetch: Fetch) -> pd.DataFrame:
-    """Return the frame answering a Query."""
+def _prepare(table: Table | None, query: Query):
+    """Return (known fields, where, its clauses, parameters, group columns), or None when nothing can match."""
     if table is None:
-        return empty_frame(query.group_by, query.fields)
+        return None
     known = _known_fields(table, query.fields)
     where = _where_sql(table, query.where)
     if not known or where is None:
-        return empty_frame(query.group_by, query.fields)
+        return None
     clauses, params = where
     params = [_clamp(query.start_ns), _clamp(query.end_ns), *params]
     groups = [(t, table.tags[t]) for t in query.group_by if t in table.tags]
+    return known, where, clauses, params, groups
+
+
+def read(table: Table | None, query: Query, fetch: Fetch) -> pd.DataFrame:
+    """Return the frame answering a Query."""
+    prepared = _prepare(table, query)
+    if prepared is None:
+        return empty_frame(query.group_by, query.fields)
+    known, where, clauses, params, groups = prepared
     group_sql = [col for _t, col in groups]
     if query.window_seconds is None:
         selects = ["time_ns", *group_sql, *[col for _f, col, _k in known]]
@@ -77,15 +86,10 @@ def latest_query(measurement: str, fields: Sequence[str], since: TimeLike, until
 
 def latest(table: Table | None, query: Query, fetch: Fetch) -> pd.DataFrame:
     """Return, per group, the newest row of the query's range with a value for any of its fields."""
-    if table is None:
+    prepared = _prepare(table, query)
+    if prepared is None:
         return empty_frame(query.group_by, query.fields)
-    known = _known_fields(table, query.fields)
-    where = _where_sql(table, query.where)
-    if not known or where is None:
-        return empty_frame(query.group_by, query.fields)
-    clauses, params = where
-    params = [_clamp(query.start_ns), _clamp(query.end_ns), *params]
-    groups = [(t, table.tags[t]) for t in query.group_by if t in table.tags]
+    known, where, clauses, params, groups = prepared
     selects = ["time_ns", *[col for _t, col in groups], *[col for _f, col, _k in known]]
     sql = f"SELECT {', '.join(selects)} FROM {table.name} WHERE {_conditions(clauses, known)} "
     if groups:
