@@ -170,6 +170,10 @@ class Agent:
             self._wedged &= {name for name, _ in domains}
             running, defined = self.source.domain_counts()
             host_fields.update(domains_running=running, domains_defined=defined)
+        except CallFailed as error:  # the daemon answered, with an error: up, but the probe failed
+            daemon.update(up=1)
+            log.error("%s", error)
+            points += self._transition("up", "the daemon answers, with errors", now, now_ns)
         except CallTimedOut as error:
             daemon.update(up=1, hung=1)
             hung = str(error)

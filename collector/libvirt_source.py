@@ -69,6 +69,7 @@ class LibvirtSource:
         self.keepalive = (keepalive_interval_seconds, keepalive_count)
         self.calls_total = 0
         self._conn: Any = None
+        self._probe_domain: Any = None  # a virDomain of the current connection, the probe's target
         self._worker: ThreadPoolExecutor | None = None
         self._events: collections.deque[DomainEvent] = collections.deque(maxlen=10_000)
         #: why libvirt closed the last connection (eof, keepalive, error, client), until taken
@@ -144,7 +145,7 @@ class LibvirtSource:
     def _abandon(self) -> None:
         """Drop the connection and its worker without waiting: the worker may be stuck in a call."""
         conn, worker = self._conn, self._worker
-        self._conn, self._worker = None, None
+        self._conn, self._worker, self._probe_domain = None, None, None
         if worker is not None:
             worker.shutdown(wait=False, cancel_futures=True)
             if conn is not None:
@@ -174,15 +175,34 @@ class LibvirtSource:
             raise CallFailed(f"{what} on {self.uri} failed: {message}") from None
 
     def probe_ms(self) -> float:
-        """Time a real stats call (state only, NOWAIT) and return its latency in ms."""
+        """Time a real stats call and return its latency in ms.
+
+        It is the same RPC as the bulk call (CONNECT_GET_ALL_DOMAIN_STATS, served by a normal worker, unlike
+        pings that priority workers answer), asked for the state group of ONE domain, so its cost does not
+        grow with the host; the state group needs no job, so a wedged guest cannot block it. Before the
+        first bulk call on a connection there is no domain to name, and it asks for every domain's state.
+        """
+        target = self._probe_domain
         started = time.perf_counter()
-        self.call("stats probe", lambda conn: conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT))
+        if target is not None:
+            try:
+                self.call("stats probe", lambda conn: conn.domainListGetStats([target], STATS_STATE, STATS_NOWAIT))
+            except CallFailed:  # the domain went away since the bulk call: ask for every domain's state
+                self._probe_domain = None
+                started = time.perf_counter()
+                self.call("stats probe", lambda conn: conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT))
+        else:
+            self.call("stats probe", lambda conn: conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT))
         return (time.perf_counter() - started) * 1000.0
 
     def domain_stats(self) -> list[tuple[str, dict]]:
         """Return (name, stats record) of every domain from ONE bulk call with NOWAIT."""
-        return self.call("getAllDomainStats", lambda conn: [
-            (domain.name(), record) for domain, record in conn.getAllDomainStats(0, STATS_NOWAIT)])
+        def bulk(conn: Any) -> list[tuple[str, dict]]:
+            answer = conn.getAllDomainStats(0, STATS_NOWAIT)
+            if conn is self._conn:
+                self._probe_domain = answer[0][0] if answer else None
+            return [(domain.name(), record) for domain, record in answer]
+        return self.call("getAllDomainStats", bulk)
 
     def domain_metadata(self, name: str, namespace: str) -> str | None:
         """Return the XML of a domain's metadata element in `namespace`, or None when it has none."""

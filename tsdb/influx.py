@@ -14,21 +14,22 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-import pandas as pd
 import urllib3
 from urllib.parse import urlencode
 
 from tsdb import influxql
 from tsdb.errors import QueryError, StoreRejected, StoreUnavailable
-from tsdb.frames import empty_frame, make_frame
 from tsdb.lineprotocol import batches, encode_lines
 from tsdb.point import Point, clean_name
 from tsdb.query import Query, TimeLike, Where, normalize_where, now_ns, to_ns
 from tsdb.retry import Backoff, is_retryable_status
 from tsdb.store import Store
 from tsdb.urls import StoreURL
+
+if TYPE_CHECKING:  # frames are built only when reading; the agent's write path never loads pandas
+    import pandas as pd
 
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 QUERY_CHUNK_ROWS = 10_000
@@ -258,6 +259,8 @@ class InfluxStore(Store):
         return list(merged.values()), partial
 
     def _frame(self, series: list[dict], group_by: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
+        from tsdb.frames import empty_frame, make_frame
+
         times: list[int] = []
         tags: dict[str, list] = {t: [] for t in group_by}
         columns: dict[str, list] = {f: [] for f in fields}

@@ -13,7 +13,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import pandas as pd
 
 from tsdb.errors import QueryError
 from tsdb.point import clean_name
@@ -21,7 +20,7 @@ from tsdb.point import clean_name
 AGGREGATES = ("mean", "min", "max", "sum", "count", "first", "last")
 #: InfluxDB's own bounds (models/time.go): one step inside int64 at each end
 MIN_TIME_NS, MAX_TIME_NS = -(2**63) + 2, 2**63 - 2
-TimeLike = int | float | str | dt.datetime | pd.Timestamp
+TimeLike = int | float | str | dt.datetime  # pandas Timestamps are datetimes
 Where = Mapping[str, str | Sequence[str]]
 
 
@@ -33,6 +32,8 @@ def to_ns(value: TimeLike, name: str = "time") -> int:
         if not MIN_TIME_NS <= value <= MAX_TIME_NS:
             raise QueryError(f"{name} = {value!r}: outside the times a store can hold (years 1677 to 2262)")
         return value
+    import pandas as pd  # here, not at the top: the agent's write path never loads pandas (~86 MB)
+
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as error:

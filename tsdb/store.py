@@ -8,12 +8,14 @@ A Store writes points and answers four kinds of reads, all as pandas frames (tsd
 from __future__ import annotations
 
 import abc
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-import pandas as pd
 
 from tsdb.point import Point
 from tsdb.query import Query, TimeLike, Where, now_ns, to_ns
+
+if TYPE_CHECKING:  # frames are built by the readers; writing never loads pandas
+    import pandas as pd
 
 EVENT_TAGS = ("host", "kind", "severity", "domain")
 EVENT_FIELDS = ("message",)

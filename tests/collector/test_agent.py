@@ -54,3 +54,33 @@ def test_configured_metadata_becomes_tags_on_the_domain_points(store):
     assert agent.collect_and_write()
     frame = store.latest("domain", ["state_code"], 0, group_by=["domain", "nova_project"])
     assert frame[["domain", "nova_project"]].values.tolist() == [["test", 'ops, "blue"']]
+
+
+def test_the_probe_still_answers_when_the_domain_it_targets_is_undefined(store):
+    source = LibvirtSource("test:///default")
+    source.call("define", lambda conn: conn.defineXML(
+        "<domain type='test'><name>short-lived</name><memory>65536</memory><os><type>hvm</type></os></domain>"))
+    agent = Agent(store, source, "hv1")
+    assert agent.collect_and_write()
+    names = [name for name, _ in source.domain_stats()]
+    target = source._probe_domain.name()
+    if target != "short-lived":  # make the probe target the domain about to go away
+        source._probe_domain = source.call("lookup", lambda conn: conn.lookupByName("short-lived"))
+    source.call("undefine", lambda conn: conn.lookupByName("short-lived").undefine())
+    assert source.probe_ms() > 0
+    assert agent.collect_and_write()
+    assert "short-lived" in names
+    assert store.latest("libvirtd", ["probe_ok"], 0)["probe_ok"].tolist() == [1.0]
+
+
+def test_the_agents_write_path_never_loads_pandas():
+    """pandas and numpy cost ~86 MB of RSS; the agent only writes, so it must not import them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from collector.agent import Agent; from collector.libvirt_source import LibvirtSource; "
+            "from tsdb import open_store; store = open_store('influxdb://127.0.0.1:1/x', max_retries=0); "
+            "Agent(store, LibvirtSource('test:///default'), 'hv').collect(); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'duckdb') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
