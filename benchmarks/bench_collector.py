@@ -179,6 +179,7 @@ def bench(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path) -> di
         for _ in range(WARMUPS):
             points = agent.collect()
             agent.ship(points)
+        gc.freeze()  # as `virtwatch agent` does after start-up (virtwatch/cli.py)
         domains = sum(p.measurement == "domain" for p in points)
         assert domains == count, f"{uri}: {domains} domain points, expected {count}"
         for timed in parts.values():
@@ -225,6 +226,7 @@ def bench(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path) -> di
                       gc_full_ms=pauses.seconds * 1000, rounds=rounds)
         return result
     finally:
+        gc.unfreeze()
         gc.callbacks.remove(pauses)
         close_agent(agent)
 
@@ -265,10 +267,30 @@ def profile(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path, top
 IMPORT_STEPS = (
     ("interpreter", ""),
     ("+ import libvirt", "import libvirt"),
-    ("+ import pandas, numpy (tsdb.query imports pandas)", "import pandas"),
-    ("+ import collector.agent (the rest of agent + tsdb)", "import collector.agent"),
-    ("+ open an embedded DuckDB store (imports duckdb)", "from tsdb import open_store; open_store(STORE).close()"),
+    ("+ collector.agent and an InfluxDB store (the production agent)",
+     "import collector.agent; from tsdb import open_store; open_store('influxdb://127.0.0.1:1/x').close()"),
+    ("+ an embedded DuckDB store (make run; loads duckdb, pandas)", "open_store(STORE).close()"),
 )
+
+
+def agent_peak_rss_mb(daemon: PrivateLibvirtd, count: int, workdir: Path) -> float:
+    """Return the peak RSS (MB) of a real `virtwatch agent` process collecting `count` domains five times and
+    shipping to an InfluxDB URL (nobody listens: the points go to its spool, as in an outage)."""
+    node = workdir / f"node{count}.xml"
+    config = workdir / "agent-rss.toml"
+    config.write_text(f"""[store]\nurl = "influxdb://127.0.0.1:9/rss"\nmax_retries = 0\ntimeout_seconds = 1\n
+[agent]\nlibvirt_uri = "test+unix://{node}?socket={daemon.sock_dir}/libvirt-sock"\ninterval_seconds = 0.3
+daemon_pidfile = "{daemon.pidfile}"\nadmin_uri = "{daemon.admin_uri}"\nspool_dir = "{workdir / 'rss-spool'}"\n""")
+    agent = subprocess.Popen([sys.executable, "-m", "virtwatch", "agent", "--config", str(config)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    time.sleep(0.3 * 5 + 3)
+    peak = 0.0
+    for line in open(f"/proc/{agent.pid}/status"):
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    agent.terminate()
+    agent.wait(30)
+    return peak
 
 
 def import_rss(workdir: Path) -> list[tuple[str, float]]:
@@ -324,8 +346,8 @@ def table_rows(count: int, r: dict) -> list[tuple[str, str, str, str]]:
         ("  shipping rate (points / ship time)", f"{points / r['ship_wall'] * 1000:,.0f}", "points/s", "-"),
         ("  end to end (points / (collect + ship))",
          f"{points / (r['collect_wall'] + r['ship_wall']) * 1000:,.0f}", "points/s", "-"),
-        ("  agent process RSS (VmRSS) after these rounds", f"{r['rss_mb']:.0f}", "MB",
-         f"< {RSS_TARGET_MB:.0f}" if target else "-"),
+        ("  benchmark process RSS (VmRSS) after these rounds", f"{r['rss_mb']:.0f}", "MB",
+         "- (DuckDB, pandas)"),
         ("  admin helper RSS", f"{r['helper_rss_mb']:.0f}", "MB", "-"),
     ]
 
@@ -342,6 +364,9 @@ def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool) -> No
             print(f"collecting {count:,} domains through libvirtd, {WARMUPS} warm-ups + {rounds} rounds ...",
                   flush=True)
             results[count] = bench(daemon, count, rounds, workdir)
+        peak_count = max(counts)
+        print(f"running `virtwatch agent` on {peak_count:,} domains for its peak RSS ...", flush=True)
+        agent_peak = (peak_count, agent_peak_rss_mb(daemon, peak_count, workdir))
         if with_profile:
             count = TARGET_DOMAINS if TARGET_DOMAINS in counts else max(counts)
             print(f"profiling collect() over {count:,} domains ...", flush=True)
@@ -352,7 +377,9 @@ def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool) -> No
     rows = []
     for count, result in results.items():
         rows += table_rows(count, result)
-    rows.append(("agent process RSS (VmRSS) at the end", f"{rss_mb():.0f}", "MB", f"< {RSS_TARGET_MB:.0f}"))
+    rows.append((f"`virtwatch agent` peak RSS (VmHWM), {agent_peak[0]:,} domains, InfluxDB store",
+                 f"{agent_peak[1]:.0f}", "MB", f"< {RSS_TARGET_MB:.0f}"))
+    rows.append(("this benchmark's RSS (it ships into DuckDB: duckdb, pandas)", f"{rss_mb():.0f}", "MB", "-"))
     rows.append(("RSS of a fresh interpreter, step by step:", "", "", ""))
     rows += [(f"  {name}", f"{value:.0f}", "MB", "-") for name, value in imports]
     print()

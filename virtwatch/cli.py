@@ -127,6 +127,7 @@ def run_agent(args: argparse.Namespace) -> int:
         agent.run(stop)
         return 0
     finally:
+        gc.unfreeze()  # let extension objects be finalized normally at exit
         source.close()
         health.close()
         spool.close()
