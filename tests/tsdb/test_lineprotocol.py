@@ -91,7 +91,7 @@ def test_hostile_names_round_trip_exactly_through_real_influxdb(roundtrip_store,
     if measurement.startswith("#") or "time" in (clean[tag_key], clean[field_key]) or \
             clean[tag_key] == clean[field_key]:
         return  # refused by design (see the point-refusal test)
-    point = Point(measurement, {tag_key: tag_value}, {field_key: text, "n": 1}, T0)
+    point = Point(measurement, {tag_key: tag_value}, {field_key: text}, T0)
     assert roundtrip_store.write([point]) == 1
     frame = roundtrip_store.query(measurement, [field_key], T0, T0 + 1, where={tag_key: tag_value},
                                   group_by=[tag_key])
