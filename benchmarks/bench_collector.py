@@ -54,6 +54,7 @@ from libvirtd import PrivateLibvirtd  # noqa: E402
 from collector.agent import Agent  # noqa: E402
 from collector.daemon_health import DaemonHealth  # noqa: E402
 from collector.libvirt_source import LibvirtSource  # noqa: E402
+from table import print_table  # noqa: E402
 from tsdb import open_store  # noqa: E402
 from tsdb.lineprotocol import encode_lines  # noqa: E402
 
@@ -304,16 +305,6 @@ def import_rss(workdir: Path) -> list[tuple[str, float]]:
         code += [step, "print(rss(), flush=True)"]
     out = subprocess.run([sys.executable, "-c", "\n".join(code)], capture_output=True, text=True, check=True)
     return [(name, float(value)) for (name, _), value in zip(IMPORT_STEPS, out.stdout.split())]
-
-
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    """Print rows as a plain-text table with aligned columns (values right-aligned)."""
-    header = ("what", "value", "unit", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    for i, row in enumerate([header, *rows]):
-        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def table_rows(count: int, r: dict) -> list[tuple[str, str, str, str]]:

@@ -36,6 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import pandas as pd  # noqa: E402
 
 from servers import InfluxDBServer  # noqa: E402
+from table import print_table  # noqa: E402
 from tsdb import Point, open_store  # noqa: E402
 from tsdb.lineprotocol import encode_lines  # noqa: E402
 
@@ -163,16 +164,6 @@ def frames_check(influx: pd.DataFrame | None, duck: pd.DataFrame | None) -> str:
         first = " ".join(str(error).split())[:300]
         return f"check: InfluxDB and DuckDB frames are NOT equal: {first}"
     return f"check: InfluxDB and DuckDB frames are equal ({len(influx)} rows; assert_frame_equal, rtol=1e-9)"
-
-
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    """Print rows as a plain-text table with aligned columns (values right-aligned)."""
-    header = ("what", "value", "unit", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    for i, row in enumerate([header, *rows]):
-        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def run(count: int, workdir: Path) -> None:
