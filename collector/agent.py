@@ -141,21 +141,10 @@ class Agent:
         return [self._event("keepalive_timeout", f"libvirt closed the connection to {self.source.uri}: no "
                             f"keepalive answer for {interval * (count + 1)} s", now_ns)]
 
-    def collect(self) -> list[Point]:
-        """Return one interval's points: libvirtd health, domains, host load, daemon events, the agent itself."""
-        started = time.perf_counter()
-        now = self.clock()
-        now_ns = int(now * 1e9)
-        host = {"host": self.host_name}
+    def _read_libvirt(self, daemon: dict, host_fields: dict, close_reason: str | None, now: float,
+                      now_ns: int) -> list[Point]:
+        """Probe the daemon, read every domain and the counts; fill `daemon` and `host_fields`; return points."""
         points: list[Point] = []
-        daemon = {"up": 0, "hung": 0, "probe_ok": 0}
-        host_fields = self.host_load.read()
-        close_reason = self.source.take_close_reason()  # taken every time, so a close wakes the loop once
-        points += self._closed_by_keepalive(close_reason, now_ns)
-        if self._lost:
-            points.append(self._event("points_dropped", "; ".join(self._lost), now_ns))
-            self._lost = []
-        points += self._domain_events()
         try:
             daemon["probe_latency_ms"] = self.source.probe_ms()
             daemon.update(up=1, probe_ok=1)
@@ -184,12 +173,11 @@ class Agent:
         except DaemonUnreachable as error:
             points += self._transition("down", str(error) + (f" (connection closed: {close_reason})"
                                                              if close_reason else ""), now, now_ns)
-        points += self._domain_events()  # events that arrived during this collection's calls
-        if daemon["hung"] == 0:
-            self._daemon_reading(daemon)
-        if self._restarted:
-            points.append(self._event("restart", f"libvirtd restarted: {self._restarted}", now_ns))
-            self._restarted = None
+        return points
+
+    def _daemon_event_points(self) -> list[Point]:
+        """Return event points for what the daemon's log and the kernel log showed this interval."""
+        points = []
         for event in self._daemon_events:
             log.warning("%s", event.message)
             tags = {"host": self.host_name, "kind": event.kind, "severity": event.severity}
@@ -197,12 +185,10 @@ class Agent:
                 tags["domain"] = event.domain
             points.append(Point("event", tags, {"message": event.message, "count": 1}, event.time_ns))
         self._daemon_events = []
-        calls = self.source.calls_total
-        if self._last_calls is not None and now > self._last_calls[0]:
-            host_fields["libvirt_calls_per_second"] = (calls - self._last_calls[1]) / (now - self._last_calls[0])
-        self._last_calls = (now, calls)
-        points.append(Point("libvirtd", dict(host), daemon, now_ns))
-        points.append(Point("host", dict(host), host_fields, now_ns))
+        return points
+
+    def _agent_fields(self, started: float) -> dict:
+        """Return the collector measurement's fields: the agent's own health."""
         agent = {"scrape_duration_ms": (time.perf_counter() - started) * 1000.0,
                  "points_written_total": self.points_written_total,
                  "points_dropped_total": self.points_rejected_total}
@@ -211,7 +197,38 @@ class Agent:
                          points_replayed_total=self.spool.replayed_total,
                          points_dropped_total=self.points_rejected_total + self.spool.dropped_total,
                          spool_bytes=self.spool.size_bytes)
-        points.append(Point("collector", dict(host), agent, now_ns))
+        return agent
+
+    def collect(self) -> list[Point]:
+        """Return one interval's points: libvirtd health, domains, host load, daemon events, the agent itself."""
+        started = time.perf_counter()
+        now = self.clock()
+        now_ns = int(now * 1e9)
+        host = {"host": self.host_name}
+        points: list[Point] = []
+        daemon = {"up": 0, "hung": 0, "probe_ok": 0}
+        host_fields = self.host_load.read()
+        close_reason = self.source.take_close_reason()  # taken every time, so a close wakes the loop once
+        points += self._closed_by_keepalive(close_reason, now_ns)
+        if self._lost:
+            points.append(self._event("points_dropped", "; ".join(self._lost), now_ns))
+            self._lost = []
+        points += self._domain_events()
+        points += self._read_libvirt(daemon, host_fields, close_reason, now, now_ns)
+        points += self._domain_events()  # events that arrived during this collection's calls
+        if daemon["hung"] == 0:
+            self._daemon_reading(daemon)
+        if self._restarted:
+            points.append(self._event("restart", f"libvirtd restarted: {self._restarted}", now_ns))
+            self._restarted = None
+        points += self._daemon_event_points()
+        calls = self.source.calls_total
+        if self._last_calls is not None and now > self._last_calls[0]:
+            host_fields["libvirt_calls_per_second"] = (calls - self._last_calls[1]) / (now - self._last_calls[0])
+        self._last_calls = (now, calls)
+        points.append(Point("libvirtd", dict(host), daemon, now_ns))
+        points.append(Point("host", dict(host), host_fields, now_ns))
+        points.append(Point("collector", dict(host), self._agent_fields(started), now_ns))
         return points
 
     def collect_and_write(self) -> bool:
