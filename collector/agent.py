@@ -40,6 +40,8 @@ class Agent:
     replay_segments_per_interval: int = 50
     metadata_tags: dict[str, str] = field(default_factory=dict)
     summary_every_seconds: float = 60.0
+    #: called with each collection's points (the optional Prometheus endpoint's update)
+    on_collection: Callable[[list[Point]], None] | None = None
     _last_calls: tuple[float, int] | None = None
     _summary: dict = field(default_factory=lambda: {"since": time.monotonic(), "collections": 0, "points": 0,
                                                      "failed": 0, "probe_ms": []})
@@ -234,6 +236,8 @@ class Agent:
     def collect_and_write(self) -> bool:
         """Collect once and ship: spooled points first, in order; False when this collection was spooled."""
         points = self.collect()
+        if self.on_collection is not None:
+            self.on_collection(points)
         written, ok = self.ship(points)
         self._summarize(points, written, ok)
         return ok

@@ -115,6 +115,19 @@ def run_agent(args: argparse.Namespace) -> int:
     agent = Agent(store, source, args.host_name or agent_config.host_name,
                   args.interval or agent_config.interval_seconds, spool=spool, daemon_health=health,
                   metadata_tags=agent_config.metadata_tags)
+    endpoint = None
+    if agent_config.metrics_listen:
+        from collector.metrics_endpoint import MetricsEndpoint
+        from virtwatch.config import split_host_port
+
+        host, port = split_host_port(agent_config.metrics_listen)
+        try:
+            endpoint = MetricsEndpoint(host, port)
+        except OSError as error:
+            print(f"agent.metrics_listen = {agent_config.metrics_listen!r}: cannot listen: {error}", file=sys.stderr)
+            source.close(), health.close(), spool.close(), store.close()
+            return 2
+        agent.on_collection = endpoint.update
     # Move everything loaded so far (libraries, config) out of the collector's sight: full collections of
     # the garbage collector then skip tens of thousands of objects that live as long as the process.
     gc.freeze()
@@ -128,6 +141,8 @@ def run_agent(args: argparse.Namespace) -> int:
         return 0
     finally:
         gc.unfreeze()  # let extension objects be finalized normally at exit
+        if endpoint is not None:
+            endpoint.close()
         source.close()
         health.close()
         spool.close()

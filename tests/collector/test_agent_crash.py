@@ -72,3 +72,40 @@ spool_dir = "{spool_dir}"
                 assert len(arrived) == len(spooled) + 1  # plus the --once collection itself
     finally:
         server.stop()
+
+
+def test_sigterm_makes_the_agent_finish_its_collection_and_exit_0_serving_metrics_until_then(tmp_path):
+    from servers import free_port, http
+
+    port = free_port()
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+[store]
+url = "duckdb://{tmp_path}/store.duckdb"
+
+[agent]
+libvirt_uri = "test:///default"
+interval_seconds = 0.2
+spool_dir = "{tmp_path / 'spool'}"
+metrics_listen = "127.0.0.1:{port}"
+""")
+    agent = subprocess.Popen([sys.executable, "-m", "virtwatch", "agent", "--config", str(config)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    body = b""
+    try:
+        for _ in range(200):
+            try:
+                status, body = http("GET", f"http://127.0.0.1:{port}/metrics", timeout=1)
+                if status == 200 and b"virtwatch_libvirtd_up" in body:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=60)
+    assert b'virtwatch_domain_state_code{domain="test"' in body
+    assert agent.returncode == 0, stderr
+    assert "agent stopping" in stderr
+    with open_store(f"duckdb://{tmp_path}/store.duckdb") as store:
+        assert len(store.query("collector", ["scrape_duration_ms"], 0, 2**62)) >= 1
