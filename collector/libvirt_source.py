@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 STATS_NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
 STATS_STATE = libvirt.VIR_DOMAIN_STATS_STATE
 
+MAX_CONNECT_BACKOFF_SECONDS = 60.0
 _event_loop_lock = threading.Lock()
 _event_loop_started = False
 
@@ -62,9 +63,13 @@ class LibvirtSource:
     """One libvirt URI, every call under a deadline, reconnecting after any failure."""
 
     def __init__(self, uri: str, call_timeout_seconds: float = 5.0, keepalive_interval_seconds: int = 5,
-                 keepalive_count: int = 5, read_only: bool = False):
+                 keepalive_count: int = 5, read_only: bool = False, clock: Callable[[], float] = time.monotonic):
         self.uri = uri
         self.read_only = read_only
+        self.connect_attempts = 0
+        self._connect_failures = 0
+        self._next_connect = 0.0
+        self._clock = clock
         self.call_timeout_seconds = call_timeout_seconds
         self.keepalive = (keepalive_interval_seconds, keepalive_count)
         self.calls_total = 0
@@ -79,6 +84,23 @@ class LibvirtSource:
         _start_event_loop()
 
     def _open(self) -> None:
+        """Connect, unless a recent failure asks to wait (backoff: at once, then 1, 2, 4 ... 60 s)."""
+        wait = self._next_connect - self._clock()
+        if wait > 0:
+            raise DaemonUnreachable(f"{self.uri} unreachable ({self._connect_failures} failed connection attempts); "
+                                    f"next attempt in {wait:.0f} s")
+        self.connect_attempts += 1
+        try:
+            self._connect()
+        except (CallTimedOut, DaemonUnreachable):
+            self._connect_failures += 1
+            delay = 0.0 if self._connect_failures == 1 else min(MAX_CONNECT_BACKOFF_SECONDS,
+                                                                 2.0 ** (self._connect_failures - 2))
+            self._next_connect = self._clock() + delay
+            raise
+        self._connect_failures, self._next_connect = 0, 0.0
+
+    def _connect(self) -> None:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtwatch-libvirt")
         try:
             opener = libvirt.openReadOnly if self.read_only else libvirt.open

@@ -84,3 +84,16 @@ def test_the_agents_write_path_never_loads_pandas():
             "print(sorted(m for m in ('pandas', 'numpy', 'duckdb') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_an_unreachable_daemon_is_retried_with_backoff_while_every_interval_reports_it_down(store, tmp_path):
+    now = [0.0]
+    source = LibvirtSource(f"test+unix:///default?socket={tmp_path}/nobody.sock", clock=lambda: now[0])
+    agent = Agent(store, source, "hv3")
+    attempts = []
+    for second in (0, 1, 2, 3, 4, 5, 6, 7):  # one collection a second
+        now[0] = float(second)
+        agent.collect_and_write()
+        attempts.append(source.connect_attempts)
+    assert attempts == [1, 2, 3, 3, 4, 4, 4, 4]  # at once, then after 1 s, 2 s, 4 s ...
+    assert store.query("libvirtd", ["up"], 0, 2**62)["up"].tolist() == [0.0] * 8
