@@ -19,6 +19,7 @@ from typing import Any, Callable
 import libvirt
 
 from collector.domain_events import CLOSE_REASONS, DomainEvent, io_error_event, lifecycle_event, watchdog_event
+from collector.signatures import by_name
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ STATS_NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
 STATS_STATE = libvirt.VIR_DOMAIN_STATS_STATE
 
 MAX_CONNECT_BACKOFF_SECONDS = 60.0
+_KEEPALIVE_TIMEOUT = by_name("keepalive_timeout").pattern
 _event_loop_lock = threading.Lock()
 _event_loop_started = False
 
@@ -187,7 +189,7 @@ class LibvirtSource:
             raise CallTimedOut(f"{what} on {self.uri} took longer than {self.call_timeout_seconds:g} s") from None
         except libvirt.libvirtError as error:
             message = error.get_error_message()
-            if "keepalive timeout" in message or self._close_reason == "keepalive":
+            if _KEEPALIVE_TIMEOUT.search(message) or self._close_reason == "keepalive":
                 # the peer stopped answering keepalives: a live but unresponsive daemon, not a dead one
                 self._abandon()
                 raise CallTimedOut(f"{what} on {self.uri}: {message}") from None
