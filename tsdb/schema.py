@@ -175,6 +175,17 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
             Field("spool_bytes", "int", "size of the on-disk spool"),
         ),
     ),
+    Measurement(
+        "sli",
+        "SLI rollup per minute: good and valid events of one SLO on one host, written by the alert engine "
+        "(alerts.sli) so that long burn-rate windows read 1 row per minute instead of every raw point.",
+        (HOST, Tag("slo", "the SLO's name in the SLO file")),
+        (
+            Field("good_total", "float", "good events in the minute (probes that succeeded, fast probes, "
+                  "healthy domain points, intervals with a collector point, or a custom SLI's good count)"),
+            Field("valid_total", "float", "all events the SLI counts in the minute (the SLI's total)"),
+        ),
+    ),
 )}
 
 EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
