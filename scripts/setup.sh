@@ -11,7 +11,8 @@ RUNTIME_PACKAGES=(libvirt-dev pkg-config libvirt-clients libvirt-daemon python3-
 #   victoria-metrics      -> the /api/v2/write path of influxdb-client (@pytest.mark.victoriametrics)
 #   libvirt-daemon-system -> a private libvirtd (and virtlogd) for daemon and fault tests
 #   qemu-system-x86       -> real QEMU guests (KVM when /dev/kvm exists, TCG otherwise)
-TEST_PACKAGES=(influxdb victoria-metrics libvirt-daemon-system qemu-system-x86)
+#   prometheus-alertmanager -> a private Alertmanager that the alertmanager notifier pushes alerts to
+TEST_PACKAGES=(influxdb victoria-metrics libvirt-daemon-system qemu-system-x86 prometheus-alertmanager)
 
 MIN_PYTHON="3.11"
 
