@@ -1,0 +1,95 @@
+"""What each receiver puts on the wire, read back from a real HTTP receiver on 127.0.0.1."""
+
+from datetime import datetime, timedelta, timezone
+
+from alerts.notify import Alert, Notification, fingerprint, notifier_for
+from alerts.notify.pagerduty import dedup_key
+from alerts.notify.webhook import SIGNATURE_HEADER, verify_signature
+from notify_conformance import T0, sample_notification
+from virtwatch.config import ReceiverConfig
+
+SECRET = "hmac-secret-for-tests"
+ROUTING_KEY = "routingkey0123456789abcdef012345"
+
+
+def test_the_fingerprint_is_stable_and_ignores_label_order():
+    labels = {"alertname": "LibvirtdHung", "host": "host-a", "severity": "page"}
+    reordered = dict(reversed(list(labels.items())))
+    assert fingerprint(labels) == fingerprint(reordered) == Alert(labels=reordered).fingerprint
+    assert len(fingerprint(labels)) == 16 and int(fingerprint(labels), 16) >= 0
+    assert fingerprint(labels) != fingerprint({**labels, "host": "host-b"})
+    assert fingerprint({"a": "b,c"}) != fingerprint({"a": "b", "c": ""})  # no ambiguity in the encoding
+
+
+def test_a_notification_fires_while_any_alert_fires():
+    firing, resolved = sample_notification("firing").alerts[0], sample_notification("resolved").alerts[0]
+    other = Alert(labels={"alertname": "Other"}, status="resolved", ends_at=T0)
+    assert Notification("r", "k", {}, [resolved, firing]).status == "firing"
+    assert Notification("r", "k", {}, [resolved, other]).status == "resolved"
+
+
+def test_the_webhook_posts_alertmanagers_version_4_shape_signed_with_hmac(http_receiver):
+    config = ReceiverConfig(name="hook", type="webhook", url=http_receiver.url + "/hook", secret=SECRET)
+    notifier_for(config, external_url="http://dashboard.example").send(sample_notification())
+    (request,) = http_receiver.requests
+    body = request.json()
+    assert set(body) == {"version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
+                         "commonLabels", "commonAnnotations", "externalURL", "alerts"}
+    assert body["version"] == "4" and body["status"] == "firing" and body["receiver"] == "oncall"
+    assert body["groupLabels"] == {"alertname": "LibvirtdHung", "host": "host-a"}
+    assert body["commonLabels"]["slo"] == "daemon" and body["externalURL"] == "http://dashboard.example"
+    (alert,) = body["alerts"]
+    assert set(alert) == {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}
+    assert alert["startsAt"] == "2024-05-01T12:00:00Z" and alert["endsAt"] == "0001-01-01T00:00:00Z"
+    assert alert["fingerprint"] == fingerprint(alert["labels"])
+    assert verify_signature(SECRET, request.body, request.headers[SIGNATURE_HEADER])
+    assert not verify_signature("another secret", request.body, request.headers[SIGNATURE_HEADER])
+    assert not verify_signature(SECRET, request.body + b" ", request.headers[SIGNATURE_HEADER])
+
+
+def test_a_webhook_without_a_secret_sends_no_signature(http_receiver):
+    notifier_for(ReceiverConfig(name="hook", type="webhook", url=http_receiver.url)).send(sample_notification())
+    assert SIGNATURE_HEADER not in http_receiver.requests[0].headers
+
+
+def test_pagerduty_trigger_and_resolve_share_one_dedup_key(http_receiver):
+    config = ReceiverConfig(name="pd", type="pagerduty", url=http_receiver.url + "/v2/enqueue",
+                            routing_key=ROUTING_KEY)
+    notifier = notifier_for(config)
+    notifier.send(sample_notification("firing"))
+    notifier_for(config).send(sample_notification("resolved"))  # a new notifier: as after an engine restart
+    trigger, resolve = (r.json() for r in http_receiver.requests)
+    assert http_receiver.requests[0].path == "/v2/enqueue"
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"] == dedup_key(sample_notification().group_key)
+    assert trigger["routing_key"] == ROUTING_KEY
+    payload = trigger["payload"]
+    assert payload["severity"] == "critical"  # severity=page
+    assert payload["source"] == "host-a"
+    assert payload["summary"] == "[FIRING:1] LibvirtdHung on host-a: libvirtd on host-a answers no calls"
+    assert payload["custom_details"]["firing"][0]["labels"]["slo"] == "daemon"
+
+
+def test_pagerduty_dedup_keys_differ_between_groups():
+    assert dedup_key('{}:{host="a"}') != dedup_key('{}:{host="b"}')
+
+
+def test_slack_gets_a_readable_message_with_status_host_slo_and_summary(http_receiver):
+    url = http_receiver.url + "/services/T0/B0/token"
+    notifier_for(ReceiverConfig(name="slack", type="slack", url=url)).send(sample_notification())
+    notifier_for(ReceiverConfig(name="slack", type="slack", url=url)).send(sample_notification("resolved"))
+    firing, resolved = (r.json() for r in http_receiver.requests)
+    assert firing["text"] == "FIRING: LibvirtdHung on host-a: libvirtd on host-a answers no calls"
+    assert resolved["text"].startswith("RESOLVED: LibvirtdHung on host-a")
+    section = firing["blocks"][1]["text"]["text"]
+    assert section.splitlines() == ["FIRING: LibvirtdHung", "host: host-a", "slo: daemon", "severity: page",
+                                    "libvirtd on host-a answers no calls",
+                                    "the stats probe timed out 3 times in a row"]
+
+
+def test_times_are_sent_in_utc_whatever_zone_they_were_given_in(http_receiver):
+    local = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    alert = Alert(labels={"alertname": "X"}, starts_at=local)
+    notification = Notification("oncall", "k", {}, [alert])
+    notifier_for(ReceiverConfig(name="hook", type="webhook", url=http_receiver.url)).send(notification)
+    assert http_receiver.requests[0].json()["alerts"][0]["startsAt"] == "2024-05-01T12:00:00Z"
