@@ -1,0 +1,171 @@
+"""SLIs: good and total events of an SLO over a time range, per host and fleet-wide, read through tsdb only.
+
+`window_counts` is the one place that knows how each SLI (alerts.slo) counts: it returns good and total per
+host per epoch-aligned window. `compute_sli` sums them over a range; `rollup_points` turns per-minute
+windows into `sli` points (tsdb.schema) that `read_rollups` sums back, so a 3-day window reads one row per
+host per minute instead of every raw point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from alerts.slo import SLO, Source
+from tsdb.point import Point
+from tsdb.query import TimeLike, to_ns
+from tsdb.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ROLLUP_MEASUREMENT = "sli"
+ROLLUP_SECONDS = 60
+#: window used when only the sum over a range matters: any width gives the same sum, this keeps frames small
+SUM_WINDOW_SECONDS = 3600
+CRASHED = 6  # virDomainState VIR_DOMAIN_CRASHED, libvirt include/libvirt/libvirt-domain.h
+COLUMNS = ("time_ns", "host", "good", "total")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Good and total events."""
+
+    good: float = 0.0
+    total: float = 0.0
+
+    @property
+    def bad(self) -> float:
+        """Events that were not good."""
+        return self.total - self.good
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(self.good + other.good, self.total + other.total)
+
+
+@dataclass(frozen=True)
+class SLIResult:
+    """Counts per host and for the whole fleet."""
+
+    hosts: dict[str, Counts] = field(default_factory=dict)
+
+    @property
+    def fleet(self) -> Counts:
+        """The sum over every host."""
+        return sum(self.hosts.values(), Counts())
+
+    def counts(self, host: str | None = None) -> Counts:
+        """Return one host's counts (zero when it has none), or the fleet's when host is None."""
+        return self.fleet if host is None else self.hosts.get(host, Counts())
+
+
+def window_counts(store: Store, slo: SLO, start: TimeLike, end: TimeLike, window_seconds: int) -> pd.DataFrame:
+    """Return good and total per host per window of `window_seconds` (aligned to the epoch) in [start, end)."""
+    start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+    width = window_seconds * 10**9
+    if slo.sli == "libvirtd_availability":
+        good = _windowed(store, Source("libvirtd", "probe_ok", "sum"), start_ns, end_ns, window_seconds)
+        total = _windowed(store, Source("libvirtd", "probe_ok", "count"), start_ns, end_ns, window_seconds)
+        return _joined(good, total)
+    if slo.sli == "libvirtd_latency":
+        raw = store.query("libvirtd", ["probe_ok", "probe_latency_ms"], start_ns, end_ns, group_by=["host"])
+        raw = raw[raw["probe_ok"].notna()]
+        fast = (raw["probe_ok"] == 1) & (raw["probe_latency_ms"] < slo.threshold_ms)
+        return _bucketed(raw, fast, width)
+    if slo.sli == "domain_stability":
+        raw = store.query("domain", ["state_code", "stats_partial"], start_ns, end_ns, group_by=["host"])
+        healthy = (raw["state_code"] != CRASHED) & (raw["stats_partial"] != 1)
+        return _bucketed(raw, healthy, width)
+    if slo.sli == "collection_freshness":
+        return _freshness(store, slo, start_ns, end_ns, width)
+    if slo.sli == "custom":
+        good = _windowed(store, slo.good, start_ns, end_ns, window_seconds)
+        total = _windowed(store, slo.total, start_ns, end_ns, window_seconds)
+        return _joined(good, total)
+    raise ValueError(f"SLO {slo.name!r}: unknown sli {slo.sli!r}")
+
+
+def compute_sli(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIResult:
+    """Return good and total per host over [start, end), from the raw measurements."""
+    return _summed(window_counts(store, slo, start, end, SUM_WINDOW_SECONDS))
+
+
+def rollup_points(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> list[Point]:
+    """Return one `sli` point per host per minute of [start, end); both ends must fall on whole minutes."""
+    start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+    minute = ROLLUP_SECONDS * 10**9
+    if start_ns % minute or end_ns % minute:
+        raise ValueError(f"rollup of {slo.name!r}: start and end must fall on whole minutes, so that rollups of "
+                         "consecutive ranges neither overlap nor leave gaps")
+    frame = window_counts(store, slo, start_ns, end_ns, ROLLUP_SECONDS)
+    return [Point(ROLLUP_MEASUREMENT, {"host": host, "slo": slo.name},
+                  {"good_total": float(good), "valid_total": float(total)}, int(time_ns))
+            for time_ns, host, good, total in frame.itertuples(index=False)]
+
+
+def read_rollups(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIResult:
+    """Return good and total per host over [start, end), summed from the `sli` rollups of this SLO."""
+    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start, end, where={"slo": slo.name},
+                        window_seconds=SUM_WINDOW_SECONDS, aggregate="sum", group_by=["host"])
+    sums = frame.groupby("host", sort=True)[["good_total", "valid_total"]].sum()
+    return SLIResult({host: Counts(float(row.good_total), float(row.valid_total))
+                      for host, row in sums.iterrows()})
+
+
+# ---- how the SLIs count ----
+
+
+def _windowed(store: Store, source: Source, start_ns: int, end_ns: int, window_seconds: int) -> pd.DataFrame:
+    """Return (time_ns, host, value) of a windowed count or sum of one field."""
+    frame = store.query(source.measurement, [source.field], start_ns, end_ns, where=dict(source.where),
+                        window_seconds=window_seconds, aggregate=source.aggregate, group_by=["host"])
+    frame = frame.assign(time_ns=frame["time"].astype("int64"), value=frame[source.field].fillna(0.0))
+    return frame[["time_ns", "host", "value"]]
+
+
+def _joined(good: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
+    """Return the standard counts frame from windowed good and total values."""
+    merged = good.merge(total, on=["time_ns", "host"], how="outer", suffixes=("_good", "_total"))
+    merged = merged.fillna({"value_good": 0.0, "value_total": 0.0})
+    merged = merged.rename(columns={"value_good": "good", "value_total": "total"})
+    return _standard(merged)
+
+
+def _bucketed(raw: pd.DataFrame, good: pd.Series, width: int) -> pd.DataFrame:
+    """Return the standard counts frame from raw rows and a good flag per row, counted per window."""
+    times = raw["time"].astype("int64")
+    frame = raw.assign(time_ns=times - times % width, good=good.astype("float64"), total=1.0)
+    return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
+
+
+def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -> pd.DataFrame:
+    """Count intervals holding a collector point (good) and all intervals (total), per host per window."""
+    import numpy as np
+    import pandas as pd
+
+    step = slo.interval_seconds * 10**9
+    lookback = store.query("collector", ["scrape_duration_ms"], end_ns - slo.period_seconds * 10**9, end_ns,
+                           window_seconds=slo.period_seconds, aggregate="count", group_by=["host"])
+    hosts = sorted(set(lookback["host"]))
+    seen = store.query("collector", ["scrape_duration_ms"], start_ns, end_ns, window_seconds=slo.interval_seconds,
+                       aggregate="count", group_by=["host"])
+    seen = seen[seen["scrape_duration_ms"] > 0]
+    intervals = np.arange(start_ns - start_ns % step, end_ns, step, dtype="int64")
+    expected = pd.DataFrame({"time_ns": np.tile(intervals, len(hosts)),
+                             "host": np.repeat(np.array(hosts, dtype=object), len(intervals))})
+    present = pd.DataFrame({"time_ns": seen["time"].astype("int64"), "host": seen["host"], "good": 1.0})
+    frame = expected.merge(present, on=["time_ns", "host"], how="left").fillna({"good": 0.0})
+    frame = frame.assign(time_ns=frame["time_ns"] - frame["time_ns"] % width, total=1.0)
+    return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
+
+
+def _standard(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return time_ns, host, good, total sorted by host then time."""
+    frame = frame[list(COLUMNS)].astype({"time_ns": "int64", "good": "float64", "total": "float64"})
+    return frame.sort_values(["host", "time_ns"], kind="mergesort", ignore_index=True)
+
+
+def _summed(frame: pd.DataFrame) -> SLIResult:
+    """Return the per-host sums of a counts frame."""
+    sums = frame.groupby("host", sort=True)[["good", "total"]].sum()
+    return SLIResult({host: Counts(float(row.good), float(row.total)) for host, row in sums.iterrows()})
