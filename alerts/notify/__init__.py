@@ -91,10 +91,15 @@ def drain(outbox: Outbox, notifiers: dict[str, Notifier], backoff: Backoff) -> l
 
     A delivered notification leaves the outbox. So does one that failed for good (a non-retryable error, or a
     receiver no longer configured): it is logged as an error and returned. One that still failed after every
-    retry stays pending for the next drain, so a receiver outage delays a page but never loses it.
+    retry stays pending for the next drain, so a receiver outage delays a page but never loses it; so do all
+    later notifications for that receiver, untried, so that a receiver never gets a group's resolve before its
+    trigger.
     """
     failures = []
+    held: set[str] = set()  # receivers that kept a notification this round: later ones wait behind it
     for outbox_id, notification in outbox.pending():
+        if notification.receiver in held:
+            continue
         notifier = notifiers.get(notification.receiver)
         if notifier is None:
             error = NotifyError(f"receiver {notification.receiver!r} is not configured; notification dropped",
@@ -107,6 +112,7 @@ def drain(outbox: Outbox, notifiers: dict[str, Notifier], backoff: Backoff) -> l
             except NotifyError as err:
                 error = err
         if error.retryable:
+            held.add(notification.receiver)
             log.warning("%s; kept in the outbox as %s for the next round", error.message, outbox_id)
         else:
             log.error("%s; not retried, removed from the outbox (%s)", error.message, outbox_id)
