@@ -83,22 +83,21 @@ class Agent:
         return events
 
     def _domain_stats(self) -> list[tuple[str, dict]]:
-        """Return every domain's stats; when the bulk call times out although the probe answered, a guest is
-        wedged (the call took its job, then blocked on its monitor): try once more on a fresh connection,
-        where NOWAIT skips the domain whose job our stuck call holds and answers for the others."""
-        try:
-            return self.source.domain_stats()
-        except CallTimedOut as error:
-            log.warning("bulk stats timed out while the probe answered, so a guest is wedged (%s); asking again "
-                        "on a new connection", error)
-            return self.source.domain_stats()
-        except CallFailed as error:  # e.g. a guest's monitor vanished as it died: the daemon itself is fine
-            log.warning("%s; asking again", error)
+        """Return every domain's stats, asking twice at most. The probe has just answered, so a failure here
+        is about guests, not the daemon: a timeout means a wedged guest (the call took its job, then blocked
+        on its monitor; a new connection's NOWAIT call skips the domain whose job our stuck call holds), an
+        error a guest that went away mid-call. Without an answer the interval has no domain points, and the
+        next interval's probe says whether the daemon itself is in trouble."""
+        for attempt in (1, 2):
             try:
                 return self.source.domain_stats()
-            except CallFailed as again:
-                log.error("no domain stats this interval: %s", again)
-                return []
+            except CallTimedOut as error:
+                log.warning("bulk stats timed out while the probe answered, so a guest is wedged (%s)%s", error,
+                            "; asking again on a new connection" if attempt == 1 else "")
+            except CallFailed as error:
+                log.warning("%s%s", error, "; asking again" if attempt == 1 else "")
+        log.error("no domain stats this interval: the bulk call failed twice although the daemon answered")
+        return []
 
     def _wedged_transition(self, domain: str, partial: int | None, now_ns: int) -> list[Point]:
         """Return a domain_wedged event when a domain's stats turn partial (its job lock is held)."""
