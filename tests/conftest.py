@@ -47,6 +47,7 @@ def victoriametrics_server(tmp_path_factory):
 # --- a private libvirtd (tests/libvirtd.py); tests using these fixtures are marked slow --------------------------
 
 from libvirtd import MissingLibvirt, PrivateLibvirtd  # noqa: E402
+from tsdb import open_store  # noqa: E402
 
 LIBVIRTD_GUESTS = ["guest-a", 'guest 2,"b"']  # the second name is hostile on purpose: space, comma, quotes
 
@@ -73,3 +74,29 @@ def libvirtd(tmp_path, libvirt_capabilities_cache):
 def libvirtd_with_guests(libvirtd):
     """A private libvirtd with two running QEMU guests: (daemon, ["guest-a", 'guest 2,"b"'])."""
     return libvirtd, [libvirtd.define_guest(name) for name in LIBVIRTD_GUESTS]
+
+
+# ---- stores: the same test against a real InfluxDB 1.6 and the embedded DuckDB store ----
+
+
+@pytest.fixture
+def influxdb_store(influxdb_database):
+    """An InfluxStore on a fresh database of the session's real InfluxDB 1.6."""
+    server, database = influxdb_database
+    store = open_store(f"influxdb://127.0.0.1:{server.port}/{database}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def duckdb_store(tmp_path):
+    """An embedded store in a fresh DuckDB file."""
+    store = open_store(f"duckdb://{tmp_path}/store.duckdb")
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["influxdb", "duckdb"])
+def store(request):
+    """The same test against real InfluxDB 1.6 and against the embedded DuckDB store."""
+    return request.getfixturevalue(f"{request.param}_store")

@@ -54,11 +54,11 @@ def burns(evaluation):
 
 @pytest.mark.influxdb
 @pytest.mark.parametrize("rollups", [False, True], ids=["from raw points", "from rollups"])
-def test_a_host_failing_two_probes_in_a_hundred_pages_and_tickets(slo_store, rollups):
-    slo_store.write(PLANTED)
+def test_a_host_failing_two_probes_in_a_hundred_pages_and_tickets(store, rollups):
+    store.write(PLANTED)
     if rollups:
-        slo_store.write(rollup_points(slo_store, AVAILABILITY, NOW - 30 * 86400 * S, NOW))
-    result = evaluate(slo_store, AVAILABILITY, NOW, "hv1", rollups=rollups)
+        store.write(rollup_points(store, AVAILABILITY, NOW - 30 * 86400 * S, NOW))
+    result = evaluate(store, AVAILABILITY, NOW, "hv1", rollups=rollups)
     assert result.period == Counts(98, 100)
     assert result.budget_remaining == -19.0
     # 5 minutes hold probes 1..8 (one bad); 30 minutes hold 1..50 (both bad: the 50th is 1800 s ago, and
@@ -70,9 +70,9 @@ def test_a_host_failing_two_probes_in_a_hundred_pages_and_tickets(slo_store, rol
 
 
 @pytest.mark.influxdb
-def test_a_hostile_host_name_evaluates_exactly_and_a_single_old_failure_only_spends_its_budget(slo_store):
-    slo_store.write(PLANTED)
-    result = evaluate(slo_store, AVAILABILITY, NOW, HOSTILE)
+def test_a_hostile_host_name_evaluates_exactly_and_a_single_old_failure_only_spends_its_budget(store):
+    store.write(PLANTED)
+    result = evaluate(store, AVAILABILITY, NOW, HOSTILE)
     assert result.period == Counts(1999, 2000)
     assert result.budget_remaining == 0.5
     # the failure 3.5 days ago lies outside every window: nothing burns, nothing fires
@@ -81,9 +81,9 @@ def test_a_hostile_host_name_evaluates_exactly_and_a_single_old_failure_only_spe
 
 
 @pytest.mark.influxdb
-def test_the_fleet_adds_every_host_before_dividing(slo_store):
-    slo_store.write(PLANTED)
-    result = evaluate(slo_store, AVAILABILITY, NOW)
+def test_the_fleet_adds_every_host_before_dividing(store):
+    store.write(PLANTED)
+    result = evaluate(store, AVAILABILITY, NOW)
     assert result.period == Counts(2097, 2100)
     assert result.budget_remaining == float(1 - Fraction(3, 2100) * 1000)
     long_1h = burns(result)["page-1h-5m"][0]  # hv1's 100 probes and HOSTILE's 12 in the last hour, 2 bad
@@ -91,15 +91,15 @@ def test_the_fleet_adds_every_host_before_dividing(slo_store):
 
 
 @pytest.mark.influxdb
-def test_one_bad_probe_in_a_hundred_burns_10x_and_does_not_page(slo_store):
-    slo_store.write(probes("hv1", 36, 100, failed_at={50}))
-    result = evaluate(slo_store, AVAILABILITY, NOW, "hv1")
+def test_one_bad_probe_in_a_hundred_burns_10x_and_does_not_page(store):
+    store.write(probes("hv1", 36, 100, failed_at={50}))
+    result = evaluate(store, AVAILABILITY, NOW, "hv1")
     assert burns(result)["page-1h-5m"] == (10.0, 0.0, False)
     assert burns(result)["page-6h-30m"] == (10.0, 20.0, True)  # the failure, 30 minutes ago, is in 30 minutes
     assert result.budget_remaining == -9.0
 
 
-def test_a_host_without_probes_has_no_rates_and_fires_nothing(duckdb_slo_store):
-    result = evaluate(duckdb_slo_store, AVAILABILITY, NOW, "hv1")
+def test_a_host_without_probes_has_no_rates_and_fires_nothing(duckdb_store):
+    result = evaluate(duckdb_store, AVAILABILITY, NOW, "hv1")
     assert result.period == Counts() and result.budget_remaining is None
     assert result.firing == () and all(w.long_burn is None for w in result.windows)

@@ -54,9 +54,9 @@ CASES = {
 
 @pytest.mark.influxdb
 @pytest.mark.parametrize("slo, expected", CASES.values(), ids=CASES.keys())
-def test_counts_per_host_and_fleet(slo_store, slo, expected):
-    slo_store.write(PLANTED)
-    result = compute_sli(slo_store, slo, *LAST_5M)
+def test_counts_per_host_and_fleet(store, slo, expected):
+    store.write(PLANTED)
+    result = compute_sli(store, slo, *LAST_5M)
     assert result.hosts == expected
     assert result.counts() == sum(expected.values(), Counts())
     assert result.counts("nobody") == Counts()
@@ -64,32 +64,32 @@ def test_counts_per_host_and_fleet(slo_store, slo, expected):
 
 @pytest.mark.influxdb
 @pytest.mark.parametrize("slo, expected", CASES.values(), ids=CASES.keys())
-def test_rollups_read_back_equal_the_direct_computation(slo_store, slo, expected):
-    slo_store.write(PLANTED)
+def test_rollups_read_back_equal_the_direct_computation(store, slo, expected):
+    store.write(PLANTED)
     start, end = NOW - 7200 * S, NOW
-    points = rollup_points(slo_store, slo, start, end)
+    points = rollup_points(store, slo, start, end)
     assert all(p.time_ns % (60 * S) == 0 and p.tags["slo"] == slo.name for p in points)
-    slo_store.write(points)
-    assert read_rollups(slo_store, slo, start, end) == compute_sli(slo_store, slo, start, end)
-    assert read_rollups(slo_store, slo, *LAST_5M).hosts == expected
+    store.write(points)
+    assert read_rollups(store, slo, start, end) == compute_sli(store, slo, start, end)
+    assert read_rollups(store, slo, *LAST_5M).hosts == expected
 
 
 @pytest.mark.influxdb
-def test_rollups_of_one_slo_never_mix_with_another_slo_of_the_same_host(slo_store):
-    slo_store.write(PLANTED)
+def test_rollups_of_one_slo_never_mix_with_another_slo_of_the_same_host(store):
+    store.write(PLANTED)
     first, second = SLO('avail, "one" ✓', 99.9, "libvirtd_availability"), SLO("two", 99, "domain_stability")
     for slo in (first, second):
-        slo_store.write(rollup_points(slo_store, slo, *LAST_5M))
-    assert read_rollups(slo_store, first, *LAST_5M).counts() == Counts(5, 7)
-    assert read_rollups(slo_store, second, *LAST_5M).counts() == Counts(2, 4)
+        store.write(rollup_points(store, slo, *LAST_5M))
+    assert read_rollups(store, first, *LAST_5M).counts() == Counts(5, 7)
+    assert read_rollups(store, second, *LAST_5M).counts() == Counts(2, 4)
 
 
-def test_a_rollup_range_off_the_minute_is_refused(duckdb_slo_store):
+def test_a_rollup_range_off_the_minute_is_refused(duckdb_store):
     with pytest.raises(ValueError, match="whole minutes"):
-        rollup_points(duckdb_slo_store, SLO("a", 99.9, "libvirtd_availability"), NOW - 90 * S, NOW)
+        rollup_points(duckdb_store, SLO("a", 99.9, "libvirtd_availability"), NOW - 90 * S, NOW)
 
 
-def test_a_store_with_no_points_counts_nothing(duckdb_slo_store):
+def test_a_store_with_no_points_counts_nothing(duckdb_store):
     for slo, _expected in CASES.values():
-        assert compute_sli(duckdb_slo_store, slo, *LAST_5M).counts() == Counts()
-        assert rollup_points(duckdb_slo_store, slo, *LAST_5M) == []
+        assert compute_sli(duckdb_store, slo, *LAST_5M).counts() == Counts()
+        assert rollup_points(duckdb_store, slo, *LAST_5M) == []

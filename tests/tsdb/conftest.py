@@ -1,4 +1,4 @@
-"""Fixtures for the store tests: stores on real servers, and a faulty HTTP proxy in front of InfluxDB."""
+"""Fixtures for the store tests: a faulty HTTP proxy in front of a real InfluxDB or VictoriaMetrics."""
 
 from __future__ import annotations
 
@@ -9,30 +9,6 @@ import urllib.request
 
 import pytest
 
-from tsdb import open_store
-
-
-@pytest.fixture
-def influxdb_store(influxdb_database):
-    """An InfluxStore on a fresh database of the session's real InfluxDB 1.6."""
-    server, database = influxdb_database
-    store = open_store(f"influxdb://127.0.0.1:{server.port}/{database}")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def duckdb_store(tmp_path):
-    """An embedded store in a fresh DuckDB file."""
-    store = open_store(f"duckdb://{tmp_path}/store.duckdb")
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=["influxdb", "duckdb"])
-def store(request):
-    """The same test against real InfluxDB 1.6 and against the embedded DuckDB store."""
-    return request.getfixturevalue(f"{request.param}_store")
 
 
 class FaultyProxy:
