@@ -8,21 +8,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `servers` importable however pytest imports this file
 
-from servers import InfluxDBServer, MissingBinary, VictoriaMetricsServer  # noqa: E402
-
-
-def _started(server):
-    """Start a server, failing (never skipping) the test when its binary is missing."""
-    try:
-        return server.start()
-    except MissingBinary as err:
-        pytest.fail(str(err), pytrace=False)
+from servers import InfluxDBServer, VictoriaMetricsServer, started  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def influxdb_server(tmp_path_factory):
     """A private InfluxDB 1.6 server for the whole session."""
-    server = _started(InfluxDBServer(tmp_path_factory.mktemp("influxdb")))
+    server = started(InfluxDBServer(tmp_path_factory.mktemp("influxdb")))
     yield server
     server.stop()
 
@@ -39,7 +31,7 @@ def influxdb_database(influxdb_server):
 @pytest.fixture(scope="session")
 def victoriametrics_server(tmp_path_factory):
     """A private VictoriaMetrics server for the whole session."""
-    server = _started(VictoriaMetricsServer(tmp_path_factory.mktemp("victoriametrics")))
+    server = started(VictoriaMetricsServer(tmp_path_factory.mktemp("victoriametrics")))
     yield server
     server.stop()
 

@@ -24,6 +24,16 @@ class MissingBinary(RuntimeError):
     """A server binary is not installed."""
 
 
+def started(server):
+    """Start a server, failing (never skipping) the test when its binary is missing."""
+    import pytest
+
+    try:
+        return server.start()
+    except MissingBinary as err:
+        pytest.fail(str(err), pytrace=False)
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `notify_receivers`, `notify_conformance` importable
 
 from notify_receivers import AlertmanagerServer, HTTPReceiver  # noqa: E402
-from servers import MissingBinary, free_port  # noqa: E402
+from servers import free_port, started  # noqa: E402
 
 
 @pytest.fixture
@@ -33,10 +33,6 @@ def unstarted_receiver():
 @pytest.fixture(scope="session")
 def alertmanager_server(tmp_path_factory):
     """A private Prometheus Alertmanager (Debian prometheus-alertmanager) for the session, no clustering."""
-    server = AlertmanagerServer(tmp_path_factory.mktemp("alertmanager"))
-    try:
-        server.start()
-    except MissingBinary as err:
-        pytest.fail(str(err), pytrace=False)
+    server = started(AlertmanagerServer(tmp_path_factory.mktemp("alertmanager")))
     yield server
     server.stop()
