@@ -177,13 +177,31 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     ),
     Measurement(
         "sli",
-        "SLI rollup per minute: good and valid events of one SLO on one host, written by the alert engine "
-        "(alerts.sli) so that long burn-rate windows read 1 row per minute instead of every raw point.",
-        (HOST, Tag("slo", "the SLO's name in the SLO file")),
+        "SLI rollup: good and valid events of one SLO on one host per minute and per hour, written by the alert "
+        "engine (alerts.rollups) so that long burn-rate windows and the dashboard read one row per host per "
+        "hour instead of every raw point. The point's time is the start of its minute or hour.",
+        (HOST, Tag("slo", "the SLO's name in the SLO file"),
+         Tag("resolution", "`1m` (a minute's counts) or `1h` (an hour's, the sum of its minutes)")),
         (
-            Field("good_total", "float", "good events in the minute (probes that succeeded, fast probes, "
+            Field("good_total", "float", "good events in the minute or hour (probes that succeeded, fast probes, "
                   "healthy domain points, intervals with a collector point, or a custom SLI's good count)"),
-            Field("valid_total", "float", "all events the SLI counts in the minute (the SLI's total)"),
+            Field("valid_total", "float", "all events the SLI counts in the minute or hour (the SLI's total)"),
+        ),
+    ),
+    Measurement(
+        "alert",
+        "An alert notification decided by the alert engine: one point when an alert starts firing and one when "
+        "it resolves, so the dashboard can list past alerts with their evidence.",
+        (Tag("host", "the host concerned; absent on fleet-wide SLO alerts", always=False),
+         Tag("alertname", "the alert's name (LibvirtdDown, LibvirtdHung, SLOBurnRate...)"),
+         Tag("severity", "page or ticket"),
+         Tag("slo", "the SLO's name, on SLO burn-rate alerts", always=False)),
+        (
+            Field("status", "str", "firing or resolved"),
+            Field("fingerprint", "str", "the alert's stable identity: 16 hex digits of the SHA-256 of its labels"),
+            Field("summary", "str", "one line: what is wrong, with figures"),
+            Field("description", "str", "the evidence: the events or burn rates behind it"),
+            Field("silenced", "int", "1 when a silence muted the notification, else 0"),
         ),
     ),
 )}
