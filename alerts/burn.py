@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from alerts.sli import Counts, SLIResult, compute_sli, read_rollups
+from alerts.rollups import MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
+from alerts.sli import Counts, SLIResult
 from alerts.slo import SLO
 from alerts.windows import AlertWindow, alert_windows
 from tsdb.query import TimeLike, to_ns
@@ -82,22 +83,50 @@ def burn_windows(slo: SLO, counts_over) -> tuple[WindowBurn, ...]:
                  for window in alert_windows(slo.period))
 
 
-def evaluate(store: Store, slo: SLO, now: TimeLike, host: str | None = None, *,
-             rollups: bool = False) -> Evaluation:
-    """Evaluate an SLO for a host or the fleet over the windows ending at `now` (exclusive).
+def evaluation_end(slo: SLO, now_ns: int) -> int:
+    """Return where an SLO's windows end at `now`: now itself, or for collection freshness the end of the last
+    interval every agent has had time to report (one whole interval back), so a late point is not a miss."""
+    if slo.sli == "collection_freshness":
+        step = slo.interval_seconds * 10**9
+        return now_ns - now_ns % step - step
+    return now_ns
 
-    With `rollups`, windows of an hour or more and the period read the per-minute `sli` rollups
-    (alerts.sli.read_rollups; exact when `now` falls on a whole minute); the others read raw points.
+
+def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = NO_ROLLUPS
+                   ) -> dict[str | None, Evaluation]:
+    """Evaluate an SLO for every host with events in its period, and for the fleet (key None), at `now`.
+
+    Every window ends at `evaluation_end` and starts on the first whole minute at or after its end minus its
+    length. With a `coverage` (alerts.rollups), windows read the minute and hour rollups where they exist and
+    raw points after them; the figures are the same as from raw points alone, only cheaper.
     """
     now_ns = to_ns(now, "now")
-    cache: dict[int, SLIResult] = {}
+    end = evaluation_end(slo, now_ns)
+    reader = CountsReader(store, slo, coverage)
+    results: dict[int, SLIResult] = {}
 
-    def counts_over(seconds: int) -> Counts:
-        if seconds not in cache:
-            read = read_rollups if rollups and seconds >= 3600 else compute_sli
-            cache[seconds] = read(store, slo, now_ns - seconds * 10**9, now_ns)
-        return cache[seconds].counts(host)
+    def result_over(seconds: int) -> SLIResult:
+        if seconds not in results:
+            results[seconds] = reader.between(ceil_to(end - seconds * 10**9, MINUTE_NS), end)
+        return results[seconds]
 
-    period = counts_over(slo.period_seconds)
-    return Evaluation(slo, host, now_ns, period, budget_remaining(period, slo.objective),
-                      burn_windows(slo, counts_over))
+    period = result_over(slo.period_seconds)
+    evaluations = {}
+    for host in [None, *sorted(period.hosts)]:
+        counts = period.counts(host)
+        evaluations[host] = Evaluation(
+            slo, host, now_ns, counts, budget_remaining(counts, slo.objective),
+            burn_windows(slo, lambda seconds, host=host: result_over(seconds).counts(host)))
+    return evaluations
+
+
+def evaluate(store: Store, slo: SLO, now: TimeLike, host: str | None = None, *,
+             coverage: Coverage = NO_ROLLUPS) -> Evaluation:
+    """Evaluate an SLO for one host (or the fleet, host None) at `now`; see evaluate_hosts."""
+    evaluations = evaluate_hosts(store, slo, now, coverage)
+    if host in evaluations:
+        return evaluations[host]
+    fleet = evaluations[None]
+    empty = Counts()
+    return Evaluation(slo, host, fleet.now_ns, empty, None,
+                      burn_windows(slo, lambda seconds: empty))

@@ -25,6 +25,7 @@ ROLLUP_SECONDS = 60
 SUM_WINDOW_SECONDS = 3600
 CRASHED = 6  # virDomainState VIR_DOMAIN_CRASHED, libvirt include/libvirt/libvirt-domain.h
 COLUMNS = ("time_ns", "host", "good", "total")
+FRESHNESS_MEMORY_SECONDS = 86400  # a host silent longer than this is no longer expected (decommissioned)
 
 
 @dataclass(frozen=True)
@@ -91,21 +92,22 @@ def compute_sli(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIRe
 
 
 def rollup_points(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> list[Point]:
-    """Return one `sli` point per host per minute of [start, end); both ends must fall on whole minutes."""
+    """Return one `sli` point (resolution 1m) per host per minute of [start, end), which must be whole minutes."""
     start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
     minute = ROLLUP_SECONDS * 10**9
     if start_ns % minute or end_ns % minute:
         raise ValueError(f"rollup of {slo.name!r}: start and end must fall on whole minutes, so that rollups of "
                          "consecutive ranges neither overlap nor leave gaps")
     frame = window_counts(store, slo, start_ns, end_ns, ROLLUP_SECONDS)
-    return [Point(ROLLUP_MEASUREMENT, {"host": host, "slo": slo.name},
+    return [Point(ROLLUP_MEASUREMENT, {"host": host, "slo": slo.name, "resolution": "1m"},
                   {"good_total": float(good), "valid_total": float(total)}, int(time_ns))
             for time_ns, host, good, total in frame.itertuples(index=False)]
 
 
 def read_rollups(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIResult:
-    """Return good and total per host over [start, end), summed from the `sli` rollups of this SLO."""
-    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start, end, where={"slo": slo.name},
+    """Return good and total per host over [start, end), summed from the minute rollups of this SLO."""
+    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start, end,
+                        where={"slo": slo.name, "resolution": "1m"},
                         window_seconds=SUM_WINDOW_SECONDS, aggregate="sum", group_by=["host"])
     sums = frame.groupby("host", sort=True)[["good_total", "valid_total"]].sum()
     return SLIResult({host: Counts(float(row.good_total), float(row.valid_total))
@@ -139,23 +141,39 @@ def _bucketed(raw: pd.DataFrame, good: pd.Series, width: int) -> pd.DataFrame:
 
 
 def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -> pd.DataFrame:
-    """Count intervals holding a collector point (good) and all intervals (total), per host per window."""
+    """Count intervals holding a collector point (good) and the intervals each host was expected (total).
+
+    A host is expected in an interval when it wrote a collector point in that interval or in the
+    FRESHNESS_MEMORY_SECONDS before it: a new host counts from its first point, a silent one counts as missing
+    for a day and is then taken as decommissioned. The answer for an interval depends only on points in that
+    day, never on where the range starts, so minute rollups add up to the raw count of any longer range.
+    """
     import numpy as np
     import pandas as pd
 
     step = slo.interval_seconds * 10**9
-    lookback = store.query("collector", ["scrape_duration_ms"], end_ns - slo.period_seconds * 10**9, end_ns,
-                           window_seconds=slo.period_seconds, aggregate="count", group_by=["host"])
-    hosts = sorted(set(lookback["host"]))
-    seen = store.query("collector", ["scrape_duration_ms"], start_ns, end_ns, window_seconds=slo.interval_seconds,
+    memory = FRESHNESS_MEMORY_SECONDS * 10**9
+    first = start_ns - start_ns % step
+    before = store.latest("collector", ["scrape_duration_ms"], first - memory, first - 1, group_by=["host"])
+    seen = store.query("collector", ["scrape_duration_ms"], first, end_ns, window_seconds=slo.interval_seconds,
                        aggregate="count", group_by=["host"])
     seen = seen[seen["scrape_duration_ms"] > 0]
-    intervals = np.arange(start_ns - start_ns % step, end_ns, step, dtype="int64")
-    expected = pd.DataFrame({"time_ns": np.tile(intervals, len(hosts)),
-                             "host": np.repeat(np.array(hosts, dtype=object), len(intervals))})
-    present = pd.DataFrame({"time_ns": seen["time"].astype("int64"), "host": seen["host"], "good": 1.0})
-    frame = expected.merge(present, on=["time_ns", "host"], how="left").fillna({"good": 0.0})
-    frame = frame.assign(time_ns=frame["time_ns"] - frame["time_ns"] % width, total=1.0)
+    cells = np.arange(first, end_ns, step, dtype="int64")
+    prior = {host: int(t) - int(t) % step for host, t in zip(before["host"], before["time"].astype("int64"))}
+    seen_by_host = {host: rows["time"].astype("int64").to_numpy() for host, rows in seen.groupby("host")}
+    frames = []
+    for host in sorted(set(prior) | set(seen_by_host)):
+        present = np.zeros(len(cells), dtype=bool)
+        present[(seen_by_host.get(host, np.empty(0, dtype="int64")) - first) // step] = True
+        # the newest cell at or before each cell in which the host was seen (the prior one, or -inf)
+        last = np.where(present, cells, np.iinfo("int64").min)
+        last = np.maximum.accumulate(np.maximum(last, prior.get(host, np.iinfo("int64").min)))
+        expected = last >= cells - memory
+        frames.append(pd.DataFrame({"time_ns": cells[expected] - cells[expected] % width, "host": host,
+                                    "good": present[expected].astype("float64"), "total": 1.0}))
+    if not frames:
+        return _standard(pd.DataFrame(columns=list(COLUMNS)))
+    frame = pd.concat(frames, ignore_index=True)
     return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
 
 

@@ -16,8 +16,9 @@ The built-in SLIs (their good and total events; alerts.sli computes them):
 - `domain_stability`: good = domain points whose state_code is not 6 (crashed) and stats_partial is not 1
   (a wedged guest); total = domain points.
 - `collection_freshness`: good = intervals of `interval_seconds` (default 10; must divide 60 so intervals nest
-  in the per-minute rollups) holding a collector point; total = the intervals in the time range, for every
-  host that wrote a collector point in the SLO period before the range's end.
+  in the per-minute rollups) holding a collector point; total = the intervals in which each host was expected:
+  those within a day after any collector point of that host (a new host counts from its first point; a host
+  silent for more than a day is taken as decommissioned and no longer counts).
 - `custom`: `good` and `total` are each a table {measurement, field, aggregate = "count" | "sum" (default
   "count"), where = {tag = "value", ...}} read through the store's query interface, grouped by host.
 

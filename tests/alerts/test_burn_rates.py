@@ -5,7 +5,8 @@ from fractions import Fraction
 import pytest
 
 from alerts.burn import budget_remaining, burn_rate, error_rate, evaluate
-from alerts.sli import Counts, rollup_points
+from alerts.rollups import NO_ROLLUPS, roll_up
+from alerts.sli import Counts
 from alerts.slo import SLO
 from tsdb import Point
 
@@ -56,9 +57,12 @@ def burns(evaluation):
 @pytest.mark.parametrize("rollups", [False, True], ids=["from raw points", "from rollups"])
 def test_a_host_failing_two_probes_in_a_hundred_pages_and_tickets(store, rollups):
     store.write(PLANTED)
-    if rollups:
-        store.write(rollup_points(store, AVAILABILITY, NOW - 30 * 86400 * S, NOW))
-    result = evaluate(store, AVAILABILITY, NOW, "hv1", rollups=rollups)
+    coverage = NO_ROLLUPS
+    if rollups:  # rolled up to NOW, 8 days back: the planted data is all in minute and hour rollups
+        coverage = roll_up(store, AVAILABILITY, NOW + 60 * S, NO_ROLLUPS, backfill_seconds=8 * 86400,
+                           chunk_seconds=86400)
+        assert coverage.minute_until_ns == NOW and coverage.hour_until_ns == NOW - 3600 * S
+    result = evaluate(store, AVAILABILITY, NOW, "hv1", coverage=coverage)
     assert result.period == Counts(98, 100)
     assert result.budget_remaining == -19.0
     # 5 minutes hold probes 1..8 (one bad); 30 minutes hold 1..50 (both bad: the 50th is 1800 s ago, and

@@ -44,8 +44,10 @@ CASES = {
         SLO("l", 99, "libvirtd_latency", threshold_ms=1000), {"hv1": Counts(2, 5), HOSTILE: Counts(1, 2)}),
     "domain stability counts points neither crashed nor partial": (
         SLO("d", 99.9, "domain_stability"), {"hv1": Counts(1, 3), HOSTILE: Counts(1, 1)}),
-    "freshness counts intervals with a collector point, for hosts seen in the period": (
-        SLO("f", 99, "collection_freshness", interval_seconds=10), {"hv1": Counts(2, 30), HOSTILE: Counts(0, 30)}),
+    # hv1 is new (first point 60 s ago): expected from then on. HOSTILE last wrote a day ago: still expected,
+    # all missed. "gone" last wrote 31 days ago: decommissioned, not counted at all.
+    "freshness counts intervals with a point from a host's first point until a day after its last": (
+        SLO("f", 99, "collection_freshness", interval_seconds=10), {"hv1": Counts(2, 6), HOSTILE: Counts(0, 30)}),
     "a custom sli sums and counts the fields it names, filtered by tag": (
         SLO("c", 99, "custom", good=Source("libvirtd", "up", "sum", (("host", HOSTILE),)),
             total=Source("libvirtd", "up", "count")), {"hv1": Counts(0, 5), HOSTILE: Counts(1, 2)}),

@@ -1,0 +1,161 @@
+"""SLI rollups: each SLO's good and total per host per minute and per hour, kept in the store, and read back exactly.
+
+The alert engine calls `roll_up` every round. Minutes are rolled once they ended `LAG_SECONDS` ago, and every
+round rewrites the last `REROLL_SECONDS` of minutes (a point of the same series and time replaces the old one in
+both stores), so points that arrive late, from an agent's spool replay say, are still counted. An hour is rolled
+(the sum of its minute rollups) once its last minute is past the re-roll window. On its first round the engine
+backfills `BACKFILL_SECONDS`, from the start of an hour, so every hourly rollup holds all of its minutes.
+
+`counts_between` reads good and total over any range whose start is on a whole minute by splitting it into the
+pieces each resolution can answer exactly:
+
+    start ─ minute rollups ─ whole hours: hour rollups ─ minute rollups ─ minute_until ─ raw points ─ end
+
+so a 30-day window reads about 720 rows per host, and only the minutes not rolled yet read raw points.
+`Coverage` says how far each resolution reaches; `coverage` finds it from the store, so the dashboard and a
+restarted engine know it without any state file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alerts.sli import ROLLUP_MEASUREMENT, Counts, SLIResult, compute_sli, rollup_points
+from alerts.slo import SLO
+from tsdb.point import Point
+from tsdb.query import TimeLike, to_ns
+from tsdb.store import Store
+
+MINUTE_NS = 60 * 10**9
+HOUR_NS = 3600 * 10**9
+LAG_SECONDS = 60            # a minute is rolled this long after it ends: the agent's interval (10 s) and its write
+REROLL_SECONDS = 600        # the last 10 minutes are rolled again every round, for late points
+BACKFILL_SECONDS = 86400    # how far back the first round rolls
+MINUTE, HOUR = "1m", "1h"   # the `resolution` tag
+
+
+def floor_to(time_ns: int, step_ns: int) -> int:
+    """Return time_ns rounded down to a multiple of step_ns."""
+    return time_ns - time_ns % step_ns
+
+
+def ceil_to(time_ns: int, step_ns: int) -> int:
+    """Return time_ns rounded up to a multiple of step_ns."""
+    return -((-time_ns) // step_ns) * step_ns
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How far an SLO's rollups reach: minutes before `minute_until_ns` and hours before `hour_until_ns` exist."""
+
+    minute_until_ns: int = 0
+    hour_until_ns: int = 0
+
+
+NO_ROLLUPS = Coverage()
+
+
+def coverage(store: Store, slo: SLO, now: TimeLike) -> Coverage:
+    """Return the coverage of an SLO's rollups found in the store (the newest rollup of each resolution)."""
+    now_ns = to_ns(now, "now")
+    since = now_ns - slo.period_seconds * 10**9
+
+    def reach(resolution: str, width_ns: int) -> int:
+        found = store.latest(ROLLUP_MEASUREMENT, ["valid_total"], since, now_ns,
+                             where={"slo": slo.name, "resolution": resolution})
+        return int(found["time"].astype("int64").max()) + width_ns if len(found) else 0
+
+    return Coverage(reach(MINUTE, MINUTE_NS), reach(HOUR, HOUR_NS))
+
+
+def _hour_points(store: Store, slo: SLO, start_ns: int, end_ns: int) -> list[Point]:
+    """Return the hour rollup points of [start, end) summed from its minute rollups, tagged resolution=1h."""
+    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start_ns, end_ns,
+                        where={"slo": slo.name, "resolution": MINUTE}, window_seconds=3600, aggregate="sum",
+                        group_by=["host"])
+    frame = frame[frame["valid_total"].notna()]
+    return [Point(ROLLUP_MEASUREMENT, {"host": host, "slo": slo.name, "resolution": HOUR},
+                  {"good_total": float(good), "valid_total": float(total)}, int(time.value))
+            for time, host, good, total in frame[["time", "host", "good_total", "valid_total"]]
+            .itertuples(index=False)]
+
+
+def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
+            backfill_seconds: int = BACKFILL_SECONDS, chunk_seconds: int = 3600,
+            progress: Callable[[int, int], None] | None = None) -> Coverage:
+    """Write the minute and hour rollups due at `now` after `done`; return the new coverage.
+
+    Rolls from `done` (less the re-roll window), but never from further back than `backfill_seconds`, reading
+    raw points `chunk_seconds` at a time (a whole number of hours) so memory stays bounded;
+    `progress(done_ns, total_ns)` hears of each chunk.
+    """
+    if chunk_seconds <= 0 or chunk_seconds % 3600:
+        raise ValueError(f"chunk_seconds must be a positive whole number of hours, got {chunk_seconds!r}")
+    now_ns = to_ns(now, "now")
+    end = floor_to(now_ns - LAG_SECONDS * 10**9, MINUTE_NS)
+    earliest = floor_to(end - backfill_seconds * 10**9, HOUR_NS)
+    start = max(done.minute_until_ns - REROLL_SECONDS * 10**9, earliest)
+    start = floor_to(start, MINUTE_NS)
+    minute_until = done.minute_until_ns
+    for chunk in range(start, end, chunk_seconds * 10**9):
+        chunk_end = min(chunk + chunk_seconds * 10**9, end)
+        store.write(rollup_points(store, slo, chunk, chunk_end))
+        minute_until = max(minute_until, chunk_end)
+        if progress:
+            progress(chunk_end - start, end - start)
+    final = floor_to(minute_until - REROLL_SECONDS * 10**9, HOUR_NS)  # hours whose minutes will not change
+    hour_from = max(done.hour_until_ns, earliest)
+    hour_until = done.hour_until_ns
+    if final > hour_from:
+        store.write(_hour_points(store, slo, hour_from, final))
+        hour_until = final
+    return Coverage(minute_until, hour_until)
+
+
+def _read(store: Store, slo: SLO, resolution: str, start_ns: int, end_ns: int) -> SLIResult:
+    """Return good and total per host over [start, end) from one resolution's rollups."""
+    # one window as long as the range: at most two epoch-aligned windows per host, summed below
+    window_seconds = max(60, -(-(end_ns - start_ns) // 10**9))
+    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start_ns, end_ns,
+                        where={"slo": slo.name, "resolution": resolution}, window_seconds=window_seconds,
+                        aggregate="sum", group_by=["host"])
+    sums = frame.groupby("host", sort=True)[["good_total", "valid_total"]].sum()
+    return SLIResult({host: Counts(float(row.good_total), float(row.valid_total)) for host, row in sums.iterrows()})
+
+
+def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, int]]:
+    """Split [start, end) into (source, start, end) pieces: "1m" and "1h" rollups, and "raw" points."""
+    if start_ns % MINUTE_NS:
+        raise ValueError("a range read through rollups must start on a whole minute")
+    minute_end = max(start_ns, min(floor_to(end_ns, MINUTE_NS), done.minute_until_ns))
+    hour_start = min(ceil_to(start_ns, HOUR_NS), minute_end)
+    hour_end = max(hour_start, min(floor_to(minute_end, HOUR_NS), done.hour_until_ns))
+    found = [(MINUTE, start_ns, hour_start), (HOUR, hour_start, hour_end), (MINUTE, hour_end, minute_end),
+             ("raw", minute_end, end_ns)]
+    return [piece for piece in found if piece[1] < piece[2]]
+
+
+class CountsReader:
+    """Read an SLO's good and total over ranges through rollups where they exist, caching each piece it read."""
+
+    def __init__(self, store: Store, slo: SLO, done: Coverage = NO_ROLLUPS) -> None:
+        self.store, self.slo, self.done = store, slo, done
+        self._cache: dict[tuple[str, int, int], SLIResult] = {}
+
+    def between(self, start_ns: int, end_ns: int) -> SLIResult:
+        """Return good and total per host over [start, end); start on a whole minute when rollups exist."""
+        if self.done == NO_ROLLUPS:
+            return self._piece("raw", start_ns, end_ns)
+        hosts: dict = {}
+        for source, a, b in pieces(start_ns, end_ns, self.done):
+            for host, counts in self._piece(source, a, b).hosts.items():
+                hosts[host] = hosts[host] + counts if host in hosts else counts
+        return SLIResult(hosts)
+
+    def _piece(self, source: str, start_ns: int, end_ns: int) -> SLIResult:
+        key = (source, start_ns, end_ns)
+        if key not in self._cache:
+            self._cache[key] = (compute_sli(self.store, self.slo, start_ns, end_ns) if source == "raw"
+                                else _read(self.store, self.slo, source, start_ns, end_ns))
+        return self._cache[key]

@@ -1,0 +1,100 @@
+"""SLI rollups: minute and hour rollups written round by round, and windows read through them equal raw counts."""
+
+import random
+
+import pytest
+
+from alerts.burn import evaluate_hosts
+from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, coverage, pieces, roll_up
+from alerts.slo import SLO
+from tsdb import Point
+
+S = 10**9
+NOW = 1_709_294_400 * S + 37 * S + 250_000_000  # 2024-03-01T12:00:37.25Z: off the minute on purpose
+HOSTILE = 'hv 2,"quoted"=\\tail ü🙂'
+SLOS = [SLO("availability", 99.9, "libvirtd_availability"),
+        SLO("latency", 99.0, "libvirtd_latency", threshold_ms=500.0),
+        SLO("stability", 99.5, "domain_stability"),
+        SLO("freshness", 99.0, "collection_freshness", interval_seconds=10)]
+
+PIECES = {
+    "a range inside the rolled minutes reads minute rollups only": (
+        (0, 30 * MINUTE_NS), Coverage(HOUR_NS, 0), [("1m", 0, 30 * MINUTE_NS)]),
+    "a range past the rolled minutes reads raw points after them": (
+        (0, 90 * MINUTE_NS + 5 * S), Coverage(60 * MINUTE_NS, 0),
+        [("1m", 0, 60 * MINUTE_NS), ("raw", 60 * MINUTE_NS, 90 * MINUTE_NS + 5 * S)]),
+    "whole hours come from hour rollups and the edges from minutes": (
+        (30 * MINUTE_NS, 5 * HOUR_NS + 10 * MINUTE_NS), Coverage(5 * HOUR_NS, 4 * HOUR_NS),
+        [("1m", 30 * MINUTE_NS, HOUR_NS), ("1h", HOUR_NS, 4 * HOUR_NS), ("1m", 4 * HOUR_NS, 5 * HOUR_NS),
+         ("raw", 5 * HOUR_NS, 5 * HOUR_NS + 10 * MINUTE_NS)]),
+    "without rollups everything is raw": (
+        (0, 2 * HOUR_NS), NO_ROLLUPS, [("raw", 0, 2 * HOUR_NS)]),
+}
+
+
+@pytest.mark.parametrize("bounds, done, expected", PIECES.values(), ids=PIECES.keys())
+def test_a_range_splits_into_the_pieces_each_resolution_answers(bounds, done, expected):
+    assert pieces(*bounds, done) == expected
+
+
+def test_a_range_read_through_rollups_must_start_on_a_whole_minute():
+    with pytest.raises(ValueError, match="whole minute"):
+        pieces(5 * S, HOUR_NS, Coverage(HOUR_NS, 0))
+
+
+def planted(seed=7, hours=30):
+    """Two hosts (one hostile) with probes, domains and collector points every 10 s, and random failures."""
+    rng = random.Random(seed)
+    points = []
+    first = (NOW - hours * 3600 * S) // (10 * S) * (10 * S)
+    for host in ("hv1", HOSTILE):
+        for t in range(first, NOW, 10 * S):
+            if rng.random() < 0.02:
+                continue  # a missed interval: freshness counts it
+            at = t + rng.randrange(0, 9) * S
+            ok = int(rng.random() > 0.01)
+            points.append(Point("libvirtd", {"host": host},
+                                {"probe_ok": ok, "probe_latency_ms": rng.choice([20.0, 80.0, 900.0])}, at))
+            points.append(Point("collector", {"host": host}, {"scrape_duration_ms": 3.0}, at))
+            for domain in ("vm a", "vm,b"):
+                state = 6 if rng.random() < 0.003 else 1
+                points.append(Point("domain", {"host": host, "domain": domain},
+                                    {"state_code": state, "stats_partial": int(rng.random() < 0.003)}, at))
+    return points
+
+
+@pytest.mark.influxdb
+def test_every_window_read_through_rollups_equals_the_raw_counts_for_every_slo_host_and_the_fleet(store):
+    store.write(planted())
+    for slo in SLOS:
+        done = roll_up(store, slo, NOW, NO_ROLLUPS, backfill_seconds=2 * 86400, chunk_seconds=86400)
+        assert done.minute_until_ns == (NOW - 60 * S) // MINUTE_NS * MINUTE_NS
+        assert done.hour_until_ns > 0
+        assert coverage(store, slo, NOW) == done
+        raw, rolled = evaluate_hosts(store, slo, NOW), evaluate_hosts(store, slo, NOW, done)
+        assert set(raw) == set(rolled) == {None, "hv1", HOSTILE}
+        for host in raw:
+            assert rolled[host].period == raw[host].period, (slo.name, host)
+            assert rolled[host].windows == raw[host].windows, (slo.name, host)
+        assert raw[None].period.total > 0 and raw[None].period.bad > 0
+
+
+def test_a_late_point_inside_the_reroll_window_is_counted_by_the_next_round(duckdb_store):
+    slo = SLOS[0]
+    minute = (NOW // MINUTE_NS - 5) * MINUTE_NS
+    duckdb_store.write([Point("libvirtd", {"host": "hv1"}, {"probe_ok": 1}, minute + S)])
+    done = roll_up(duckdb_store, slo, NOW, NO_ROLLUPS)
+    duckdb_store.write([Point("libvirtd", {"host": "hv1"}, {"probe_ok": 0}, minute + 2 * S)])  # arrives late
+    done = roll_up(duckdb_store, slo, NOW + 30 * S, done)
+    period = evaluate_hosts(duckdb_store, slo, NOW + 30 * S, done)["hv1"].period
+    assert (period.good, period.total) == (1.0, 2.0)
+
+
+def test_the_first_round_backfills_whole_hours_so_hour_rollups_hold_all_their_minutes(duckdb_store):
+    slo = SLOS[0]
+    start = NOW - 3 * 3600 * S
+    duckdb_store.write([Point("libvirtd", {"host": "hv1"}, {"probe_ok": 1}, t) for t in range(start, NOW, 60 * S)])
+    done = roll_up(duckdb_store, slo, NOW, NO_ROLLUPS, backfill_seconds=2 * 3600)
+    hours = duckdb_store.query("sli", ["valid_total"], 0, NOW, where={"resolution": "1h"})
+    assert list(hours["valid_total"]) == [60.0, 60.0]  # the two whole hours before the re-roll window
+    assert done.hour_until_ns == hours["time"].astype("int64").max() + HOUR_NS
