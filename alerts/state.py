@@ -15,12 +15,14 @@ firing was sent gets a resolve.
 
 Inhibition: the ticket tier of an SLO (labels severity="ticket" and slo) is muted while the page tier
 (severity="page") of the same slo and host fires; its state is still tracked, so it notifies if it still fires
-once the page resolves, and a resolve is always sent for a firing that was sent.
+once the page resolves, and a resolve is always sent for a firing that was sent. `observe_all(muted=...)` mutes
+more alerts the same way (the engine passes its silences).
 
 Durability: the state is written to one JSON file (temp file, fsync, rename, directory fsync) after every
 change and read back at start. Pass `sink` (for example an outbox's put) to have each transition handed over
 before the new state is saved: a crash in between then repeats a notification (under the same fingerprint,
-which receivers deduplicate) rather than losing it. Without a sink, the caller enqueues the returned
+which receivers deduplicate) rather than losing it. The sink gets a round's transitions at once, with the
+states they lead to, so it can group them. Without a sink, the caller enqueues the returned
 transitions after the state is saved. One engine process owns a state file.
 """
 
@@ -117,7 +119,7 @@ class AlertTracker:
     def __init__(self, path: str | os.PathLike, clock: Callable[[], datetime], *,
                  repeat_interval_seconds: float = DEFAULT_REPEAT_INTERVAL_SECONDS,
                  resend_seconds: float | None = None,
-                 sink: Callable[[Transition], None] | None = None) -> None:
+                 sink: Callable[[list[Transition], dict[str, AlertState]], None] | None = None) -> None:
         if repeat_interval_seconds <= 0:
             raise ValueError(f"repeat_interval_seconds must be positive, got {repeat_interval_seconds!r}")
         if resend_seconds is not None and resend_seconds <= 0:
@@ -146,6 +148,12 @@ class AlertTracker:
         """True when labels are an SLO's ticket tier and the page tier of the same slo and host fires."""
         return _inhibited(labels, self._alerts)
 
+    def sent_firing(self, muted: Callable[[Mapping[str, str]], bool] | None = None) -> list[Alert]:
+        """Return the firing alerts whose firing was sent and that are neither inhibited nor `muted` now."""
+        return [state.alert() for state in self._alerts.values()
+                if state.state == FIRING and state.notified and not _inhibited(state.labels, self._alerts)
+                and not (muted and muted(state.labels))]
+
     # --- changing ------------------------------------------------------------------------------------------
 
     def observe(self, labels: Mapping[str, str], annotations: Mapping[str, str], active: bool,
@@ -153,9 +161,13 @@ class AlertTracker:
         """Record whether an alert's condition holds now; return what to notify (saved before returning)."""
         return self.observe_all([(labels, annotations, active, for_seconds)])
 
-    def observe_all(self, observations: Iterable[tuple[Mapping[str, str], Mapping[str, str], bool, float]]
-                    ) -> list[Transition]:
-        """Observe a whole round at once, page tier first, so a ticket is inhibited by a page firing this round."""
+    def observe_all(self, observations: Iterable[tuple[Mapping[str, str], Mapping[str, str], bool, float]],
+                    muted: Callable[[Mapping[str, str]], bool] | None = None) -> list[Transition]:
+        """Observe a whole round at once, page tier first, so a ticket is inhibited by a page firing this round.
+
+        Alerts for which `muted(labels)` is true (silenced) are tracked but send no firing, repeat or keep-alive;
+        their resolve is still sent if their firing was.
+        """
         now = self._now()
         ordered = sorted(observations, key=lambda o: o[0].get("severity") != "page")
         alerts = copy.deepcopy(self._alerts)
@@ -165,13 +177,12 @@ class AlertTracker:
             if for_seconds < 0:
                 raise ValueError(f"for_seconds must not be negative, got {for_seconds!r}")
             found, more = _step(alerts, dict(labels), dict(annotations), active, for_seconds, now,
-                                self.repeat_interval, self.resend)
+                                self.repeat_interval, self.resend, muted)
             transitions += found
             changed = changed or more
         if changed:
-            for transition in transitions:
-                if self.sink is not None:
-                    self.sink(transition)
+            if self.sink is not None and transitions:
+                self.sink(transitions, copy.deepcopy(alerts))
             self._save(alerts)
             self._alerts = alerts
         return transitions
@@ -232,8 +243,8 @@ def _inhibited(labels: Mapping[str, str], alerts: Mapping[str, AlertState]) -> b
 
 
 def _step(alerts: dict[str, AlertState], labels: dict[str, str], annotations: dict[str, str], active: bool,
-          for_seconds: float, now: datetime, repeat: timedelta, resend: timedelta | None
-          ) -> tuple[list[Transition], bool]:
+          for_seconds: float, now: datetime, repeat: timedelta, resend: timedelta | None,
+          muted: Callable[[Mapping[str, str]], bool] | None = None) -> tuple[list[Transition], bool]:
     """Move one alert in `alerts` (changed in place); return its transitions and whether anything changed."""
     key = fingerprint(labels)
     state = alerts.get(key)
@@ -255,7 +266,7 @@ def _step(alerts: dict[str, AlertState], labels: dict[str, str], annotations: di
     if state.state == PENDING and now - state.active_since >= timedelta(seconds=for_seconds):
         state.state, state.fired_at = FIRING, now
         changed = True
-    if state.state != FIRING or _inhibited(labels, alerts):
+    if state.state != FIRING or _inhibited(labels, alerts) or (muted is not None and muted(labels)):
         return [], changed
     if not state.notified:
         reason = FIRED

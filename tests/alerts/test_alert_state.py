@@ -113,13 +113,13 @@ def test_a_restart_while_pending_keeps_counting_from_when_the_condition_began(pa
 
 
 def test_a_transition_the_sink_could_not_take_is_not_saved_so_it_is_sent_again(path, clock):
-    def failing(transition):
+    def failing(transitions, states):
         raise OSError("outbox disk full")
 
     with pytest.raises(OSError):
         AlertTracker(path, clock, sink=failing).observe(DOWN, NOTE, True, 0)
     taken = []
-    tracker = AlertTracker(path, clock, sink=taken.append)
+    tracker = AlertTracker(path, clock, sink=lambda transitions, states: taken.extend(transitions))
     returned = tracker.observe(DOWN, NOTE, True, 0)
     assert taken == returned and [t.reason for t in taken] == [FIRED]
 
@@ -182,3 +182,13 @@ def test_an_unreadable_state_file_is_a_clear_error_naming_the_file(path, clock):
 def test_a_naive_clock_is_refused(path):
     with pytest.raises(ValueError, match="timezone-aware"):
         AlertTracker(path, lambda: datetime(2024, 5, 1)).observe(DOWN, NOTE, True, 0)
+
+
+def test_a_muted_alert_is_tracked_but_not_sent_and_its_sent_firing_still_resolves_once(path, clock):
+    tracker = AlertTracker(path, clock)
+    assert tracker.observe_all([(DOWN, NOTE, True, 0)], muted=lambda labels: True) == []
+    assert [a.fingerprint for a in tracker.firing()] == [fingerprint(DOWN)] and tracker.sent_firing() == []
+    [fired] = tracker.observe_all([(DOWN, NOTE, True, 0)])  # the silence expired: it notifies now
+    assert fired.reason == FIRED and [a.fingerprint for a in tracker.sent_firing()] == [fingerprint(DOWN)]
+    [resolved] = tracker.observe_all([(DOWN, NOTE, False, 0)], muted=lambda labels: True)
+    assert resolved.reason == ENDED

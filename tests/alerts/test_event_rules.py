@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.event_rules import (DaemonDownRule, DaemonHungRule, DomainFailureStormRule, RestartRule, SegfaultRule,
+from alerts.event_rules import (AgentSilentRule, DaemonDownRule, DaemonHungRule, DomainFailureStormRule, RestartRule, SegfaultRule,
                                 default_rules, evaluate_event_rules)
 from tsdb import Point, open_store
 from tsdb.schema import EVENT_KINDS
@@ -37,7 +37,7 @@ def results(store, rules, hosts=()):
 def test_a_daemon_down_for_10_s_is_not_active_but_one_down_for_40_s_is(store):
     store.write([event("hv1", "daemon_down", 10, "libvirtd down: connection closed"),
                  event("hv2", "daemon_down", 40, "libvirtd down: connection refused")])
-    found = results(store, [DaemonDownRule()])
+    found = results(store, [DaemonDownRule(after_seconds=30)])
     assert not found["hv1", "LibvirtdDown"].active
     down = found["hv2", "LibvirtdDown"]
     assert down.active and down.labels == {"alertname": "LibvirtdDown", "severity": "page", "host": "hv2"}
@@ -47,7 +47,7 @@ def test_a_daemon_down_for_10_s_is_not_active_but_one_down_for_40_s_is(store):
 def test_a_daemon_up_after_the_down_clears_it_and_a_later_down_counts_from_itself(store):
     store.write([event("hv1", "daemon_down", 300), event("hv1", "daemon_up", 200),
                  event("hv2", "daemon_down", 300), event("hv2", "daemon_up", 200), event("hv2", "daemon_down", 20)])
-    found = results(store, [DaemonDownRule()])
+    found = results(store, [DaemonDownRule(after_seconds=30)])
     assert not found["hv1", "LibvirtdDown"].active
     assert not found["hv2", "LibvirtdDown"].active  # down again, but only for 20 s
     assert "20 s" in found["hv2", "LibvirtdDown"].annotations["summary"]
@@ -125,3 +125,35 @@ def test_the_rules_read_the_same_from_a_real_influxdb(influxdb_database):
                                  ("hv1", "LibvirtdSegfault")])
     finally:
         store.close()
+
+
+def libvirtd(host: str, seconds_ago: float, up: int, hung: int = 0) -> Point:
+    return Point("libvirtd", {"host": host}, {"up": up, "hung": hung}, NOW - int(seconds_ago * S))
+
+
+def test_a_down_daemon_whose_newest_point_says_up_is_not_down_even_without_a_daemon_up_event(store):
+    # the agent restarted while libvirtd came back: it never saw the daemon_up, only that it answers
+    store.write([event("hv1", "daemon_down", 300), libvirtd("hv1", 290, 0), libvirtd("hv1", 10, 1),
+                 event("hv2", "daemon_down", 300), libvirtd("hv2", 10, 0)])
+    found = results(store, [DaemonDownRule()])
+    assert not found["hv1", "LibvirtdDown"].active
+    assert "answer" in found["hv1", "LibvirtdDown"].annotations["description"]
+    assert found["hv2", "LibvirtdDown"].active  # its newest point still says down
+
+
+def test_a_hang_ends_when_the_newest_libvirtd_point_says_not_hung(store):
+    store.write([event("hv1", "hang_start", 120), libvirtd("hv1", 5, 1, hung=0),
+                 event("hv2", "hang_start", 120), libvirtd("hv2", 5, 1, hung=1)])
+    found = results(store, [DaemonHungRule()])
+    assert not found["hv1", "LibvirtdHung"].active and found["hv2", "LibvirtdHung"].active
+
+
+def test_an_agent_silent_for_longer_than_the_threshold_pages_and_a_writing_one_does_not(store):
+    collector = lambda host, ago: Point("collector", {"host": host}, {"scrape_duration_ms": 5.0},  # noqa: E731
+                                        NOW - int(ago * S))
+    store.write([collector("hv1", 15), collector(HOSTILE, 600), collector("hv3", 2 * 86400 + 600)])
+    found = results(store, [AgentSilentRule(after_seconds=60)], hosts=["hv3"])
+    assert not found["hv1", "AgentSilent"].active
+    silent = found[HOSTILE, "AgentSilent"]
+    assert silent.active and "600 s" in silent.annotations["summary"] and silent.labels["host"] == HOSTILE
+    assert not found["hv3", "AgentSilent"].active  # silent for 2 days: decommissioned
