@@ -204,6 +204,27 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
             Field("silenced", "int", "1 when a silence muted the notification, else 0"),
         ),
     ),
+    Measurement(
+        "soak",
+        "The load `virtwatch soak` generated, per kind of libvirt call, every 10 s and at the end of each "
+        "concurrency step, so the correlation page can set failures against the load that preceded them.",
+        (HOST, Tag("call", "the libvirt call: connect, stats (getAllDomainStats), list (listAllDomains), define, "
+                   "undefine, create, destroy, suspend, resume, state"),
+         Tag("run", "the soak run's id, also in its test domains' names (virtwatch-soak-<run>-<n>)")),
+        (
+            Field("clients", "int", "concurrent clients (threads, each with its own connection) in the step"),
+            Field("calls_total", "int", "calls of this kind finished since the soak started, failed ones included"),
+            Field("errors_total", "int", "calls of this kind that failed since the soak started (timeouts "
+                  "included)"),
+            Field("timeouts_total", "int", "calls of this kind that missed their deadline since the soak started"),
+            Field("calls_per_second", "float", "calls of this kind finished per second over the interval"),
+            Field("errors_per_second", "float", "calls of this kind that failed per second over the interval"),
+            Field("latency_p50_ms", "float", "median time of the interval's calls the daemon answered (results and "
+                  "libvirt errors; timeouts and lost connections left out)"),
+            Field("latency_p99_ms", "float", "99th percentile of the same times"),
+            Field("latency_max_ms", "float", "the longest of the same times"),
+        ),
+    ),
 )}
 
 EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
