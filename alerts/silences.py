@@ -120,6 +120,7 @@ class Matcher:
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        """Check the name, operator and value; compile a regex once."""
         try:
             object.__setattr__(self, "_pattern", _check_matcher(self.name, self.op, self.value))
         except _Invalid as error:
@@ -197,6 +198,7 @@ class Silence:
     comment: str
 
     def __post_init__(self) -> None:
+        """Check every field; keep matchers as a tuple and times in UTC."""
         _text(self.id, "silence id", required=True)
         what = f"silence {self.id}"
         if isinstance(self.matchers, (str, bytes)) or not isinstance(self.matchers, Sequence):
@@ -278,6 +280,7 @@ class SilenceStore:
         self._cache: tuple[bytes, list[Silence]] | None = None  # the last file read and what it held
 
     def __repr__(self) -> str:
+        """Name the file."""
         return f"SilenceStore({str(self.path)!r})"
 
     # --- reading -------------------------------------------------------------------------------------------
@@ -349,6 +352,7 @@ class SilenceStore:
     # --- the file ------------------------------------------------------------------------------------------
 
     def _now(self) -> datetime:
+        """Return the clock's time in UTC; refuse a naive one."""
         now = self.clock()
         if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
             raise SilenceError(f"clock: must return timezone-aware datetimes, got {now!r}")
@@ -399,6 +403,7 @@ class SilenceStore:
             os.close(lock_fd)  # closing releases the lock
 
     def _write(self, silences: list[Silence]) -> None:
+        """Replace the file with these silences durably: temp file, fsync, rename, directory fsync."""
         body = json.dumps({"version": VERSION, "silences": [silence.to_dict() for silence in silences]},
                           ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
         temp = self.path.with_name(f".{self.path.name}.tmp")

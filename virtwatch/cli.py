@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import virtwatch
 from virtwatch.config import ConfigError, load_config
+from virtwatch.silence_command import add_silence_arguments, run_silence
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ COMMANDS: list[Command] = [
             add_agent_arguments, run_agent),
     Command("check-config", "check a config file and list every problem in it",
             add_check_config_arguments, run_check_config),
+    Command("silence", "add, list or expire alert silences", add_silence_arguments, run_silence),
 ]
 
 

@@ -22,26 +22,32 @@ class Clock:
     """A clock the test moves by hand."""
 
     def __init__(self, now: datetime = T0) -> None:
+        """Start at now."""
         self.now = now
 
     def __call__(self) -> datetime:
+        """Return the time the test set."""
         return self.now
 
     def advance(self, **delta) -> None:
+        """Move the time on by timedelta(**delta)."""
         self.now += timedelta(**delta)
 
 
 @pytest.fixture
 def clock():
+    """A hand-moved clock at T0."""
     return Clock()
 
 
 @pytest.fixture
 def store(tmp_path, clock):
+    """A silence store on a file in a directory that does not exist yet."""
     return SilenceStore(tmp_path / "state" / "silences.json", clock)
 
 
 def web1():
+    """Return matchers for host "web 1"."""
     return [Matcher("host", "=", "web 1")]
 
 
