@@ -1,6 +1,7 @@
 """Tests of alert silences: matchers, the silence window, and the JSON file shared by several processes."""
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -41,7 +42,7 @@ def clock():
 
 
 @pytest.fixture
-def store(tmp_path, clock):
+def silences(tmp_path, clock):
     """A silence store on a file in a directory that does not exist yet."""
     return SilenceStore(tmp_path / "state" / "silences.json", clock)
 
@@ -51,10 +52,10 @@ def web1():
     return [Matcher("host", "=", "web 1")]
 
 
-def add(store, matchers=None, hours=2, **kwargs):
+def add(silences, matchers=None, hours=2, **kwargs):
     """Add a silence of `hours` from the store's now, with an author and a comment."""
-    ends_at = kwargs.pop("ends_at", None) or store.clock() + timedelta(hours=hours)
-    return store.add(web1() if matchers is None else matchers, ends_at, created_by=kwargs.pop("created_by", "ops"),
+    ends_at = kwargs.pop("ends_at", None) or silences.clock() + timedelta(hours=hours)
+    return silences.add(web1() if matchers is None else matchers, ends_at, created_by=kwargs.pop("created_by", "ops"),
                      comment=kwargs.pop("comment", "maintenance"), **kwargs)
 
 
@@ -163,28 +164,28 @@ def test_any_matcher_round_trips_through_its_text(name, op, value):
 # --- silences and their rules -------------------------------------------------------------------------------
 
 
-def test_a_silence_mutes_labels_matching_every_matcher(store):
-    silence = add(store, [Matcher("host", "=", "web 1"), Matcher("alertname", "=~", "Libvirtd.*")])
-    assert store.silencing({"host": "web 1", "alertname": "LibvirtdHung", "severity": "page"}) == silence
-    assert store.silencing({"host": "web 1", "alertname": "DomainCrashed"}) is None
-    assert store.silencing({"host": "web 2", "alertname": "LibvirtdHung"}) is None
+def test_a_silence_mutes_labels_matching_every_matcher(silences):
+    silence = add(silences, [Matcher("host", "=", "web 1"), Matcher("alertname", "=~", "Libvirtd.*")])
+    assert silences.silencing({"host": "web 1", "alertname": "LibvirtdHung", "severity": "page"}) == silence
+    assert silences.silencing({"host": "web 1", "alertname": "DomainCrashed"}) is None
+    assert silences.silencing({"host": "web 2", "alertname": "LibvirtdHung"}) is None
 
 
-def test_a_silence_needs_a_matcher(store):
+def test_a_silence_needs_a_matcher(silences):
     with pytest.raises(SilenceError, match="^matchers: at least one matcher is required$"):
-        add(store, [])
+        add(silences, [])
 
 
-def test_matchers_that_all_match_the_empty_string_are_refused(store):
+def test_matchers_that_all_match_the_empty_string_are_refused(silences):
     with pytest.raises(SilenceError, match="at least one matcher must not match the empty string") as error:
-        add(store, [Matcher("host", "=~", ".*"), Matcher("alertname", "!=", "x")])
+        add(silences, [Matcher("host", "=~", ".*"), Matcher("alertname", "!=", "x")])
     assert 'host=~".*" alertname!="x"' in str(error.value)
-    assert store.list(include_expired=True) == []
+    assert silences.list(include_expired=True) == []
 
 
-def test_one_matcher_that_needs_a_value_is_enough(store):
-    silence = add(store, [Matcher("host", "=~", ".*"), Matcher("alertname", "=", "LibvirtdDown")])
-    assert store.silencing({"alertname": "LibvirtdDown"}) == silence
+def test_one_matcher_that_needs_a_value_is_enough(silences):
+    silence = add(silences, [Matcher("host", "=~", ".*"), Matcher("alertname", "=", "LibvirtdDown")])
+    assert silences.silencing({"alertname": "LibvirtdDown"}) == silence
 
 
 @pytest.mark.parametrize("kwargs, reason", [
@@ -193,41 +194,41 @@ def test_one_matcher_that_needs_a_value_is_enough(store):
     ({"comment": ""}, "comment: required"),
     ({"comment": "bad \udc80"}, "comment 'bad \\udc80': not valid unicode"),
 ], ids=["no author", "a blank author", "no comment", "a comment that is not unicode"])
-def test_a_silence_needs_an_author_and_a_comment(store, kwargs, reason):
+def test_a_silence_needs_an_author_and_a_comment(silences, kwargs, reason):
     with pytest.raises(SilenceError, match="^" + reason.replace("\\", "\\\\")):
-        add(store, **kwargs)
+        add(silences, **kwargs)
 
 
-def test_a_silence_must_end_after_now(store, clock):
+def test_a_silence_must_end_after_now(silences, clock):
     with pytest.raises(SilenceError, match=r"^ends_at 2026-11-23T20:00:00Z: must be after now"):
-        add(store, ends_at=clock.now)
+        add(silences, ends_at=clock.now)
 
 
-def test_a_silence_must_end_after_it_starts(store, clock):
+def test_a_silence_must_end_after_it_starts(silences, clock):
     with pytest.raises(SilenceError, match=r"^ends_at 2026-11-23T21:00:00Z: must be after starts_at "
                                            r"2026-11-23T22:00:00Z"):
-        add(store, ends_at=clock.now + timedelta(hours=1), starts_at=clock.now + timedelta(hours=2))
+        add(silences, ends_at=clock.now + timedelta(hours=1), starts_at=clock.now + timedelta(hours=2))
 
 
-def test_times_without_a_zone_are_refused(store, clock):
+def test_times_without_a_zone_are_refused(silences, clock):
     with pytest.raises(SilenceError, match="^ends_at 2026-11-23T22:00:00: must be timezone-aware$"):
-        add(store, ends_at=datetime(2026, 11, 23, 22, 0))
+        add(silences, ends_at=datetime(2026, 11, 23, 22, 0))
 
 
-def test_a_start_in_the_past_becomes_now(store, clock):
-    silence = add(store, starts_at=clock.now - timedelta(hours=1))
+def test_a_start_in_the_past_becomes_now(silences, clock):
+    silence = add(silences, starts_at=clock.now - timedelta(hours=1))
     assert silence.starts_at == clock.now
 
 
-def test_times_are_kept_in_utc(store, clock):
+def test_times_are_kept_in_utc(silences, clock):
     plus_one = timezone(timedelta(hours=1))
-    silence = add(store, ends_at=datetime(2026, 11, 24, 9, 0, tzinfo=plus_one))
+    silence = add(silences, ends_at=datetime(2026, 11, 24, 9, 0, tzinfo=plus_one))
     assert silence.ends_at == datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
     assert silence.ends_at.utcoffset() == timedelta(0)
 
 
-def test_ids_are_distinct_uuid4_strings(store):
-    ids = [add(store).id for _ in range(5)]
+def test_ids_are_distinct_uuid4_strings(silences):
+    ids = [add(silences).id for _ in range(5)]
     assert len(set(ids)) == 5
     assert all(len(silence_id) == 36 and silence_id[14] == "4" for silence_id in ids)
 
@@ -248,125 +249,125 @@ def test_a_dict_missing_a_key_is_refused_naming_it():
 # --- time: active, pending, expired -------------------------------------------------------------------------
 
 
-def test_an_expired_silence_no_longer_mutes(store, clock):
-    silence = add(store, hours=2)
+def test_an_expired_silence_no_longer_mutes(silences, clock):
+    silence = add(silences, hours=2)
     clock.advance(hours=1, minutes=59, seconds=59)
-    assert store.silencing({"host": "web 1"}) == silence
+    assert silences.silencing({"host": "web 1"}) == silence
     clock.advance(seconds=1)
-    assert store.silencing({"host": "web 1"}) is None
+    assert silences.silencing({"host": "web 1"}) is None
     assert silence.state(clock.now) == "expired"
 
 
-def test_a_pending_silence_mutes_only_from_its_start(store, clock):
-    silence = add(store, hours=3, starts_at=clock.now + timedelta(hours=1))
+def test_a_pending_silence_mutes_only_from_its_start(silences, clock):
+    silence = add(silences, hours=3, starts_at=clock.now + timedelta(hours=1))
     assert silence.state(clock.now) == "pending"
-    assert store.silencing({"host": "web 1"}) is None
-    assert store.list() == [silence]
+    assert silences.silencing({"host": "web 1"}) is None
+    assert silences.list() == [silence]
     clock.advance(hours=1)
-    assert store.silencing({"host": "web 1"}) == silence
+    assert silences.silencing({"host": "web 1"}) == silence
 
 
-def test_expiring_a_silence_ends_it_now(store, clock):
-    silence = add(store, hours=2)
+def test_expiring_a_silence_ends_it_now(silences, clock):
+    silence = add(silences, hours=2)
     clock.advance(minutes=10)
-    expired = store.expire(silence.id)
+    expired = silences.expire(silence.id)
     assert (expired.id, expired.starts_at, expired.ends_at) == (silence.id, silence.starts_at, clock.now)
-    assert store.silencing({"host": "web 1"}) is None
-    assert store.list() == []
-    assert store.list(include_expired=True) == [expired]
+    assert silences.silencing({"host": "web 1"}) is None
+    assert silences.list() == []
+    assert silences.list(include_expired=True) == [expired]
 
 
-def test_expiring_a_pending_silence_means_it_never_starts(store, clock):
-    silence = add(store, hours=3, starts_at=clock.now + timedelta(hours=1))
-    expired = store.expire(silence.id)
+def test_expiring_a_pending_silence_means_it_never_starts(silences, clock):
+    silence = add(silences, hours=3, starts_at=clock.now + timedelta(hours=1))
+    expired = silences.expire(silence.id)
     assert expired.starts_at == expired.ends_at == clock.now
     clock.advance(hours=2)
-    assert store.silencing({"host": "web 1"}) is None
+    assert silences.silencing({"host": "web 1"}) is None
 
 
-def test_expiring_an_unknown_id_names_it(store):
-    add(store)
+def test_expiring_an_unknown_id_names_it(silences):
+    add(silences)
     with pytest.raises(SilenceError, match=r"^silence id 'nope': no such silence in .*silences\.json$"):
-        store.expire("nope")
+        silences.expire("nope")
 
 
-def test_expiring_twice_says_when_it_ended(store, clock):
-    silence = add(store)
-    store.expire(silence.id)
+def test_expiring_twice_says_when_it_ended(silences, clock):
+    silence = add(silences)
+    silences.expire(silence.id)
     with pytest.raises(SilenceError, match=rf"^silence id '{silence.id}': already expired at 2026-11-23T20:00:00Z"):
-        store.expire(silence.id)
+        silences.expire(silence.id)
 
 
-def test_list_shows_active_and_pending_newest_first_then_expired_latest_end_first(store, clock):
-    first = add(store, hours=10)
+def test_list_shows_active_and_pending_newest_first_then_expired_latest_end_first(silences, clock):
+    first = add(silences, hours=10)
     clock.advance(minutes=1)
-    second = add(store, hours=10)
-    pending = add(store, hours=10, starts_at=clock.now + timedelta(hours=1))
-    short = add(store, ends_at=clock.now + timedelta(seconds=36))
-    long_gone = add(store, ends_at=clock.now + timedelta(seconds=18))
+    second = add(silences, hours=10)
+    pending = add(silences, hours=10, starts_at=clock.now + timedelta(hours=1))
+    short = add(silences, ends_at=clock.now + timedelta(seconds=36))
+    long_gone = add(silences, ends_at=clock.now + timedelta(seconds=18))
     clock.advance(minutes=30)
-    assert store.list() == [pending, second, first]
-    assert store.list(include_expired=True) == [pending, second, first, short, long_gone]
+    assert silences.list() == [pending, second, first]
+    assert silences.list(include_expired=True) == [pending, second, first, short, long_gone]
 
 
-def test_get_returns_a_silence_by_id(store):
-    silence = add(store)
-    assert store.get(silence.id) == silence
+def test_get_returns_a_silence_by_id(silences):
+    silence = add(silences)
+    assert silences.get(silence.id) == silence
     with pytest.raises(SilenceError, match="^silence id 'nope': no such silence"):
-        store.get("nope")
+        silences.get("nope")
 
 
 # --- retention ----------------------------------------------------------------------------------------------
 
 
-def test_expired_silences_are_kept_five_days_then_pruned_on_the_next_write(store, clock):
+def test_expired_silences_are_kept_five_days_then_pruned_on_the_next_write(silences, clock):
     assert RETENTION == timedelta(hours=120)
-    old = add(store, hours=1)
+    old = add(silences, hours=1)
     clock.advance(hours=1)  # old has just expired
     clock.advance(hours=120, seconds=-1)
-    kept = add(store)  # a write within the retention keeps it
-    assert old.id in store.path.read_text()
-    assert store.list(include_expired=True) == [kept, old]
+    kept = add(silences)  # a write within the retention keeps it
+    assert old.id in silences.path.read_text()
+    assert silences.list(include_expired=True) == [kept, old]
     clock.advance(seconds=1)
-    assert store.list(include_expired=True) == [kept]  # no longer listed, though the file still holds it
-    assert old.id in store.path.read_text()
-    newest = add(store)
-    assert old.id not in store.path.read_text()
-    assert store.list(include_expired=True) == [newest, kept]
+    assert silences.list(include_expired=True) == [kept]  # no longer listed, though the file still holds it
+    assert old.id in silences.path.read_text()
+    newest = add(silences)
+    assert old.id not in silences.path.read_text()
+    assert silences.list(include_expired=True) == [newest, kept]
 
 
 # --- the file -----------------------------------------------------------------------------------------------
 
 
-def test_a_missing_file_holds_no_silences_and_reading_creates_nothing(store):
-    assert store.list(include_expired=True) == []
-    assert store.silencing({"host": "web 1"}) is None
-    assert not store.path.parent.exists()
+def test_a_missing_file_holds_no_silences_and_reading_creates_nothing(silences):
+    assert silences.list(include_expired=True) == []
+    assert silences.silencing({"host": "web 1"}) is None
+    assert not silences.path.parent.exists()
 
 
-def test_another_store_on_the_same_file_sees_every_silence(store, clock):
-    silence = add(store)
-    other = SilenceStore(store.path, clock)
+def test_another_store_on_the_same_file_sees_every_silence(silences, clock):
+    silence = add(silences)
+    other = SilenceStore(silences.path, clock)
     assert other.list() == [silence]
     other.expire(silence.id)
-    assert store.silencing({"host": "web 1"}) is None
+    assert silences.silencing({"host": "web 1"}) is None
 
 
-def test_hostile_values_round_trip_exactly_through_the_file(store, clock):
+def test_hostile_values_round_trip_exactly_through_the_file(silences, clock):
     matchers = [Matcher(f"label_{index}", "=", value) for index, value in enumerate(HOSTILE)]
     matchers.append(Matcher("alertname", "=~", 'Libvirtd(Hung|Down)\\s"é"'))
-    silence = add(store, matchers, created_by="Zoë \"ops\" \\ 数据", comment="why,\nbecause \u202e 🚀\t\\n")
-    again = SilenceStore(store.path, clock).list()
+    silence = add(silences, matchers, created_by="Zoë \"ops\" \\ 数据", comment="why,\nbecause \u202e 🚀\t\\n")
+    again = SilenceStore(silences.path, clock).list()
     assert again == [silence]
     assert [m.value for m in again[0].matchers[:len(HOSTILE)]] == HOSTILE
     assert again[0].comment == "why,\nbecause \u202e 🚀\t\\n"
     labels = {f"label_{index}": value for index, value in enumerate(HOSTILE)}
-    assert SilenceStore(store.path, clock).silencing({**labels, "alertname": 'LibvirtdHung "é"'}) == silence
+    assert SilenceStore(silences.path, clock).silencing({**labels, "alertname": 'LibvirtdHung "é"'}) == silence
 
 
-def test_the_file_is_plain_json_readable_by_others(store):
-    silence = add(store)
-    data = json.loads(store.path.read_text("utf-8"))
+def test_the_file_is_plain_json_readable_by_others(silences):
+    silence = add(silences)
+    data = json.loads(silences.path.read_text("utf-8"))
     assert data == {"version": 1, "silences": [silence.to_dict()]}
     assert parse_time(data["silences"][0]["ends_at"]) == silence.ends_at
 
@@ -374,22 +375,23 @@ def test_the_file_is_plain_json_readable_by_others(store):
 @pytest.mark.parametrize("content", [b"{not json", b'{"version": 99, "silences": []}', b"\xff\xfe",
                                      b'{"version": 1, "silences": [{"id": "x"}]}', b"[]"],
                          ids=["broken json", "another version", "not utf-8", "a silence missing keys", "a list"])
-def test_a_corrupt_file_is_an_error_naming_its_path_and_is_left_alone(store, content):
-    store.path.parent.mkdir(parents=True)
-    store.path.write_bytes(content)
-    with pytest.raises(SilenceError, match=rf"^silences file {store.path}: corrupt \("):
-        store.list()
-    with pytest.raises(SilenceError, match=rf"^silences file {store.path}: corrupt \("):
-        add(store)
-    assert store.path.read_bytes() == content
+def test_a_corrupt_file_is_an_error_naming_its_path_and_is_left_alone(silences, content):
+    silences.path.parent.mkdir(parents=True)
+    silences.path.write_bytes(content)
+    with pytest.raises(SilenceError, match=rf"^silences file {re.escape(str(silences.path))}: corrupt \("):
+        silences.list()
+    with pytest.raises(SilenceError, match=rf"^silences file {re.escape(str(silences.path))}: corrupt \("):
+        add(silences)
+    assert silences.path.read_bytes() == content
 
 
 def test_an_unwritable_directory_is_an_error_naming_the_file(tmp_path, clock):
     blocker = tmp_path / "state"
     blocker.write_text("a file where the directory should be")
-    store = SilenceStore(blocker / "silences.json", clock)
-    with pytest.raises(SilenceError, match=rf"^silences file {blocker / 'silences.json'}: cannot lock"):
-        add(store)
+    silences = SilenceStore(blocker / "silences.json", clock)
+    path = re.escape(str(blocker / "silences.json"))
+    with pytest.raises(SilenceError, match=rf"^silences file {path}: cannot lock"):
+        add(silences)
 
 
 ADDER = """
@@ -397,10 +399,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 from alerts.silences import Matcher, SilenceStore
 path, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = SilenceStore(path)
+silences = SilenceStore(path)
 sys.stdin.readline()  # both processes start adding at once
 for index in range(count):
-    store.add([Matcher("host", "=", f"{tag}-{index}")], datetime.now(timezone.utc) + timedelta(hours=1),
+    silences.add([Matcher("host", "=", f"{tag}-{index}")], datetime.now(timezone.utc) + timedelta(hours=1),
               created_by=tag, comment="concurrent")
 """
 
