@@ -150,9 +150,7 @@ class AlertTracker:
 
     def sent_firing(self, muted: Callable[[Mapping[str, str]], bool] | None = None) -> list[Alert]:
         """Return the firing alerts whose firing was sent and that are neither inhibited nor `muted` now."""
-        return [state.alert() for state in self._alerts.values()
-                if state.state == FIRING and state.notified and not _inhibited(state.labels, self._alerts)
-                and not (muted and muted(state.labels))]
+        return sent_firing(self._alerts, muted)
 
     # --- changing ------------------------------------------------------------------------------------------
 
@@ -232,6 +230,14 @@ class AlertTracker:
                 os.close(fd)
         except OSError as err:
             raise StateError(f"alert state {self.path}: cannot write ({err.strerror})") from None
+
+
+def sent_firing(alerts: Mapping[str, AlertState], muted: Callable[[Mapping[str, str]], bool] | None = None
+                ) -> list[Alert]:
+    """Return the alerts of `alerts` that fire, whose firing was sent, and that are neither inhibited nor muted."""
+    return [state.alert() for state in alerts.values()
+            if state.state == FIRING and state.notified and not _inhibited(state.labels, alerts)
+            and not (muted and muted(state.labels))]
 
 
 def _inhibited(labels: Mapping[str, str], alerts: Mapping[str, AlertState]) -> bool:

@@ -266,8 +266,20 @@ class AlertsConfig:
     """[alerts]: the alert engine."""
 
     interval_seconds: float = _key(30.0, kind=float, check=_positive)
+    rules_interval_seconds: float = _key(5.0, kind=float, check=_positive)
     state_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "alerts")
     slo_file: Path | None = _key(None, kind=Path)
+    external_url: str | None = _key(None, kind=str, check=_http_url)
+    repeat_interval_seconds: float = _key(4 * 3600.0, kind=float, check=_positive)
+    alertmanager_resend_seconds: float = _key(60.0, kind=float, check=_positive)
+    daemon_down_after_seconds: float = _key(5.0, kind=float, check=_positive)
+    daemon_hung_after_seconds: float = _key(10.0, kind=float, check=_positive)
+    restarts_count: int = _key(3, kind=int, check=_positive)
+    restarts_window_seconds: float = _key(3600.0, kind=float, check=_positive)
+    segfault_window_seconds: float = _key(3600.0, kind=float, check=_positive)
+    domain_failures_count: int = _key(5, kind=int, check=_positive)
+    domain_failures_window_seconds: float = _key(600.0, kind=float, check=_positive)
+    agent_silent_after_seconds: float = _key(60.0, kind=float, check=_positive)
     receivers: tuple[ReceiverConfig, ...] = ()
     __repr__ = _redacted_repr
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from tsdb import Store, open_store
 from virtwatch.config import StoreConfig
+
+if TYPE_CHECKING:
+    from alerts.engine import Engine
+    from virtwatch.config import AlertsConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -20,3 +25,34 @@ def store_from_config(config: StoreConfig, url_override: str | None = None) -> S
     return open_store(url_override or config.url, token=config.token, username=config.username,
                       password=config.password, batch_size=config.batch_size,
                       timeout_seconds=config.timeout_seconds, max_retries=config.max_retries, gzip=config.gzip)
+
+
+def rules_from_config(config: AlertsConfig) -> list:
+    """Build the event rules with the thresholds of [alerts]."""
+    from alerts.event_rules import (AgentSilentRule, DaemonDownRule, DaemonHungRule, DomainFailureStormRule,
+                                    RestartRule, SegfaultRule)
+
+    return [DaemonDownRule(after_seconds=config.daemon_down_after_seconds),
+            DaemonHungRule(after_seconds=config.daemon_hung_after_seconds),
+            RestartRule(count=config.restarts_count, window_seconds=config.restarts_window_seconds),
+            SegfaultRule(window_seconds=config.segfault_window_seconds),
+            DomainFailureStormRule(count=config.domain_failures_count,
+                                   window_seconds=config.domain_failures_window_seconds),
+            AgentSilentRule(after_seconds=config.agent_silent_after_seconds)]
+
+
+def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engine:
+    """Build the alert engine of [alerts] over an open store: SLOs from slo_file, rules, receivers, state_dir."""
+    from alerts.engine import Engine
+    from alerts.notify import notifier_for
+    from alerts.slo import load_slos
+
+    slos = load_slos(config.slo_file) if config.slo_file else []
+    external_url = config.external_url or ""
+    notifiers = {r.name: notifier_for(r, external_url) for r in config.receivers}
+    options = dict(slo_interval_seconds=config.interval_seconds,
+                   rules_interval_seconds=config.rules_interval_seconds,
+                   repeat_interval_seconds=config.repeat_interval_seconds,
+                   alertmanager_resend_seconds=config.alertmanager_resend_seconds, external_url=external_url)
+    options.update(overrides)
+    return Engine(store, slos, rules_from_config(config), notifiers, config.state_dir, **options)

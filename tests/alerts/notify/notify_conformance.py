@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from alerts.notify import Alert, Backoff, Notification, NotifyError, deliver, notifier_for
-from notify_receivers import TIMEOUT, HTTPReceiver
+from receivers import TIMEOUT, HTTPReceiver
 from servers import free_port
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ import pytest
 
 from alerts.notify import Backoff, NotifyError, deliver, is_retryable, notifier_for
 from notify_conformance import no_sleep_backoff, sample_notification
-from notify_receivers import TIMEOUT
+from receivers import TIMEOUT
 from virtwatch.config import ReceiverConfig
 
 CLIENT_TIMEOUT_SECONDS = 0.3

@@ -1,4 +1,4 @@
-"""Real things the notifiers talk to in tests: a scripted HTTP receiver and a private Alertmanager."""
+"""Real things the alert engine's notifiers talk to in tests: a scripted HTTP receiver and a private Alertmanager."""
 
 from __future__ import annotations
 

@@ -1,0 +1,331 @@
+"""The alert engine: rounds that roll up SLIs, evaluate SLOs and event rules, track alerts and notify on-call.
+
+Each round (`Engine.run_round`):
+
+1. every `slo_interval_seconds`: write each SLO's minute and hour rollups (alerts.rollups), evaluate every host
+   and the fleet through them (alerts.burn.evaluate_hosts), and make one observation per SLO, scope and tier:
+   the page tier is active while any page window pair burns past its factor, the ticket tier likewise;
+2. every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules);
+3. hand the observations to the AlertTracker (alerts.state) with the active silences (alerts.silences) as
+   mutes; the transitions it returns are grouped by (host, slo), like Alertmanager's `group_by`, into one
+   Notification per group and receiver, and put in the outbox before the new state is saved;
+4. drain the outbox (alerts.notify) and write an `alert` point for each alert that started or stopped firing.
+
+If the store cannot be read, the round fails; after `BLIND_AFTER_SECONDS` of failed rounds the engine pages
+on its own (alertname AlertEngineBlind), since nothing else can tell on-call that nobody is watching.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from alerts.burn import Evaluation, evaluate_hosts
+from alerts.event_rules import EventRule, evaluate_event_rules
+from alerts.notify import Backoff, Notification, Notifier, Outbox, drain
+from alerts.notify.model import FIRING, RESOLVED, Alert
+from alerts.paths import alert_state_path, outbox_path, silences_path
+from alerts.rollups import Coverage, coverage, roll_up
+from alerts.silences import SilenceStore
+from alerts.slo import SLO
+from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transition, sent_firing
+from tsdb.point import Point
+from tsdb.store import Store
+
+log = logging.getLogger(__name__)
+
+SLO_ALERTNAME = "ErrorBudgetBurn"
+BLIND_ALERTNAME = "AlertEngineBlind"
+BLIND_AFTER_SECONDS = 60.0
+GROUP_BY = ("host", "slo")  # Alertmanager's group_by: one notification per host and SLO
+TIERS = ("page", "ticket")
+ALERT_MEASUREMENT = "alert"
+
+Observation = tuple[dict[str, str], dict[str, str], bool, float]
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def group_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Return the labels an alert is grouped by (those of GROUP_BY it has)."""
+    return {name: labels[name] for name in GROUP_BY if name in labels}
+
+
+def group_key(labels: Mapping[str, str]) -> str:
+    """Return the stable key of a group, in Alertmanager's notation: {}:{host="hv1", slo="availability"}."""
+    inner = ", ".join(f'{name}={_quoted(value)}' for name, value in sorted(group_labels(labels).items()))
+    return "{}:{" + inner + "}"
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _percent(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 100:.1f}%"
+
+
+def _burn(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}x"
+
+
+def slo_observations(evaluations: Mapping[str | None, Evaluation]) -> list[Observation]:
+    """Return one observation per scope (each host, and the fleet) and tier of one evaluated SLO."""
+    found = []
+    for host, evaluation in evaluations.items():
+        slo = evaluation.slo
+        base = {"alertname": SLO_ALERTNAME, "slo": slo.name}
+        if host is None:
+            base["scope"] = "fleet"
+        else:
+            base["host"] = host
+        where = "the fleet" if host is None else host
+        for tier in TIERS:
+            windows = [w for w in evaluation.windows if w.window.severity == tier]
+            firing = [w for w in windows if w.firing]
+            shown = firing[0] if firing else max(windows, key=lambda w: w.long_burn or 0.0)
+            summary = (f"{slo.name} on {where} burns its {slo.period} error budget at {_burn(shown.long_burn)} over "
+                       f"{_label(shown.window.long_seconds)} and {_burn(shown.short_burn)} over "
+                       f"{_label(shown.window.short_seconds)} ({tier} at {shown.window.factor:.3g}x); "
+                       f"{_percent(evaluation.budget_remaining)} of the budget left")
+            lines = [f"objective {slo.objective:g}% over {slo.period}: {evaluation.period.good:g} good of "
+                     f"{evaluation.period.total:g}"]
+            lines += [f"{w.window.name}: {_burn(w.long_burn)} / {_burn(w.short_burn)} against {w.window.factor:.3g}x"
+                      + (" FIRING" if w.firing else "") for w in windows]
+            found.append(({**base, "severity": tier}, {"summary": summary, "description": "\n".join(lines)},
+                          bool(firing), 0.0))
+    return found
+
+
+def _label(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass
+class RoundReport:
+    """What one round did: how much it evaluated, what it sent, what failed, and how long it took."""
+
+    slos_evaluated: int = 0
+    rules_evaluated: int = 0
+    observations: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+    notifications: int = 0
+    delivery_failures: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Engine:
+    """The alert engine over one store, with its state (alerts, silences, outbox) under `state_dir`."""
+
+    def __init__(self, store: Store, slos: Sequence[SLO], rules: Sequence[EventRule],
+                 notifiers: Mapping[str, Notifier], state_dir, *, clock: Callable[[], datetime] = utc_now,
+                 slo_interval_seconds: float = 30.0, rules_interval_seconds: float = 5.0,
+                 repeat_interval_seconds: float = 4 * 3600.0, alertmanager_resend_seconds: float = 60.0,
+                 backoff: Backoff | None = None, external_url: str = "",
+                 backfill_seconds: int | None = None) -> None:
+        self.store, self.slos, self.rules = store, list(slos), list(rules)
+        self.notifiers = dict(notifiers)
+        self.clock = clock
+        self.slo_interval_seconds, self.rules_interval_seconds = slo_interval_seconds, rules_interval_seconds
+        self.external_url = external_url
+        self.backoff = backoff or Backoff(base_seconds=0.5, max_seconds=4.0, max_attempts=3)
+        self.backfill_seconds = backfill_seconds
+        self.resending = {name for name, n in self.notifiers.items() if type(n).__name__ == "AlertmanagerNotifier"}
+        self.tracker = AlertTracker(alert_state_path(state_dir), clock, repeat_interval_seconds=repeat_interval_seconds,
+                                    resend_seconds=alertmanager_resend_seconds if self.resending else None,
+                                    sink=self._enqueue)
+        self.outbox = Outbox(outbox_path(state_dir))
+        self.silences = SilenceStore(silences_path(state_dir), clock)
+        self.coverage: dict[str, Coverage] = {}
+        self._slo_due = self._rules_due = 0.0  # monotonic times
+        self._blind_since: datetime | None = None  # when rounds started failing
+        self._current_muted: Callable[[Mapping[str, str]], bool] | None = None  # this round's, for the sink
+
+    def __repr__(self) -> str:
+        return (f"Engine({len(self.slos)} SLOs, {len(self.rules)} rules, receivers "
+                f"{sorted(self.notifiers)}, {self.store!r})")
+
+    # --- one round -----------------------------------------------------------------------------------------
+
+    def run_round(self, slos: bool = True, rules: bool = True) -> RoundReport:
+        """Evaluate (the SLOs, the rules, or both), track, notify and drain the outbox once."""
+        began = time.monotonic()
+        report = RoundReport()
+        now = self.clock()
+        observations: list[Observation] = []
+        try:
+            if slos and self.slos:
+                observations += self._slo_part(now, report)
+            if rules and self.rules:
+                observations += self._rules_part(now, report)
+            self._blind_since = None
+        except Exception as error:  # the store, mostly: say so, keep the engine alive, page if it lasts
+            report.error = f"{type(error).__name__}: {error}"
+            log.error("evaluation failed, nothing was evaluated this round: %s", report.error)
+            if self._blind_since is None:
+                self._blind_since = now
+        observations.append(self._blind_observation(now))
+        report.observations = len(observations)
+        before = self.tracker.states()
+        muted = self._current_muted = self._muted(now)
+        report.transitions = self.tracker.observe_all(observations, muted=muted)
+        self._record(before, self.tracker.states(), muted, now)
+        report.delivery_failures = len(drain(self.outbox, self.notifiers, self.backoff))
+        report.seconds = time.monotonic() - began
+        return report
+
+    def _slo_part(self, now: datetime, report: RoundReport) -> list[Observation]:
+        """Roll up and evaluate every SLO; return their observations (stale SLO alerts resolve)."""
+        observations = []
+        for slo in self.slos:
+            done = self.coverage.get(slo.name)
+            if done is None:
+                done = coverage(self.store, slo, now)
+            kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
+            done = self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
+            observations += slo_observations(evaluate_hosts(self.store, slo, now, done))
+            report.slos_evaluated += 1
+        return observations + self._stale(observations, {SLO_ALERTNAME})
+
+    def _rules_part(self, now: datetime, report: RoundReport) -> list[Observation]:
+        """Evaluate the event rules for every host, those with firing alerts included."""
+        names = {rule.alertname for rule in self.rules}
+        hosts = {s.labels["host"] for s in self.tracker.states().values()
+                 if s.labels.get("alertname") in names and "host" in s.labels}
+        results = evaluate_event_rules(self.store, self.rules, now, hosts=hosts)
+        report.rules_evaluated = len(results)
+        observations = [(r.labels, r.annotations, r.active, 0.0) for r in results]
+        return observations + self._stale(observations, names)
+
+    def _stale(self, observations: Sequence[Observation], alertnames: set[str]) -> list[Observation]:
+        """Return inactive observations for tracked alerts of these names that nothing observed this round."""
+        from alerts.notify.model import fingerprint
+
+        seen = {fingerprint(labels) for labels, *_ in observations}
+        return [(state.labels, state.annotations, False, 0.0) for fp, state in self.tracker.states().items()
+                if state.labels.get("alertname") in alertnames and fp not in seen]
+
+    def _blind_observation(self, now: datetime) -> Observation:
+        """Return the engine's own alert: active once rounds have failed for BLIND_AFTER_SECONDS."""
+        blind_for = 0.0 if self._blind_since is None else (now - self._blind_since).total_seconds()
+        summary = (f"the alert engine could not read the store for {blind_for:.0f} s: no SLO or rule is "
+                   "evaluated, nobody is watching libvirtd" if blind_for else "the alert engine reads the store")
+        return ({"alertname": BLIND_ALERTNAME, "severity": "page"},
+                {"summary": summary, "description": f"store: {getattr(self.store, 'display_url', '?')}"},
+                blind_for >= BLIND_AFTER_SECONDS, 0.0)
+
+    def _muted(self, now: datetime) -> Callable[[Mapping[str, str]], bool]:
+        """Return a predicate: is an alert with these labels silenced now (the silences file read once)."""
+        try:
+            active = [s for s in self.silences.list() if s.active(now)]
+        except Exception as error:  # a corrupt silences file must not stop paging
+            log.error("silences unreadable, none applied this round: %s", error)
+            active = []
+        return lambda labels: any(s.matches(labels) for s in active)
+
+    # --- notifications -------------------------------------------------------------------------------------
+
+    def _enqueue(self, transitions: list[Transition], states: dict[str, AlertState]) -> None:
+        """Group a round's transitions by host and SLO into notifications and put them in the outbox."""
+        muted = self._current_muted
+        firing = sent_firing(states, muted)
+        groups: dict[str, list[Transition]] = {}
+        for transition in transitions:
+            groups.setdefault(group_key(transition.alert.labels), []).append(transition)
+        for key, found in groups.items():
+            labels = group_labels(found[0].alert.labels)
+            members = [a for a in firing if group_key(a.labels) == key]
+            members += [t.alert for t in found if t.status == RESOLVED]
+            members = [self._linked(a) for a in members]
+            everyone = any(t.reason in (FIRED, REPEAT, ENDED) for t in found)
+            receivers = sorted(self.notifiers) if everyone else sorted(self.resending)
+            for receiver in receivers:
+                if members:
+                    self.outbox.put(Notification(receiver, key, labels, members))
+            for t in found:
+                if t.reason != "keepalive":
+                    log.warning("%s %s: %s -> %s", t.status.upper(), _describe(t.alert),
+                                t.alert.annotations.get("summary", ""), ", ".join(receivers) or "no receiver")
+
+    def _linked(self, alert: Alert) -> Alert:
+        """Return the alert with a link to the dashboard when an external URL is configured."""
+        if not self.external_url or alert.generator_url:
+            return alert
+        return Alert(alert.labels, alert.annotations, alert.status, alert.starts_at, alert.ends_at,
+                     self.external_url.rstrip("/") + "/alerts")
+
+    def _record(self, before: dict[str, AlertState], after: dict[str, AlertState],
+                muted: Callable[[Mapping[str, str]], bool], now: datetime) -> None:
+        """Write an `alert` point for each alert that started or stopped firing this round (silenced ones too)."""
+        points = []
+        for fp, state in after.items():
+            if state.state == FIRING and (fp not in before or before[fp].state != FIRING):
+                points.append(_alert_point(state, FIRING, muted(state.labels) or self.tracker.inhibited(state.labels),
+                                           now))
+        for fp, state in before.items():
+            if state.state == FIRING and (fp not in after or after[fp].state != FIRING):
+                points.append(_alert_point(state, RESOLVED, False, now))
+        if points:
+            try:
+                self.store.write(points)
+            except Exception as error:
+                log.error("could not record %d alert points in the store: %s", len(points), error)
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Run rounds until `stop` is set: the rules every rules interval, the SLOs every SLO interval."""
+        log.info("alert engine: %d SLOs every %g s, %d rules every %g s, receivers: %s", len(self.slos),
+                 self.slo_interval_seconds, len(self.rules), self.rules_interval_seconds,
+                 ", ".join(sorted(self.notifiers)) or "none (alerts are only recorded)")
+        last_summary = time.monotonic()
+        rounds = 0
+        while not stop.is_set():
+            moment = time.monotonic()
+            slos_due, rules_due = moment >= self._slo_due, moment >= self._rules_due
+            if slos_due or rules_due:
+                report = self.run_round(slos=slos_due, rules=rules_due)
+                rounds += 1
+                if slos_due:
+                    self._slo_due = moment + self.slo_interval_seconds
+                if rules_due:
+                    self._rules_due = moment + self.rules_interval_seconds
+                if moment - last_summary >= 300:
+                    firing = self.tracker.firing()
+                    log.info("last %.0f s: %d rounds; %d alerts firing%s", moment - last_summary, rounds, len(firing),
+                             (": " + ", ".join(_describe(a) for a in firing[:5])) if firing else "")
+                    last_summary, rounds = moment, 0
+                log.debug("round: %s", report)
+            stop.wait(max(0.05, min(self._slo_due, self._rules_due) - time.monotonic()))
+        log.info("alert engine stopping")
+
+
+def _describe(alert: Alert) -> str:
+    """Return 'AlertName{host=..., slo=..., severity=...}' for a log line."""
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if k != "alertname")
+    return f"{alert.name}{{{labels}}}"
+
+
+def _alert_point(state: AlertState, status: str, silenced: bool, now: datetime) -> Point:
+    """Return the `alert` point recording that an alert started or stopped firing."""
+    from alerts.notify.model import fingerprint
+
+    tags = {"alertname": state.labels["alertname"], "severity": state.labels.get("severity", "page")}
+    for name in ("host", "slo"):
+        if state.labels.get(name):
+            tags[name] = state.labels[name]
+    fields = {"status": status, "fingerprint": fingerprint(state.labels),
+              "summary": state.annotations.get("summary", ""),
+              "description": state.annotations.get("description", ""), "silenced": int(silenced)}
+    return Point(ALERT_MEASUREMENT, tags, fields, int(now.timestamp() * 10**9))

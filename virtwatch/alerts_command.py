@@ -1,0 +1,68 @@
+"""`virtwatch alerts`: run the alert engine until SIGTERM, or one round with --once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_alerts_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the alert engine's arguments."""
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (defaults apply without one)")
+    parser.add_argument("--once", action="store_true",
+                        help="evaluate the SLOs and rules once, deliver, and exit (1 if a delivery failed)")
+    parser.add_argument("--store", metavar="URL", help="store URL (overrides [store] url)")
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    """Run the alert engine; return 0, 1 (--once: evaluation or delivery failed) or 2 (bad config)."""
+    import signal
+    import threading
+
+    from alerts.state import StateError
+    from tsdb import StoreError
+    from virtwatch.config import ConfigError, config_from_dict, load_config
+    from virtwatch.wiring import engine_from_config, setup_logging, store_from_config
+
+    setup_logging()
+    try:
+        config = load_config(args.config, os.environ) if args.config else config_from_dict({}, os.environ)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{args.config}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        store = store_from_config(config.store, args.store)
+    except StoreError as error:
+        print(f"store: {error}", file=sys.stderr)
+        return 2
+    try:
+        engine = engine_from_config(config.alerts, store)
+    except ConfigError as error:  # the SLO file (SLOError is a ConfigError)
+        for problem in error.problems:
+            print(f"alerts.slo_file = {str(config.alerts.slo_file)!r}: {problem}", file=sys.stderr)
+        store.close()
+        return 2
+    except (StateError, OSError) as error:
+        print(f"alerts.state_dir = {str(config.alerts.state_dir)!r}: {error}", file=sys.stderr)
+        store.close()
+        return 2
+    try:
+        if args.once:
+            report = engine.run_round()
+            firing = engine.tracker.firing()
+            print(f"evaluated {report.slos_evaluated} SLOs and {report.rules_evaluated} rule results in "
+                  f"{report.seconds:.2f} s; {len(report.transitions)} notifications decided, "
+                  f"{report.delivery_failures} failed to deliver; {len(firing)} alerts firing")
+            for alert in firing:
+                print(f"  FIRING {alert.name} {dict(sorted(alert.labels.items()))}: "
+                      f"{alert.annotations.get('summary', '')}")
+            return 1 if report.error or report.delivery_failures else 0
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        engine.run(stop)
+        return 0
+    finally:
+        store.close()
