@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import virtwatch
+from virtwatch.alerts_command import add_alerts_arguments, run_alerts
 from virtwatch.config import ConfigError, load_config
 from virtwatch.silence_command import add_silence_arguments, run_silence
 
@@ -153,6 +154,8 @@ def run_agent(args: argparse.Namespace) -> int:
 COMMANDS: list[Command] = [
     Command("agent", "run the collector agent: libvirtd health, domains and host load into the store",
             add_agent_arguments, run_agent),
+    Command("alerts", "run the alert engine: SLO burn rates and event rules, pages to the receivers",
+            add_alerts_arguments, run_alerts),
     Command("check-config", "check a config file and list every problem in it",
             add_check_config_arguments, run_check_config),
     Command("silence", "add, list or expire alert silences", add_silence_arguments, run_silence),
