@@ -93,3 +93,14 @@ def test_times_are_sent_in_utc_whatever_zone_they_were_given_in(http_receiver):
     notification = Notification("oncall", "k", {}, [alert])
     notifier_for(ReceiverConfig(name="hook", type="webhook", url=http_receiver.url)).send(notification)
     assert http_receiver.requests[0].json()["alerts"][0]["startsAt"] == "2024-05-01T12:00:00Z"
+
+
+def test_the_console_receiver_prints_the_headline_and_every_alert_of_a_notification():
+    import io
+
+    from alerts.notify.console import ConsoleNotifier
+
+    stream = io.StringIO()
+    ConsoleNotifier(stream=stream).send(sample_notification())
+    text = stream.getvalue()
+    assert text.startswith("*** FIRING: ") and "host: host-a" in text and text.endswith("\n")
