@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import virtwatch
 from virtwatch.alerts_command import add_alerts_arguments, run_alerts
 from virtwatch.config import ConfigError, load_config
+from virtwatch.dashboard_command import add_dashboard_arguments, run_dashboard
 from virtwatch.silence_command import add_silence_arguments, run_silence
 
 
@@ -158,6 +159,8 @@ COMMANDS: list[Command] = [
             add_alerts_arguments, run_alerts),
     Command("check-config", "check a config file and list every problem in it",
             add_check_config_arguments, run_check_config),
+    Command("dashboard", "serve the web dashboard: fleet, hosts, SLOs, events, alerts and silences",
+            add_dashboard_arguments, run_dashboard),
     Command("silence", "add, list or expire alert silences", add_silence_arguments, run_silence),
 ]
 

@@ -1,0 +1,370 @@
+"""The dashboard's reads: every figure and table gets its data here, through tsdb's query interface only.
+
+Names from the URL or the store (hosts, domains, kinds) are passed only as `where` values, never as syntax.
+Each reader takes the store and a resolved TimeRange (dashboard.timerange) and returns plain frames or rows;
+series are read in windows of `TimeRange.window_seconds`, so a long range reads as few points as a short one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dashboard.timerange import TimeRange
+from tsdb.schema import SEVERITIES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from alerts.burn import Evaluation
+    from alerts.slo import SLO
+    from tsdb.store import Store
+
+#: a host whose last libvirtd point is older than this at the range's end shows "no data" (the agent's
+#: default interval is 10 s: six missed collections)
+STALE_SECONDS = 60
+#: a host whose daemon restarted this recently shows "restarting"
+RESTARTING_SECONDS = 300
+#: how far back "last failure" looks
+LAST_FAILURE_LOOKBACK_SECONDS = 30 * 86400
+#: the event severity that counts as a failure
+FAILURE_SEVERITY = "critical"
+#: the domain fields of the domains table; counters become rates over RATE_SECONDS
+DOMAIN_GAUGES = ("state_code", "stats_partial", "vcpus", "memory_current_bytes", "memory_rss_bytes",
+                 "block_errors_total", "net_rx_errors_total", "net_tx_errors_total")
+DOMAIN_COUNTERS = ("cpu_time_seconds_total", "block_read_bytes_total", "block_write_bytes_total",
+                   "net_rx_bytes_total", "net_tx_bytes_total")
+RATE_SECONDS = 300
+#: the most events a table shows (the newest); the CSV export holds them all
+EVENTS_SHOWN_MAX = 2000
+#: SLO evaluations are kept this long per process: a 30-day budget barely moves in a minute
+EVALUATION_CACHE_SECONDS = 60
+_EVALUATION_CACHE_MAX = 64
+HEALTH_MAX_FIELDS = ("probe_latency_ms", "job_queue_depth", "rss_bytes", "open_fds", "max_fds", "restarts_total",
+                     "workers_current", "workers_max")
+HEALTH_MIN_FIELDS = ("up", "probe_ok", "workers_free")
+HEALTH_HUNG_FIELDS = ("hung",)
+LOAD_FIELDS = ("load1", "load5", "load15", "cpu_busy_percent", "cpus")
+ALERT_FIELDS = ("status", "fingerprint", "summary", "description", "silenced")
+ALERT_TAGS = ("alertname", "severity", "host", "slo")
+
+
+def _ns_frame_times(frame: pd.DataFrame) -> Any:
+    """Return a frame's time column as int64 nanoseconds."""
+    return frame["time"].astype("int64")
+
+
+def _window_sum(store: Store, measurement: str, field: str, rng: TimeRange, where: dict, group_by: list[str]
+                ) -> pd.DataFrame:
+    """Return the sum of `field` over the whole range per group (one or two epoch-aligned windows, summed)."""
+    frame = store.query(measurement, [field], rng.start_ns, rng.end_ns, where=where,
+                        window_seconds=rng.span_seconds + 1, aggregate="sum", group_by=group_by)
+    return frame.groupby(group_by, as_index=False)[field].sum() if len(frame) else frame.drop(columns="time")
+
+
+# ---- fleet ----
+
+def known_hosts(store: Store) -> list[str]:
+    """Return every host that ever wrote a libvirtd, host or event point."""
+    hosts: set[str] = set()
+    for measurement in ("libvirtd", "host", "event"):
+        hosts.update(store.tag_values(measurement, "host"))
+    hosts.discard("")
+    return sorted(hosts)
+
+
+def host_status(row: Any, end_ns: int, restarted: bool) -> str:
+    """Return a host's libvirtd status at the range's end: down, hung, restarting, up, or no data."""
+    import pandas as pd
+
+    if row is None or int(row["time"].value) < end_ns - STALE_SECONDS * 10**9:
+        return "no data"
+    if row["up"] == 0:
+        return "down"
+    if row["hung"] == 1:
+        return "hung"
+    if restarted:
+        return "restarting"
+    return "up" if not pd.isna(row["up"]) else "no data"
+
+
+def fleet_rows(store: Store, rng: TimeRange) -> list[dict]:
+    """Return one row per host seen in the range: status, probe latency, worker pool, failures, last failure."""
+    import pandas as pd
+
+    end = rng.end_ns - 1
+    latest = store.latest("libvirtd", ["up", "hung", "probe_ok", "probe_latency_ms", "workers_max",
+                                       "workers_current", "workers_free", "job_queue_depth"],
+                          rng.start_ns, end, group_by=["host"])
+    restarts = store.latest("event", ["count"], max(rng.start_ns, rng.end_ns - RESTARTING_SECONDS * 10**9), end,
+                            where={"kind": "restart"}, group_by=["host"])
+    failures = _window_sum(store, "event", "count", rng, {"severity": FAILURE_SEVERITY}, ["host"])
+    last = store.latest("event", ["message"], rng.end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9, end,
+                        where={"severity": FAILURE_SEVERITY}, group_by=["host", "kind"])
+    restarted = set(restarts["host"])
+    failure_counts = dict(zip(failures["host"], failures["count"])) if len(failures) else {}
+    last_failure: dict[str, tuple] = {}
+    for row in last.sort_values("time").itertuples(index=False):
+        last_failure[row.host] = (row.time, row.kind)
+    hosts = sorted(set(latest["host"]) | set(failure_counts))
+    by_host = {row["host"]: row for _, row in latest.iterrows()}
+    rows = []
+    for host in hosts:
+        row = by_host.get(host)
+        status = host_status(row, rng.end_ns, host in restarted)
+        busy = saturation = None
+        if row is not None and not pd.isna(row["workers_current"]) and not pd.isna(row["workers_free"]):
+            busy = float(row["workers_current"] - row["workers_free"])
+            if not pd.isna(row["workers_max"]) and row["workers_max"] > 0:
+                saturation = 100.0 * busy / float(row["workers_max"])
+        when, kind = last_failure.get(host, (None, ""))
+        rows.append({
+            "host": host, "status": status,
+            "probe_latency_ms": _float(row, "probe_latency_ms"),
+            "workers_busy": busy, "workers_max": _float(row, "workers_max"),
+            "saturation_percent": saturation, "job_queue_depth": _float(row, "job_queue_depth"),
+            "failures": int(failure_counts.get(host, 0)),
+            "last_failure": when.strftime("%Y-%m-%d %H:%M:%S") if when is not None else "",
+            "last_failure_kind": kind,
+            "last_seen": row["time"].strftime("%Y-%m-%d %H:%M:%S") if row is not None else "",
+        })
+    return rows
+
+
+def _float(row: Any, key: str) -> float | None:
+    """Return row[key] as a float, None when the row or value is missing."""
+    import math
+
+    if row is None:
+        return None
+    value = row[key]
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+# ---- SLOs ----
+
+_cache_lock = threading.Lock()
+_evaluation_cache: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()
+
+
+def slo_evaluations(store: Store, slo: SLO, at_ns: int) -> dict[str | None, Evaluation]:
+    """Return the SLO evaluated for the fleet (None) and every host at `at_ns` (the minute it falls in), through
+    the `sli` rollups where the alert engine wrote them; kept EVALUATION_CACHE_SECONDS per process."""
+    from alerts.burn import evaluate_hosts
+    from alerts.rollups import MINUTE_NS, coverage
+
+    at_ns -= at_ns % MINUTE_NS
+    key = (id(store), slo, at_ns)
+    with _cache_lock:
+        found = _evaluation_cache.get(key)
+        if found and time.monotonic() - found[0] < EVALUATION_CACHE_SECONDS:
+            _evaluation_cache.move_to_end(key)
+            return found[1]
+    evaluations = evaluate_hosts(store, slo, at_ns, coverage(store, slo, at_ns))
+    with _cache_lock:
+        _evaluation_cache[key] = (time.monotonic(), evaluations)
+        while len(_evaluation_cache) > _EVALUATION_CACHE_MAX:
+            _evaluation_cache.popitem(last=False)
+    return evaluations
+
+
+def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict[str, float | None]]:
+    """Return {slo name: {host: budget remaining (1.0 = untouched, negative = overspent)}}."""
+    return {slo.name: {host: ev.budget_remaining for host, ev in slo_evaluations(store, slo, at_ns).items()
+                       if host is not None}
+            for slo in slos}
+
+
+def sli_series(store: Store, slos: list[SLO], rng: TimeRange, host: str | None = None) -> pd.DataFrame:
+    """Return good, valid, SLI and burn rate per window of the range per SLO (columns time, slo, good_total,
+    valid_total, sli_percent, burn_rate) from the `sli` rollups, fleet-wide or for one host."""
+    import pandas as pd
+
+    if not slos:
+        return pd.DataFrame(columns=["time", "slo", "good_total", "valid_total", "sli_percent", "burn_rate"])
+    resolution = rng.rollup_resolution
+    window = max(rng.window_seconds, 3600 if resolution == "1h" else 60)
+    where: dict[str, Any] = {"resolution": resolution, "slo": [slo.name for slo in slos]}
+    if host is not None:
+        where["host"] = host
+    frame = store.query("sli", ["good_total", "valid_total"], rng.start_ns, rng.end_ns, where=where,
+                        window_seconds=window, aggregate="sum", group_by=["slo"])
+    frame = frame[frame["valid_total"] > 0].copy()
+    budgets = {slo.name: float(slo.error_budget) for slo in slos}
+    frame["sli_percent"] = 100.0 * frame["good_total"] / frame["valid_total"]
+    frame["burn_rate"] = (1 - frame["good_total"] / frame["valid_total"]) / frame["slo"].map(budgets)
+    return frame.reset_index(drop=True)
+
+
+# ---- one host ----
+
+def host_health(store: Store, host: str, rng: TimeRange) -> pd.DataFrame:
+    """Return the daemon's health per window: worst values (max latency, queue, RSS, fds; min free workers, up)."""
+    where = {"host": host}
+    window = rng.window_seconds
+    worst = store.query("libvirtd", list(HEALTH_MAX_FIELDS), rng.start_ns, rng.end_ns, where=where,
+                        window_seconds=window, aggregate="max")
+    least = store.query("libvirtd", list(HEALTH_MIN_FIELDS), rng.start_ns, rng.end_ns, where=where,
+                        window_seconds=window, aggregate="min")
+    hung = store.query("libvirtd", list(HEALTH_HUNG_FIELDS), rng.start_ns, rng.end_ns, where=where,
+                       window_seconds=window, aggregate="max")
+    frame = worst.merge(least, on="time", how="outer").merge(hung, on="time", how="outer")
+    frame = frame.sort_values("time", ignore_index=True)
+    return frame.dropna(how="all", subset=[c for c in frame.columns if c != "time"]).reset_index(drop=True)
+
+
+def host_load(store: Store, host: str, rng: TimeRange) -> pd.DataFrame:
+    """Return the host's load averages and CPU use per window (means)."""
+    frame = store.query("host", list(LOAD_FIELDS), rng.start_ns, rng.end_ns, where={"host": host},
+                        window_seconds=rng.window_seconds, aggregate="mean")
+    return frame.dropna(how="all", subset=list(LOAD_FIELDS)).reset_index(drop=True)
+
+
+def events(store: Store, rng: TimeRange, *, hosts: list[str] | None = None, kinds: list[str] | None = None,
+           severities: list[str] | None = None, domain: str | None = None) -> pd.DataFrame:
+    """Return the events of the range matching every given filter (values are data), newest first."""
+    where: dict[str, Any] = {}
+    for tag, values in (("host", hosts), ("kind", kinds), ("severity", severities)):
+        if values:
+            where[tag] = list(values)
+    if domain:
+        where["domain"] = domain
+    frame = store.events(rng.start_ns, rng.end_ns, where=where or None)
+    return frame.iloc[::-1].reset_index(drop=True)
+
+
+def event_rows(frame: pd.DataFrame, limit: int = EVENTS_SHOWN_MAX) -> list[dict]:
+    """Return events as table rows (time as text, UTC), at most `limit` of them."""
+    rows = []
+    for row in frame.head(limit).itertuples(index=False):
+        rows.append({"time": row.time.strftime("%Y-%m-%d %H:%M:%S"), "host": row.host, "kind": row.kind,
+                     "severity": row.severity, "domain": row.domain,
+                     "message": "" if not isinstance(row.message, str) else row.message})
+    return rows
+
+
+def event_filter_options(store: Store) -> dict[str, list[str]]:
+    """Return the values each event filter offers: kinds and hosts seen, and the severities."""
+    return {"kind": store.tag_values("event", "kind"), "host": store.tag_values("event", "host"),
+            "severity": list(SEVERITIES)}
+
+
+@dataclass(frozen=True)
+class DomainRow:
+    """One guest in a host's domains table."""
+
+    domain: str
+    state: str
+    cpu_percent: float | None
+    vcpus: float | None
+    memory_bytes: float | None
+    read_bytes_per_second: float | None
+    write_bytes_per_second: float | None
+    net_bytes_per_second: float | None
+    errors_total: float | None
+    failures: int
+    partial: bool
+
+
+def host_domains(store: Store, host: str, rng: TimeRange) -> list[DomainRow]:
+    """Return the host's guests at the range's end with rates over the last RATE_SECONDS and failures in range."""
+    import pandas as pd
+
+    from tsdb.schema import DOMAIN_STATES
+
+    end = rng.end_ns - 1
+    latest = store.latest("domain", list(DOMAIN_GAUGES), rng.start_ns, end, where={"host": host},
+                          group_by=["domain"])
+    since = max(rng.start_ns, rng.end_ns - RATE_SECONDS * 10**9)
+    recent = store.query("domain", list(DOMAIN_COUNTERS), since, rng.end_ns, where={"host": host},
+                         group_by=["domain"])
+    rates: dict[str, dict[str, float | None]] = {}
+    for name, rows in recent.groupby("domain"):
+        rows = rows.dropna(subset=["cpu_time_seconds_total"]) if len(rows) > 1 else rows
+        if len(rows) < 2:
+            continue
+        first, last = rows.iloc[0], rows.iloc[-1]
+        seconds = (last["time"] - first["time"]).total_seconds()
+        if seconds <= 0:
+            continue
+        rates[name] = {counter: (last[counter] - first[counter]) / seconds for counter in DOMAIN_COUNTERS}
+    failed = events(store, rng, hosts=[host], severities=[FAILURE_SEVERITY, "warning"])
+    failed = failed[failed["domain"] != ""]
+    failure_counts = failed.groupby("domain").size().to_dict() if len(failed) else {}
+    out = []
+    names = sorted(set(latest["domain"]) | set(failure_counts))
+    by_domain = {row["domain"]: row for _, row in latest.iterrows()}
+    for name in names:
+        row = by_domain.get(name)
+        rate = rates.get(name, {})
+        code = _float(row, "state_code")
+        vcpus = _float(row, "vcpus")
+        cpu = rate.get("cpu_time_seconds_total")
+        errors = [v for v in (_float(row, f) for f in ("block_errors_total", "net_rx_errors_total",
+                                                       "net_tx_errors_total")) if v is not None]
+        net = [rate.get("net_rx_bytes_total"), rate.get("net_tx_bytes_total")]
+        out.append(DomainRow(
+            domain=name,
+            state=DOMAIN_STATES.get(int(code), f"code {int(code)}") if code is not None else "unknown",
+            cpu_percent=None if cpu is None or not vcpus else 100.0 * cpu / vcpus,
+            vcpus=vcpus, memory_bytes=_float(row, "memory_current_bytes"),
+            read_bytes_per_second=rate.get("block_read_bytes_total"),
+            write_bytes_per_second=rate.get("block_write_bytes_total"),
+            net_bytes_per_second=None if any(v is None or pd.isna(v) for v in net) else sum(net),
+            errors_total=sum(errors) if errors else None,
+            failures=int(failure_counts.get(name, 0)),
+            partial=_float(row, "stats_partial") == 1.0,
+        ))
+    return out
+
+
+# ---- alerts ----
+
+def active_alerts(state_dir, clock) -> list[dict]:
+    """Return the alert engine's pending and firing alerts (read only), firing first then newest."""
+    from alerts.paths import alert_state_path
+    from alerts.state import AlertTracker
+
+    if state_dir is None:
+        return []
+    states = AlertTracker(alert_state_path(state_dir), clock).states()
+    rows = []
+    for fp, state in states.items():
+        labels, notes = state.labels, state.annotations
+        since = state.fired_at or state.active_since
+        rows.append({"fingerprint": fp, "state": state.state, "alertname": labels.get("alertname", ""),
+                     "severity": labels.get("severity", ""), "host": labels.get("host", ""),
+                     "slo": labels.get("slo", ""), "since": since.strftime("%Y-%m-%d %H:%M:%S") if since else "",
+                     "summary": notes.get("summary", ""), "description": notes.get("description", ""),
+                     "labels": ", ".join(f"{k}={v}" for k, v in sorted(labels.items())),
+                     "label_map": dict(labels)})
+    firing = [r for r in rows if r["state"] == "firing"]
+    pending = [r for r in rows if r["state"] != "firing"]
+    firing.sort(key=lambda r: r["since"], reverse=True)
+    pending.sort(key=lambda r: r["since"], reverse=True)
+    return firing + pending
+
+
+def alert_history(store: Store, rng: TimeRange) -> list[dict]:
+    """Return the engine's firing and resolved notifications in the range (the `alert` points), newest first."""
+    frame = store.query("alert", list(ALERT_FIELDS), rng.start_ns, rng.end_ns, group_by=list(ALERT_TAGS))
+    frame = frame.sort_values("time", ascending=False, kind="mergesort")
+    rows = []
+    for row in frame.itertuples(index=False):
+        rows.append({"time": row.time.strftime("%Y-%m-%d %H:%M:%S"), "status": _text(row.status),
+                     "alertname": row.alertname, "severity": row.severity, "host": row.host, "slo": row.slo,
+                     "summary": _text(row.summary), "description": _text(row.description),
+                     "silenced": "yes" if row.silenced == 1 else "", "fingerprint": _text(row.fingerprint)})
+    return rows
+
+
+def _text(value: Any) -> str:
+    """Return a string field's value, "" when missing."""
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,184 @@
+"""Alerts: firing and pending alerts with their evidence, the alerts of the range, and silences (list, create,
+expire). The alert engine's files are read only, except the silences file, which alerts.silences shares safely."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dash
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+
+from dashboard import data, views
+
+dash.register_page(__name__, path="/alerts", name="Alerts", title="virtwatch: alerts", order=4)
+
+DURATIONS = {"1h": 3600, "2h": 7200, "4h": 4 * 3600, "8h": 8 * 3600, "24h": 86400, "3d": 3 * 86400,
+             "7d": 7 * 86400}
+DEFAULT_DURATION = "2h"
+
+
+def layout(**_params):
+    """Return the alerts page."""
+    import flask
+
+    auth = flask.request.authorization if flask.has_request_context() else None
+    form = html.Div([
+        html.Div([
+            html.Label("Matchers, one per line (NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX)",
+                       htmlFor="alerts-matchers", className="control-label"),
+            dcc.Textarea(id="alerts-matchers", placeholder='alertname=LibvirtdHung\nhost="kvm-node-17"',
+                         className="matchers-input"),
+        ], className="form-col wide"),
+        html.Div([
+            html.Label("For", htmlFor="alerts-duration", className="control-label"),
+            dcc.Dropdown(id="alerts-duration", value=DEFAULT_DURATION, clearable=False, searchable=False,
+                         options=[{"label": k, "value": k} for k in DURATIONS]),
+            html.Label("Created by", htmlFor="alerts-created-by", className="control-label"),
+            dcc.Input(id="alerts-created-by", value=(auth.username if auth else "") or "", type="text",
+                      className="text-filter", style={"width": "220px"}),
+            html.Label("Comment (why)", htmlFor="alerts-comment", className="control-label"),
+            dcc.Input(id="alerts-comment", type="text", className="text-filter", placeholder="maintenance of …"),
+            html.Button("Create silence", id="alerts-create", className="button primary", n_clicks=0),
+        ], className="form-col"),
+    ], className="silence-form")
+    return html.Div([
+        views.page_header("Alerts", "from the alert engine's state and history"),
+        views.section("Firing and pending now", "alerts-active",
+                      "Pending alerts have held their condition for less than their `for` time."),
+        views.section("Alerts in the range", "alerts-history",
+                      "Each time an alert started firing or resolved, with the evidence it carried."),
+        html.Section([html.H2("Silences"),
+                      html.P("A silence mutes the notifications of the alerts its matchers all match; the engine "
+                             "still tracks them.", className="section-note"),
+                      form, html.Div(id="alerts-silence-message", role="status"),
+                      dcc.Loading(html.Div(id="alerts-silences"), type="dot", delay_show=400)],
+                     className="vw-section"),
+    ])
+
+
+def _silences():
+    """Return the SilenceStore of the context's state dir (with the dashboard's clock)."""
+    from alerts.paths import silences_path
+    from alerts.silences import SilenceStore
+    from dashboard.context import current_context
+
+    context = current_context()
+    if context.state_dir is None:
+        return None
+    return SilenceStore(silences_path(context.state_dir), clock=context.clock)
+
+
+@callback(Output("alerts-active", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"))
+@views.guarded("the active alerts")
+def active(range_data, _tick):
+    """Return the firing and pending alerts, with their evidence and whether a silence mutes them."""
+    context, _rng = views.page_range(range_data)
+    rows = data.active_alerts(context.state_dir, context.clock)
+    if not rows:
+        return views.empty_state("No alert is firing or pending.", "All quiet.")
+    silences = _silences()
+    for row in rows:
+        muting = silences.silencing(row.pop("label_map")) if silences is not None else None
+        row["silenced"] = f"silenced by {muting.created_by}" if muting else ""
+        row["state_label"] = "✖ firing" if row["state"] == "firing" else "◔ pending"
+    return views.grid("alerts-active-grid", rows, [
+        {"field": "state_label", "headerName": "state", "minWidth": 110,
+         "cellClassRules": {"status-down": "params.data.state == 'firing'",
+                            "status-hung": "params.data.state == 'pending'"}},
+        {"field": "severity", "headerName": "severity", "minWidth": 90,
+         "cellClassRules": {"sev-critical": "params.value == 'page'", "sev-warning": "params.value == 'ticket'"}},
+        {"field": "alertname", "headerName": "alert", "minWidth": 140},
+        {"field": "host", "headerName": "host", "minWidth": 140},
+        {"field": "slo", "headerName": "SLO", "minWidth": 100},
+        {"field": "since", "headerName": "since (UTC)", "minWidth": 160},
+        {"field": "summary", "headerName": "summary", "minWidth": 240, "flex": 2, "wrapText": True, "autoHeight": True},
+        {"field": "description", "headerName": "evidence", "minWidth": 300, "flex": 3, "wrapText": True,
+         "autoHeight": True},
+        {"field": "silenced", "headerName": "silenced", "minWidth": 120},
+    ])
+
+
+@callback(Output("alerts-history", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"))
+@views.guarded("the alert history")
+def history(range_data, _tick):
+    """Return the alerts that fired or resolved in the range."""
+    context, rng = views.page_range(range_data)
+    rows = data.alert_history(context.store, rng)
+    if not rows:
+        return views.empty_state(f"No alert fired or resolved in the {rng.label}.")
+    for row in rows:
+        row["status_label"] = {"firing": "✖ firing", "resolved": "✔ resolved"}.get(row["status"], row["status"])
+    return views.grid("alerts-history-grid", rows, [
+        {"field": "time", "headerName": "time (UTC)", "minWidth": 160},
+        {"field": "status_label", "headerName": "status", "minWidth": 110,
+         "cellClassRules": {"status-down": "params.data.status == 'firing'",
+                            "status-up": "params.data.status == 'resolved'"}},
+        {"field": "severity", "headerName": "severity", "minWidth": 90},
+        {"field": "alertname", "headerName": "alert", "minWidth": 140},
+        {"field": "host", "headerName": "host", "minWidth": 140},
+        {"field": "slo", "headerName": "SLO", "minWidth": 100},
+        {"field": "summary", "headerName": "summary", "minWidth": 240, "flex": 2, "wrapText": True, "autoHeight": True},
+        {"field": "description", "headerName": "evidence", "minWidth": 300, "flex": 3, "wrapText": True,
+         "autoHeight": True},
+        {"field": "silenced", "headerName": "silenced", "minWidth": 90},
+    ], height_px=None if len(rows) <= 15 else 520)
+
+
+@callback(Output("alerts-silences", "children"), Output("alerts-silence-message", "children"),
+          Input("alerts-create", "n_clicks"), Input({"type": "alerts-expire", "id": ALL}, "n_clicks"),
+          Input("shell-refresh", "n_intervals"),
+          State("alerts-matchers", "value"), State("alerts-duration", "value"), State("alerts-created-by", "value"),
+          State("alerts-comment", "value"))
+@views.guarded("the silences", outputs=2)
+def silences(_create, _expire, _tick, matchers_text, duration, created_by, comment):
+    """Create or expire a silence when asked, then list the silences (expired ones for the record)."""
+    from alerts.silences import Matcher, SilenceError
+
+    store = _silences()
+    if store is None:
+        return views.empty_state("The alert engine's state dir is not configured ([alerts] state_dir)."), None
+    message = None
+    trigger = ctx.triggered_id
+    try:
+        if trigger == "alerts-create" and _create:
+            lines = [line for line in (matchers_text or "").splitlines() if line.strip()]
+            matchers = [Matcher.parse(line) for line in lines]
+            seconds = DURATIONS.get(duration)
+            if seconds is None:
+                raise SilenceError(f"duration {duration!r}: expected one of {', '.join(DURATIONS)}")
+            ends_at = store.clock() + dt.timedelta(seconds=seconds)
+            made = store.add(matchers, ends_at, created_by=(created_by or "").strip(),
+                             comment=(comment or "").strip())
+            message = html.P(f"✔ Silence {made.id} created until {made.ends_at:%Y-%m-%d %H:%M} UTC.",
+                             className="flash flash-ok")
+        elif isinstance(trigger, dict) and trigger.get("type") == "alerts-expire":
+            clicked = [t for t in ctx.triggered if t.get("value")]
+            if clicked:
+                ended = store.expire(trigger["id"])
+                message = html.P(f"✔ Silence {ended.id} expired.", className="flash flash-ok")
+    except SilenceError as error:
+        message = html.P(f"✖ {error}", className="flash flash-bad")
+    return _silence_table(store), message
+
+
+def _silence_table(store):
+    """Return the silences as a table with an Expire button on each one still active or pending."""
+    now = store.clock()
+    found = store.list(include_expired=True)
+    if not found:
+        return views.empty_state("No silences.")
+    header = html.Tr([html.Th(h) for h in ("state", "matchers", "starts (UTC)", "ends (UTC)", "created by",
+                                           "comment", "")])
+    body = []
+    for silence in found:
+        state = silence.state(now)
+        button = (html.Button("Expire", id={"type": "alerts-expire", "id": silence.id}, n_clicks=0,
+                              className="button small") if state != "expired" else "")
+        symbol = {"active": "⊘ active", "pending": "◔ pending", "expired": "✔ expired"}[state]
+        body.append(html.Tr([
+            html.Td(symbol, className=f"silence-{state}"),
+            html.Td(html.Code(" ".join(str(m) for m in silence.matchers))),
+            html.Td(f"{silence.starts_at:%Y-%m-%d %H:%M}"), html.Td(f"{silence.ends_at:%Y-%m-%d %H:%M}"),
+            html.Td(silence.created_by), html.Td(silence.comment), html.Td(button),
+        ], className=f"silence-row silence-{state}", **{"data-silence-id": silence.id}))
+    return html.Table([html.Thead(header), html.Tbody(body)], className="plain-table", id="alerts-silence-table")

@@ -1,0 +1,131 @@
+"""Host: the daemon's health and the host's load on one time axis with its failure events, its guests, its events."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import dash
+from dash import Input, Output, callback, dcc, html
+
+from dashboard import data, views
+
+dash.register_page(__name__, path_template="/host/<name>", name="Host", title="virtwatch: host", order=1)
+
+PREFIX = "host/"
+
+
+def layout(name=None, **_other):
+    """Return the host page; the host's name comes from the path (read again by every callback)."""
+    shown = unquote(name) if isinstance(name, str) else ""
+    return html.Div([
+        views.page_header("Host", "", [html.Span(shown, id="host-title", className="host-name")]),
+        views.section("libvirtd health, host load and events", "host-health",
+                      "Worst value per window; ✖ red markers and dotted lines are critical events, ▲ warnings."),
+        views.section("Domains", "host-domains",
+                      "State at the end of the range; CPU and I/O over its last 5 minutes; failed guests "
+                      "highlighted."),
+        views.section("Events", "host-events"),
+    ])
+
+
+def host_from_path(app_path: str | None) -> str:
+    """Return the host name in a /host/<name> path (percent-decoded once), or "" for another path."""
+    path = dash.get_app().strip_relative_path(app_path or "") or ""
+    if not path.startswith(PREFIX):
+        return ""
+    return unquote(path[len(PREFIX):])
+
+
+def _known(context, host: str):
+    """Return None when the host is known, else the empty state saying it is not."""
+    if not host:
+        return views.empty_state("No host named in the address.", "Open a host from the fleet table.",
+                                 kind="bad-input")
+    if len(host) > 512 or host not in data.known_hosts(context.store):
+        return views.empty_state(f"No host named {host[:200]!r} in the store.",
+                                 "Check the name, or open a host from the fleet table.", kind="bad-input")
+    return None
+
+
+@callback(Output("host-health", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),
+          Input("url", "pathname"))
+@views.guarded("the host's health")
+def health(range_data, _tick, pathname):
+    """Return the health figure: probe latency, workers and queue, RSS, fds, restarts, load, with events."""
+    from dashboard.figures import host_health_figure
+
+    context, rng = views.page_range(range_data)
+    host = host_from_path(pathname)
+    unknown = _known(context, host)
+    if unknown is not None:
+        return unknown
+    health_frame = data.host_health(context.store, host, rng)
+    load = data.host_load(context.store, host, rng)
+    events = data.events(context.store, rng, hosts=[host])
+    if health_frame.empty and load.empty and events.empty:
+        return views.empty_state(f"{host} reported nothing in the {rng.label}.",
+                                 "Pick a longer time range, or check the host's agent.")
+    figure = host_health_figure(health_frame, load, events, rng.start_ns, rng.end_ns)
+    return dcc.Graph(id="host-health-graph", figure=figure, config={"displaylogo": False})
+
+
+@callback(Output("host-domains", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),
+          Input("url", "pathname"))
+@views.guarded("the host's domains")
+def domains(range_data, _tick, pathname):
+    """Return the domains table: state, CPU, memory, I/O, errors, failures in the range."""
+    context, rng = views.page_range(range_data)
+    host = host_from_path(pathname)
+    unknown = _known(context, host)
+    if unknown is not None:
+        return unknown
+    found = data.host_domains(context.store, host, rng)
+    if not found:
+        return views.empty_state(f"No domain on {host} in the {rng.label}.")
+    rows = [{"domain": d.domain, "state": d.state, "cpu_percent": views.number(d.cpu_percent),
+             "vcpus": views.number(d.vcpus, 0), "memory_mib": views.number((d.memory_bytes or 0) / 2**20, 0)
+             if d.memory_bytes is not None else None,
+             "read_kib_s": views.number((d.read_bytes_per_second or 0) / 1024) if d.read_bytes_per_second is not None
+             else None,
+             "write_kib_s": views.number((d.write_bytes_per_second or 0) / 1024)
+             if d.write_bytes_per_second is not None else None,
+             "net_kib_s": views.number((d.net_bytes_per_second or 0) / 1024) if d.net_bytes_per_second is not None
+             else None,
+             "errors": views.number(d.errors_total, 0), "failures": d.failures,
+             "flag": ("✖ failed" if d.failures or d.state == "crashed" else "") + (" ‖ wedged" if d.partial else "")}
+            for d in found]
+    columns = [
+        {"field": "flag", "headerName": "", "minWidth": 110, "maxWidth": 150, "cellClass": "cell-bad"},
+        {"field": "domain", "headerName": "domain", "minWidth": 180},
+        {"field": "state", "headerName": "state", "cellClassRules": {"cell-bad": "params.value == 'crashed'"}},
+        {"field": "cpu_percent", "headerName": "CPU %", "type": "numericColumn"},
+        {"field": "vcpus", "headerName": "vCPUs", "type": "numericColumn"},
+        {"field": "memory_mib", "headerName": "memory MiB", "type": "numericColumn"},
+        {"field": "read_kib_s", "headerName": "read KiB/s", "type": "numericColumn"},
+        {"field": "write_kib_s", "headerName": "write KiB/s", "type": "numericColumn"},
+        {"field": "net_kib_s", "headerName": "net KiB/s", "type": "numericColumn"},
+        {"field": "errors", "headerName": "I/O errors", "type": "numericColumn",
+         "cellClassRules": {"cell-bad": "params.value > 0"}},
+        {"field": "failures", "headerName": "failure events", "type": "numericColumn",
+         "cellClassRules": {"cell-bad": "params.value > 0"}},
+    ]
+    return views.grid("host-domains-grid", rows, columns, height_px=None if len(rows) <= 15 else 480,
+                      row_class_rules={"row-failing": "params.data.flag != ''"})
+
+
+@callback(Output("host-events", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),
+          Input("url", "pathname"))
+@views.guarded("the host's events")
+def host_events(range_data, _tick, pathname):
+    """Return the host's events in the range, newest first."""
+    context, rng = views.page_range(range_data)
+    host = host_from_path(pathname)
+    unknown = _known(context, host)
+    if unknown is not None:
+        return unknown
+    frame = data.events(context.store, rng, hosts=[host])
+    if frame.empty:
+        return views.empty_state(f"No events on {host} in the {rng.label}.")
+    rows = data.event_rows(frame)
+    return views.grid("host-events-grid", rows, views.event_columns(), height_px=None if len(rows) <= 15 else 420)
+

@@ -1,0 +1,88 @@
+"""`virtwatch dashboard`: serve the web app with gunicorn on [dashboard] listen (loopback by default)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+#: threads per gunicorn worker: a slow store read in one callback does not hold up the others
+THREADS_PER_WORKER = 8
+#: seconds a request may take before gunicorn restarts its worker
+REQUEST_TIMEOUT_SECONDS = 120
+
+
+def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the dashboard's arguments: flags override the config file."""
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (defaults apply without one)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (overrides [dashboard] listen)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="gunicorn worker processes (default 1; the embedded DuckDB store allows only 1)")
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard until SIGTERM/SIGINT; return 2 for a bad config or an address that cannot be used."""
+    from dashboard.wsgi import DashboardConfigError, app_from_config, context_from_config
+    from virtwatch.config import ConfigError, config_from_dict, load_config, split_host_port
+    from virtwatch.wiring import setup_logging
+
+    setup_logging()
+    try:
+        config = load_config(args.config, os.environ) if args.config else config_from_dict({}, os.environ)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{args.config}: {problem}", file=sys.stderr)
+        return 2
+    listen = args.listen or config.dashboard.listen
+    try:
+        host, port = split_host_port(listen)
+    except ValueError as error:
+        print(f"--listen {listen!r}: {error}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"--workers {args.workers}: must be 1 or more", file=sys.stderr)
+        return 2
+    embedded = config.store.url is None or config.store.url.lower().startswith("duckdb:")
+    if embedded and args.workers > 1:
+        print(f"--workers {args.workers}: the embedded DuckDB store serves one process only; use --workers 1 "
+              "or an InfluxDB store", file=sys.stderr)
+        return 2
+    try:  # check the store and the SLO file now, so a mistake is reported here and not by every worker
+        context = context_from_config(config)
+    except DashboardConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    display_url = context.store.display_url
+    context.store.close()  # each worker opens its own (DuckDB's file lock allows one holder)
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    from gunicorn.app.base import BaseApplication
+
+    class DashboardServer(BaseApplication):
+        """gunicorn serving the dashboard built from the config in each worker."""
+
+        def load_config(self) -> None:
+            """Set gunicorn's options (no config file, no command line of its own)."""
+            for key, value in {
+                "bind": [bind], "workers": args.workers, "worker_class": "gthread", "threads": THREADS_PER_WORKER,
+                "timeout": REQUEST_TIMEOUT_SECONDS, "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
+                "loglevel": "warning", "proc_name": "virtwatch-dashboard",
+                "when_ready": lambda _server: print(f"virtwatch dashboard: serving http://{bind}/ (store "
+                                                    f"{display_url}, {args.workers} worker(s))", flush=True),
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            """Build the app in the worker: its own store connection."""
+            return app_from_config(config).server
+
+    server = DashboardServer()
+    try:
+        server.run()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        if code:
+            print(f"dashboard.listen = {listen!r}: gunicorn stopped with status {code} (is the address in use?)",
+                  file=sys.stderr)
+        return code
+    return 0
