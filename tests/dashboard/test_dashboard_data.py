@@ -1,0 +1,106 @@
+"""The dashboard's readers against real stores (InfluxDB 1.6 and DuckDB) holding the planted fleet."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from conftest import to_ns
+from planted import EVENTS, HOST_STATES, HOSTILE_HOST
+
+from dashboard import data
+from dashboard.timerange import TimeRange
+
+pytestmark = pytest.mark.influxdb
+
+
+def planted_range(now: dt.datetime, hours: int = 3) -> TimeRange:
+    """Return the range of the last `hours` before the planted data's end."""
+    return TimeRange(to_ns(now) - hours * 3600 * 10**9, to_ns(now), f"last {hours} hours")
+
+
+def test_the_fleet_rows_give_each_planted_host_its_state_and_failures(planted_store, fixed_now):
+    rows = {row["host"]: row for row in data.fleet_rows(planted_store, planted_range(fixed_now))}
+    assert {host: row["status"] for host, row in rows.items()} == HOST_STATES
+    assert rows["kvm-hung-02"]["job_queue_depth"] == 7
+    assert rows["kvm-hung-02"]["saturation_percent"] == 100.0
+    assert rows["kvm-up-01"]["saturation_percent"] == 10.0
+    assert {host: row["failures"] for host, row in rows.items()} == {
+        host: sum(1 for e in EVENTS if e.host == host and e.severity == "critical") for host in HOST_STATES}
+    assert rows["kvm-down-03"]["last_failure_kind"] == "daemon_down"
+
+
+def test_a_host_silent_at_the_end_of_the_range_shows_no_data(planted_store, fixed_now):
+    later = fixed_now + dt.timedelta(minutes=10)
+    rows = data.fleet_rows(planted_store, planted_range(later))
+    assert {row["status"] for row in rows} == {"no data"}
+
+
+def test_a_hostile_host_name_filters_exactly_its_own_events(planted_store, fixed_now):
+    rng = planted_range(fixed_now)
+    frame = data.events(planted_store, rng, hosts=[HOSTILE_HOST])
+    assert frame["message"].tolist() == ["keepalive timeout, client 12 closed"]
+    injected = data.events(planted_store, rng, hosts=['"; DROP MEASUREMENT event; --', "' OR 1=1 --"])
+    assert injected.empty
+    assert len(data.events(planted_store, rng)) == len(EVENTS)  # nothing was dropped
+
+
+def test_the_event_filters_combine(planted_store, fixed_now):
+    rng = planted_range(fixed_now)
+    found = data.events(planted_store, rng, kinds=["domain_crashed", "domain_io_error"], severities=["warning"])
+    assert found["kind"].tolist() == ["domain_io_error"]
+    assert data.events(planted_store, rng, domain='db "primary"')["kind"].tolist() == ["domain_crashed"]
+    newest_first = data.events(planted_store, rng)["time"].tolist()
+    assert newest_first == sorted(newest_first, reverse=True)
+
+
+def test_the_domains_table_flags_the_guests_that_failed(planted_store, fixed_now):
+    rows = {row.domain: row for row in data.host_domains(planted_store, "kvm-up-01", planted_range(fixed_now))}
+    assert set(rows) == {"web-1", 'db "primary"'}
+    assert rows['db "primary"'].state == "crashed" and rows['db "primary"'].failures == 1
+    assert rows["web-1"].state == "running" and rows["web-1"].errors_total == 3
+    assert rows["web-1"].cpu_percent == pytest.approx(50.0)  # 60 s of CPU a minute on 2 vCPUs
+    assert rows["web-1"].read_bytes_per_second == pytest.approx(1024.0)
+
+
+def test_the_health_series_are_windowed_so_long_ranges_stay_small(planted_store, fixed_now):
+    rng = planted_range(fixed_now, hours=24 * 7)
+    health = data.host_health(planted_store, "kvm-hung-02", rng)
+    assert 1 <= len(health) <= 300
+    assert health["job_queue_depth"].max() == 7
+    assert health["hung"].max() == 1
+    assert len(data.host_load(planted_store, "kvm-hung-02", rng)) <= 300
+
+
+def test_the_fleet_burn_comes_from_the_sli_rollups(planted_store, slos, fixed_now):
+    series = data.sli_series(planted_store, slos, planted_range(fixed_now))
+    availability = series[series["slo"] == "libvirtd-availability"]
+    # two hosts of five fail every probe at the end: 60% good, burning (1 - 0.6) / 0.001 = 400 times the budget
+    assert availability["sli_percent"].iloc[-1] == pytest.approx(60.0)
+    assert availability["burn_rate"].iloc[-1] == pytest.approx(400.0)
+    assert availability["burn_rate"].iloc[0] == 0.0
+
+
+def test_budgets_per_host_spend_only_where_probes_failed(planted_store, slos, fixed_now):
+    budgets = data.budgets_by_host(planted_store, slos, to_ns(fixed_now))["libvirtd-availability"]
+    assert budgets["kvm-up-01"] == 1.0 and budgets[HOSTILE_HOST] == 1.0
+    assert budgets["kvm-hung-02"] < 0 and budgets["kvm-down-03"] < 0
+
+
+def test_the_alert_history_lists_the_engines_alert_points(planted_store, fixed_now):
+    rows = data.alert_history(planted_store, planted_range(fixed_now))
+    assert [(r["alertname"], r["host"], r["status"], r["severity"]) for r in rows] == [
+        ("LibvirtdHung", "kvm-hung-02", "firing", "page")]
+
+
+def test_active_alerts_are_read_from_the_engines_state_file(tmp_path, fixed_now):
+    from planted import plant_alert_state
+
+    plant_alert_state(tmp_path, fixed_now)
+    rows = data.active_alerts(tmp_path, lambda: fixed_now)
+    assert [(r["state"], r["alertname"], r["host"]) for r in rows] == [("firing", "LibvirtdHung", "kvm-hung-02")]
+    assert data.active_alerts(tmp_path / "nothing-here", lambda: fixed_now) == []
+
+
+def test_known_hosts_are_every_host_that_wrote_anything(planted_store):
+    assert data.known_hosts(planted_store) == sorted(HOST_STATES)
