@@ -135,6 +135,47 @@ def auc_mann_whitney(scores: np.ndarray, labels: np.ndarray) -> AUC:
                float(result.pvalue))
 
 
+def _small_integers(values: np.ndarray) -> bool:
+    """Say whether values are whole numbers over a range short enough to count them (queue depths, clients)."""
+    if len(values) == 0:
+        return False
+    low, high = values.min(), values.max()
+    return bool(high - low <= 4 * len(values) + 1024 and np.array_equal(values, np.floor(values)))
+
+
+def distinct_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sorted distinct values of values without NaN and how often each occurs (np.unique's answer).
+
+    Whole numbers over a short range are counted in one pass instead of sorted.
+    """
+    if _small_integers(values):
+        low = values.min()
+        counts = np.bincount((values - low).astype("int64"))
+        present = np.flatnonzero(counts)
+        return present + low, counts[present]
+    return np.unique(values, return_counts=True)
+
+
+def midranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the midranks of values without NaN (ties share the mean of their ranks, from 1) and the tie sizes.
+
+    Equal to scipy.stats.rankdata(values) (method "average"); one sort, or one counting pass for whole numbers
+    over a short range.
+    """
+    if _small_integers(values):
+        codes = (values - values.min()).astype("int64")
+        counts = np.bincount(codes)
+        firsts = np.cumsum(counts) - counts
+        return (firsts + (counts + 1) / 2)[codes], counts[counts > 0]
+    order = np.argsort(values)  # ties get one rank whatever their order: no stable sort needed
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(values)])
+    ranks = np.empty(len(values), dtype="float64")
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2, sizes)
+    return ranks, sizes
+
+
 class RankedScores:
     """One score ranked once (midranks over its non-NaN values), then the AUC of any labeling in O(positives).
 
@@ -147,21 +188,20 @@ class RankedScores:
         flat = np.asarray(scores, dtype="float64").ravel()
         self.valid = ~np.isnan(flat)
         self.count = int(self.valid.sum())
+        #: the rank of each cell, 0 where the score is NaN (ranks start at 1)
         self.ranks = np.zeros(flat.shape, dtype="float64")
         if self.count:
-            self.ranks[self.valid] = stats.rankdata(flat[self.valid])
-            _values, ties = np.unique(flat[self.valid], return_counts=True)
+            ranks, ties = midranks(flat[self.valid])
+            self.ranks[self.valid] = ranks
             self.tie_sum = float(np.sum(ties.astype("float64") ** 3 - ties))
         else:
             self.tie_sum = 0.0
 
     def u_statistic(self, positive_index: np.ndarray) -> tuple[float, int]:
-        """Return (U, n1) of positives given as flat indices into the score (NaN cells are left out)."""
-        positive_index = np.asarray(positive_index, dtype="int64")
-        valid = self.valid[positive_index]
-        n1 = int(valid.sum())
-        rank_sum = float(self.ranks[positive_index][valid].sum())
-        return rank_sum - n1 * (n1 + 1) / 2, n1
+        """Return (U, n1) of positives given as distinct flat indices into the score (NaN cells are left out)."""
+        picked = self.ranks[np.asarray(positive_index, dtype="int64")]
+        n1 = int(np.count_nonzero(picked))
+        return float(picked.sum()) - n1 * (n1 + 1) / 2, n1
 
     def auc(self, positive_index: np.ndarray) -> AUC:
         """Return the AUC and asymptotic two-sided Mann-Whitney p-value of the positives (distinct flat indices)."""
@@ -176,17 +216,33 @@ class RankedScores:
         z = (abs(u - n1 * n0 / 2) - 0.5) / sigma
         return AUC(u / (n1 * n0), u, n1, n0, float(min(1.0, 2 * stats.norm.sf(max(z, 0.0)))))
 
-    def aucs(self, positive_indices: np.ndarray) -> np.ndarray:
-        """Return the AUC of many labelings at once: one row of flat positive indices each (-1 pads a row)."""
-        rows = np.asarray(positive_indices, dtype="int64")
-        present = rows >= 0
-        safe = np.where(present, rows, 0)
-        valid = self.valid[safe] & present
-        n1 = valid.sum(axis=1).astype("float64")
-        rank_sum = np.where(valid, self.ranks[safe], 0.0).sum(axis=1)
+    def aucs(self, positive_sets: "PositiveSets") -> np.ndarray:
+        """Return the AUC of many labelings at once (NaN where a labeling has no valid positive or negative)."""
+        picked = self.ranks[positive_sets.cells]
+        rank_sum = np.diff(np.r_[0.0, np.cumsum(picked)][positive_sets.bounds])
+        n1 = np.diff(np.r_[0, np.cumsum(picked > 0)][positive_sets.bounds]).astype("float64")
         n0 = self.count - n1
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where((n1 > 0) & (n0 > 0), (rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0), np.nan)
+
+
+@dataclass(frozen=True)
+class PositiveSets:
+    """Many labelings as one flat array of positive cells; labeling i is cells[bounds[i]:bounds[i + 1]]."""
+
+    cells: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, sets) -> "PositiveSets":
+        """Return the labelings given as a list of arrays of distinct flat cell indices."""
+        sets = [np.asarray(s, dtype="int64") for s in sets]
+        cells = np.concatenate(sets) if sets else np.zeros(0, dtype="int64")
+        bounds = np.r_[0, np.cumsum([len(s) for s in sets])].astype("int64")
+        return cls(cells, bounds)
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
 
 
 def _check_p_values(p_values) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.stats import (RankedScores, auc_mann_whitney, benjamini_hochberg, holm, mean_interval,
-                            poisson_interval, poisson_intervals, rate_ratio_test)
+from analysis.stats import (PositiveSets, RankedScores, auc_mann_whitney, benjamini_hochberg, distinct_counts, holm,
+                            mean_interval, midranks, poisson_interval, poisson_intervals, rate_ratio_test)
 
 
 @pytest.mark.parametrize("count, lower, upper", [
@@ -139,10 +139,23 @@ def test_many_labelings_at_once_give_the_same_aucs_as_one_at_a_time():
     rng = np.random.default_rng(4)
     ranked = RankedScores(rng.normal(size=1000))
     rows = [np.sort(rng.choice(1000, size=n, replace=False)) for n in (5, 40, 12)]
-    padded = np.full((3, 40), -1)
-    for i, row in enumerate(rows):
-        padded[i, :len(row)] = row
-    assert ranked.aucs(padded) == pytest.approx([ranked.auc(r).auc for r in rows])
+    assert ranked.aucs(PositiveSets.of(rows)) == pytest.approx([ranked.auc(r).auc for r in rows])
+    assert np.isnan(ranked.aucs(PositiveSets.of([rows[0], np.zeros(0, int)]))[1])
+
+
+@pytest.mark.parametrize("values", [
+    [3.0, 1.0, 3.0, 2.0, 3.0, 1.0],          # whole numbers: counted
+    [3.5, 1.0, 3.5, -2.0, 3.5, 1.0],         # fractions: sorted
+    [0.0, 1e12, 0.0, 5.0],                   # whole numbers over a long range: sorted
+])
+def test_midranks_and_distinct_counts_agree_with_scipy_and_numpy(values):
+    values = np.array(values)
+    ranks, ties = midranks(values)
+    assert ranks.tolist() == stats.rankdata(values).tolist()
+    distinct, counts = np.unique(values, return_counts=True)
+    assert sorted(ties.tolist()) == sorted(counts.tolist())
+    got_distinct, got_counts = distinct_counts(values)
+    assert (got_distinct.tolist(), got_counts.tolist()) == (distinct.tolist(), counts.tolist())
 
 
 def test_an_auc_without_positives_or_negatives_is_unknown():
