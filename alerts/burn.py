@@ -110,6 +110,8 @@ def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = N
             results[seconds] = reader.between(ceil_to(end - seconds * 10**9, MINUTE_NS), end)
         return results[seconds]
 
+    seconds = {slo.period_seconds} | {s for w in alert_windows(slo.period) for s in (w.long_seconds, w.short_seconds)}
+    reader.prefetch([(ceil_to(end - s * 10**9, MINUTE_NS), end) for s in seconds])
     period = result_over(slo.period_seconds)
     evaluations = {}
     for host in [None, *sorted(period.hosts)]:
@@ -130,3 +132,15 @@ def evaluate(store: Store, slo: SLO, now: TimeLike, host: str | None = None, *,
     empty = Counts()
     return Evaluation(slo, host, fleet.now_ns, empty, None,
                       burn_windows(slo, lambda seconds: empty))
+
+
+def evaluate_slos(store: Store, slos: list[SLO], now: TimeLike, coverages: dict[str, Coverage] | None = None,
+                  workers: int = 4) -> dict[str, dict[str | None, Evaluation]]:
+    """Evaluate several SLOs at once, in `workers` threads (both stores serve reads in parallel); by SLO name."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    coverages = coverages or {}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(slos) or 1))) as pool:
+        futures = {slo.name: pool.submit(evaluate_hosts, store, slo, now, coverages.get(slo.name, NO_ROLLUPS))
+                   for slo in slos}
+        return {name: future.result() for name, future in futures.items()}

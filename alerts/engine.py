@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from alerts.burn import Evaluation, evaluate_hosts
+from alerts.burn import Evaluation, evaluate_slos
 from alerts.event_rules import EventRule, evaluate_event_rules
 from alerts.notify import Backoff, Notification, Notifier, Outbox, drain
 from alerts.notify.model import FIRING, RESOLVED, Alert
@@ -193,8 +193,9 @@ class Engine:
             if done is None:
                 done = coverage(self.store, slo, now)
             kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
-            done = self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
-            observations += slo_observations(evaluate_hosts(self.store, slo, now, done))
+            self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
+        for evaluations in evaluate_slos(self.store, self.slos, now, self.coverage).values():
+            observations += slo_observations(evaluations)
             report.slos_evaluated += 1
         return observations + self._stale(observations, {SLO_ALERTNAME})
 

@@ -113,15 +113,25 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
     return Coverage(minute_until, hour_until)
 
 
-def _read(store: Store, slo: SLO, resolution: str, start_ns: int, end_ns: int) -> SLIResult:
-    """Return good and total per host over [start, end) from one resolution's rollups."""
-    # one window as long as the range: at most two epoch-aligned windows per host, summed below
-    window_seconds = max(60, -(-(end_ns - start_ns) // 10**9))
+RESOLUTION_SECONDS = {MINUTE: 60, HOUR: 3600}
+
+
+def _sums(frame, good: str, total: str) -> SLIResult:
+    """Return per-host sums of two columns of a frame with a host column."""
+    sums = frame.groupby("host", sort=True)[[good, total]].sum()
+    return SLIResult({host: Counts(float(g), float(t))
+                      for host, g, t in zip(sums.index, sums[good].to_numpy(), sums[total].to_numpy())})
+
+
+def _read(store: Store, slo: SLO, resolution: str, start_ns: int, end_ns: int, window_seconds: int | None = None):
+    """Return the rollup frame (time, host, good_total, valid_total) of [start, end) in windows of
+    `window_seconds` (default: one window as long as the range, so at most two epoch-aligned rows per host)."""
+    if window_seconds is None:
+        window_seconds = max(60, -(-(end_ns - start_ns) // 10**9))
     frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start_ns, end_ns,
                         where={"slo": slo.name, "resolution": resolution}, window_seconds=window_seconds,
                         aggregate="sum", group_by=["host"])
-    sums = frame.groupby("host", sort=True)[["good_total", "valid_total"]].sum()
-    return SLIResult({host: Counts(float(row.good_total), float(row.valid_total)) for host, row in sums.iterrows()})
+    return frame[frame["valid_total"].notna()]
 
 
 def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, int]]:
@@ -137,11 +147,28 @@ def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, i
 
 
 class CountsReader:
-    """Read an SLO's good and total over ranges through rollups where they exist, caching each piece it read."""
+    """Read an SLO's good and total over ranges through rollups where they exist, caching what it read.
+
+    `prefetch(ranges)` reads the hour pieces of many ranges with one query (they all end where the hour rollups
+    end): a row per host per hour, a few thousand rows for a fleet over 30 days. Minute pieces are read one by
+    one, each summed by the store: fetching them per minute costs more in rows than it saves in queries
+    (measured on InfluxDB 1.6: 11,800 rows take 330 ms, a summed piece 10-15 ms).
+    """
 
     def __init__(self, store: Store, slo: SLO, done: Coverage = NO_ROLLUPS) -> None:
         self.store, self.slo, self.done = store, slo, done
         self._cache: dict[tuple[str, int, int], SLIResult] = {}
+        self._frames: dict[str, tuple[int, int, object]] = {}  # resolution -> (start, end, time-resolved frame)
+
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Read, in one query per resolution, the rollups that the pieces of these ranges will need."""
+        if self.done == NO_ROLLUPS:
+            return
+        hours = [(a, b) for start, end in ranges for source, a, b in pieces(start, end, self.done) if source == HOUR]
+        if len(hours) > 1:
+            a, b = min(a for a, _ in hours), max(b for _, b in hours)
+            frame = _read(self.store, self.slo, HOUR, a, b, RESOLUTION_SECONDS[HOUR])
+            self._frames[HOUR] = (a, b, frame.assign(time_ns=frame["time"].astype("int64")))
 
     def between(self, start_ns: int, end_ns: int) -> SLIResult:
         """Return good and total per host over [start, end); start on a whole minute when rollups exist."""
@@ -156,6 +183,13 @@ class CountsReader:
     def _piece(self, source: str, start_ns: int, end_ns: int) -> SLIResult:
         key = (source, start_ns, end_ns)
         if key not in self._cache:
-            self._cache[key] = (compute_sli(self.store, self.slo, start_ns, end_ns) if source == "raw"
-                                else _read(self.store, self.slo, source, start_ns, end_ns))
+            if source == "raw":
+                self._cache[key] = compute_sli(self.store, self.slo, start_ns, end_ns)
+            elif source in self._frames and self._frames[source][0] <= start_ns and end_ns <= self._frames[source][1]:
+                frame = self._frames[source][2]
+                inside = frame[(frame["time_ns"] >= start_ns) & (frame["time_ns"] < end_ns)]
+                self._cache[key] = _sums(inside, "good_total", "valid_total")
+            else:
+                self._cache[key] = _sums(_read(self.store, self.slo, source, start_ns, end_ns),
+                                         "good_total", "valid_total")
         return self._cache[key]

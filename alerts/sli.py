@@ -110,8 +110,8 @@ def read_rollups(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIR
                         where={"slo": slo.name, "resolution": "1m"},
                         window_seconds=SUM_WINDOW_SECONDS, aggregate="sum", group_by=["host"])
     sums = frame.groupby("host", sort=True)[["good_total", "valid_total"]].sum()
-    return SLIResult({host: Counts(float(row.good_total), float(row.valid_total))
-                      for host, row in sums.iterrows()})
+    return SLIResult({host: Counts(float(g), float(t)) for host, g, t in
+                      zip(sums.index, sums["good_total"].to_numpy(), sums["valid_total"].to_numpy())})
 
 
 # ---- how the SLIs count ----
@@ -186,4 +186,5 @@ def _standard(frame: pd.DataFrame) -> pd.DataFrame:
 def _summed(frame: pd.DataFrame) -> SLIResult:
     """Return the per-host sums of a counts frame."""
     sums = frame.groupby("host", sort=True)[["good", "total"]].sum()
-    return SLIResult({host: Counts(float(row.good), float(row.total)) for host, row in sums.iterrows()})
+    return SLIResult({host: Counts(float(g), float(t))
+                      for host, g, t in zip(sums.index, sums["good"].to_numpy(), sums["total"].to_numpy())})

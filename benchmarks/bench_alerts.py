@@ -8,8 +8,8 @@ Run it from the repository root (needs influxd and libvirtd, see `make setup-tes
 Part 1 starts a private InfluxDB 1.6 (tests/servers.py) and writes what the engine reads after `--days` of
 running over `--hosts` hosts: the minute and hour `sli` rollups of the 4 SLOs of deploy/slos.toml, and the last
 20 minutes of raw points (libvirtd probes and collector points every 10 s, 20 domains per host), with a few
-failures. It then times `evaluate_hosts` for the 4 SLOs (every host, the fleet, every window of the catalog and
-the period: what one engine round evaluates) through the rollups, cold (the first read after the write) and
+failures. It then times `evaluate_slos` for the 4 SLOs (every host, the fleet, every window of the catalog and
+the period, the SLOs in 4 threads: what one engine round evaluates) through the rollups, cold (the first read after the write) and
 warm (median of 5), an incremental `roll_up` round, and the event rules. The same on the embedded DuckDB store.
 Target: one evaluation of the 4 SLOs for 100 hosts over 7 days in InfluxDB under 1 s.
 
@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from receivers import HTTPReceiver  # noqa: E402
 from servers import InfluxDBServer, free_port, started  # noqa: E402
 
-from alerts.burn import evaluate_hosts  # noqa: E402
+from alerts.burn import evaluate_slos  # noqa: E402
 from alerts.event_rules import default_rules, evaluate_event_rules  # noqa: E402
 from alerts.rollups import HOUR_NS, MINUTE_NS, REROLL_SECONDS, Coverage, roll_up  # noqa: E402
 from alerts.slo import load_slos  # noqa: E402
@@ -105,7 +105,7 @@ def evaluation_rows(store, label: str, now_ns: int, done: Coverage) -> list:
     """Time evaluations of every SLO (cold, then warm), an incremental roll-up and the event rules."""
     def evaluate_all():
         began = time.perf_counter()
-        results = [evaluate_hosts(store, slo, now_ns, done) for slo in SLOS]
+        results = list(evaluate_slos(store, SLOS, now_ns, {slo.name: done for slo in SLOS}).values())
         return time.perf_counter() - began, results
 
     cold, results = evaluate_all()
