@@ -5,6 +5,10 @@ is attributed to the signal's mean over step s - lag_steps (lag 1, the default o
 measured before the failure's step, so load the failure itself caused cannot count; lag 0 uses the failure's
 own step). Buckets split that exposure at quantiles of the load, so each holds about the same host-time; a
 signal with many equal values (a queue depth that is mostly 0) gets fewer, unequal buckets, never an empty one.
+
+The exact test of top against bottom assumes failures independent given the load (Poisson). Restart storms
+are not, so the same comparison is also tested against circular shifts of each host's failure times
+(analysis.shifts), which keep a storm together: `p_shift`. The verdict uses the larger of the two p-values.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.shifts import calibrated_p, shifted
 from analysis.stats import RateRatio, distinct_counts, poisson_intervals, rate_ratio_test
 
 BUCKET_COLUMNS = ("bucket", "lower", "upper", "exposure_steps", "exposure_host_days", "failures",
@@ -65,6 +70,8 @@ class BucketRates:
     failures: int
     #: failures in host-steps without the signal (nothing to attribute them to)
     failures_without_signal: int
+    #: p-value of the top/bottom log rate ratio against circular shifts of the failures (NaN when not run)
+    p_shift: float = math.nan
 
     @property
     def exposure_host_days(self) -> float:
@@ -79,8 +86,13 @@ class BucketRates:
 
 
 def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_seconds: int, lag_steps: int = 1,
-                 n_buckets: int = 4, confidence: float = 0.95) -> BucketRates:
-    """Return failure rates per quantile bucket of a hosts x steps signal, and the top/bottom rate ratio."""
+                 n_buckets: int = 4, confidence: float = 0.95, failure_cells: tuple | None = None,
+                 offsets: np.ndarray | None = None) -> BucketRates:
+    """Return failure rates per quantile bucket of a hosts x steps signal, and the top/bottom rate ratio.
+
+    With `failure_cells` (host_index, step_index of each failure) and `offsets` (analysis.shifts.draw_offsets),
+    the ratio is also tested against the failures shifted circularly (p_shift).
+    """
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 2:
         raise ValueError(f"n_buckets = {n_buckets!r}: expected a whole number, 2 or more")
     if isinstance(lag_steps, bool) or not isinstance(lag_steps, int) or lag_steps < 0:
@@ -108,11 +120,35 @@ def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_sec
         "exposure_host_days": host_days, "failures": bucket_failures, "rate_per_host_day": rates,
         "rate_lower": lower_rate, "rate_upper": upper_rate,
     })
-    ratio = None
+    ratio, p_shift = None, math.nan
     if n >= 2:
         ratio = rate_ratio_test(int(bucket_failures[-1]), float(host_days[-1]), int(bucket_failures[0]),
                                 float(host_days[0]), confidence)
-    return BucketRates(signal, lag_steps, frame, ratio, int(counts.sum()), int(failures[~observed].sum()))
+        if failure_cells is not None and offsets is not None:
+            cell_bucket = np.full(load.shape, -1, dtype="int64")
+            cell_bucket[observed] = which
+            p_shift = _shift_p(cell_bucket, n - 1, host_days[-1], host_days[0], *failure_cells, offsets)
+    return BucketRates(signal, lag_steps, frame, ratio, int(counts.sum()), int(failures[~observed].sum()), p_shift)
+
+
+def _log_ratio(top: np.ndarray, bottom: np.ndarray, top_days: float, bottom_days: float) -> np.ndarray:
+    """Return log((top + 0.5) / top exposure) - log((bottom + 0.5) / bottom exposure): finite with zero counts."""
+    return np.log((top + 0.5) / top_days) - np.log((bottom + 0.5) / bottom_days)
+
+
+def _shift_p(cell_bucket: np.ndarray, top: int, top_days: float, bottom_days: float, host_index: np.ndarray,
+             step_index: np.ndarray, offsets: np.ndarray) -> float:
+    """Return the p-value of the observed top/bottom log ratio against the failures shifted by each offsets row."""
+    steps = cell_bucket.shape[1]
+
+    def split(steps_of_failures: np.ndarray) -> tuple[int, int]:
+        buckets = cell_bucket[host_index, steps_of_failures]
+        return int((buckets == top).sum()), int((buckets == 0).sum())
+
+    observed = _log_ratio(*split(step_index), top_days, bottom_days)
+    null = np.array([_log_ratio(*split(shifted(host_index, step_index, row, steps)), top_days, bottom_days)
+                     for row in offsets])
+    return calibrated_p(float(observed), null)
 
 
 def ratio_or_nan(rates: BucketRates) -> tuple[float, float, float, float]:

@@ -22,13 +22,14 @@ import pandas as pd
 from analysis import verdict as v
 from analysis.buckets import BucketRates, bucket_rates, ratio_or_nan
 from analysis.exposure import NS, Grid, Inputs, build_grid
-from analysis.lead import LeadRanking, rank_leads
+from analysis.lead import LeadRanking, lead_steps_of, rank_leads
+from analysis.shifts import draw_offsets
 from analysis.signals import parse_signal
 from analysis.stats import holm
 from analysis.triggered import TriggeredAverage, triggered_average
 
-RATIO_COLUMNS = ("signal", "label", "buckets", "ratio", "lower", "upper", "p_value", "p_adjusted", "failures",
-                 "failures_without_signal", "bottom_host_days", "top_host_days", "status")
+RATIO_COLUMNS = ("signal", "label", "buckets", "ratio", "lower", "upper", "p_value", "p_shift", "p_adjusted",
+                 "failures", "failures_without_signal", "bottom_host_days", "top_host_days", "status")
 NO_VARIATION = "no_variation"
 
 
@@ -137,8 +138,11 @@ def analyze(data: Inputs | Grid, settings: Settings | None = None, **overrides) 
     events = grid.failure_events
     host_index = events["host_index"].to_numpy(dtype="int64")
     step_index = events["step_index"].to_numpy(dtype="int64")
+    reach = s.lag_steps + lead_steps_of(s.lead_seconds, grid.step_seconds)[-1] + \
+        max(1, int(round(s.horizon_seconds / grid.step_seconds)))
+    offsets = draw_offsets(len(grid.hosts), grid.steps, reach, s.shifts, s.seed)
     rates = {name: bucket_rates(name, values, grid.failures, grid.step_seconds, s.lag_steps, s.n_buckets,
-                                s.confidence)
+                                s.confidence, (host_index, step_index), offsets)
              for name, values in grid.values.items()}
     ratios = _ratio_table(rates, s)
     triggered = {name: triggered_average(name, values, host_index, step_index, grid.step_seconds,
@@ -163,7 +167,11 @@ def analyze(data: Inputs | Grid, settings: Settings | None = None, **overrides) 
 
 
 def _ratio_table(rates: dict[str, BucketRates], s: Settings) -> pd.DataFrame:
-    """Return one row per signal: its top/bottom ratio, Holm-adjusted p-value over testable signals, status."""
+    """Return one row per signal: its top/bottom ratio, Holm-adjusted p-value over testable signals, status.
+
+    p_value is the exact conditional test, p_shift the same ratio against circular shifts of the failures;
+    p_adjusted is Holm's adjustment of the larger of the two over the signals that could be tested.
+    """
     rows = []
     for name, r in rates.items():
         ratio, lower, upper, p = ratio_or_nan(r)
@@ -178,12 +186,14 @@ def _ratio_table(rates: dict[str, BucketRates], s: Settings) -> pd.DataFrame:
             status = v.NOT_ENOUGH_EXPOSURE
         else:
             status = "testable"
-        rows.append((name, parse_signal(name).label, len(buckets), ratio, lower, upper, p, math.nan, r.failures,
-                     r.failures_without_signal, bottom, top, status))
+        rows.append((name, parse_signal(name).label, len(buckets), ratio, lower, upper, p, r.p_shift, math.nan,
+                     r.failures, r.failures_without_signal, bottom, top, status))
     table = pd.DataFrame(rows, columns=list(RATIO_COLUMNS))
     testable = (table["status"] == "testable").to_numpy()
     if testable.any():
-        adjusted = holm(table.loc[testable, "p_value"].to_numpy())
+        # the larger of the exact and the shift-calibrated p-value: valid whether or not failures come in storms
+        tested = table.loc[testable, ["p_value", "p_shift"]]
+        adjusted = holm(tested.max(axis=1, skipna=True).to_numpy())
         table.loc[testable, "p_adjusted"] = adjusted
         table.loc[testable, "status"] = np.where(adjusted < s.family_alpha, v.EFFECT, v.NO_SIGNIFICANT_EFFECT)
     return table
@@ -199,12 +209,17 @@ def judge(ratios: pd.DataFrame, s: Settings) -> v.Verdict:
         return v.Verdict(v.NOT_ENOUGH_EXPOSURE,
                          f"no signal has {s.min_bucket_host_days:g} host-days of exposure in both its lowest and "
                          f"highest bucket with {s.min_failures} failures to compare")
-    strength = np.abs(np.log(tested["ratio"].clip(lower=1e-300)))
-    best = tested.assign(strength=strength).sort_values(["p_adjusted", "strength"], ascending=[True, False],
-                                                        kind="mergesort").iloc[0]
-    if best["status"] == v.EFFECT:
+    # The signal named: among those with an effect, the smallest exact p-value (far in the tails the
+    # shift-calibrated p-values are normal approximations that no longer rank signals reliably); with no effect,
+    # the smallest adjusted p-value.
+    ranked = tested.assign(strength=np.abs(np.log(tested["ratio"].clip(lower=1e-300))))
+    effects = ranked[ranked["status"] == v.EFFECT]
+    if len(effects):
+        best = effects.sort_values(["p_value", "strength"], ascending=[True, False], kind="mergesort").iloc[0]
         reason = f"Holm-adjusted p = {best['p_adjusted']:.2g} < {s.family_alpha:g}"
         return v.Verdict(v.EFFECT, reason, best["signal"])
+    best = ranked.sort_values(["p_adjusted", "p_value", "strength"], ascending=[True, True, False],
+                              kind="mergesort").iloc[0]
     reason = f"no Holm-adjusted p-value below {s.family_alpha:g}"
     return v.Verdict(v.NO_SIGNIFICANT_EFFECT, reason, best["signal"])
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.shifts import calibrated_p, draw_offsets, shifted
 from analysis.stats import PositiveSets, RankedScores, benjamini_hochberg
 
 LEAD_COLUMNS = ("signal", "lead_seconds", "auc", "positives", "negatives", "p_value", "p_independent",
@@ -106,7 +106,7 @@ def rank_leads(grid_values: dict[str, np.ndarray], host_index: np.ndarray, step_
         null_aucs = ranked.aucs(null_sets).reshape(shifts, len(leads))
         for i, lead in enumerate(leads):
             auc = ranked.auc(observed_sets[i])
-            p_value = _calibrated_p(auc.auc, null_aucs[:, i])
+            p_value = calibrated_p(auc.auc, null_aucs[:, i])
             rows.append((name, lead * step_seconds, auc.auc, auc.positives, auc.negatives, p_value, auc.p_value))
     by_lead = pd.DataFrame(rows, columns=list(LEAD_COLUMNS[:-2]))
     by_lead["p_adjusted"] = benjamini_hochberg(by_lead["p_value"].to_numpy()) if len(by_lead) else []
@@ -116,28 +116,13 @@ def rank_leads(grid_values: dict[str, np.ndarray], host_index: np.ndarray, step_
 
 def _shifted_sets(host_index, step_index, hosts, steps, leads, lag_steps, horizon, shifts, seed) -> PositiveSets:
     """Return shifts x leads labelings (shift-major): each host's failures moved circularly by a random offset."""
-    rng = np.random.default_rng(seed)
     reach = lag_steps + leads[-1] + horizon
-    low, high = (reach, steps - reach) if steps > 4 * reach else (1, max(steps - 1, 1))
     sets = []
-    for _ in range(shifts):
-        offsets = rng.integers(low, high + 1, size=max(hosts, 1))
-        moved = (step_index + offsets[host_index]) % max(steps, 1) if len(step_index) else step_index
+    for offsets in draw_offsets(hosts, steps, reach, shifts, seed):
+        moved = shifted(host_index, step_index, offsets, steps)
         for lead in leads:
             sets.append(positive_cells(host_index, moved, steps, lag_steps + lead, horizon))
     return PositiveSets.of(sets)
-
-
-def _calibrated_p(auc: float, null_aucs: np.ndarray) -> float:
-    """Return the two-sided p-value of an AUC against the AUCs of shifted failures (normal approximation)."""
-    null = null_aucs[~np.isnan(null_aucs)]
-    if math.isnan(auc) or len(null) < 20:
-        return math.nan
-    sd = float(np.std(null, ddof=1))
-    if sd == 0:
-        return 1.0 if auc == float(np.mean(null)) else 0.0
-    z = (auc - float(np.mean(null))) / sd
-    return float(2 * stats.norm.sf(abs(z)))
 
 
 def _leaders(by_lead: pd.DataFrame) -> pd.DataFrame:

@@ -60,3 +60,23 @@ def hazard_grid(seed: int, factor: float = 1.0, hosts: int = 30, days: int = 14,
 def make_hazard_grid():
     """The hazard_grid builder."""
     return hazard_grid
+
+
+def simulation_grid(sim, kinds="restart") -> Grid:
+    """Return the grid of a simulation's own arrays, as the store would give it at the simulation's step.
+
+    The simulator's load signals (simulator.EFFECT_SIGNALS that are default signals, and busy workers); the
+    daemon's figures are missing where it was down or hung, as the agent sends none then.
+    """
+    from analysis.exposure import grid_from_arrays
+
+    exposed = sim.exposed
+    names = ["host.load1", "host.libvirt_calls_per_second", "libvirtd.probe_latency_ms", "libvirtd.job_queue_depth",
+             "libvirtd.clients"]
+    values = {n: np.where(exposed, sim.signal(n), np.nan) if n.startswith("libvirtd.") else sim.signal(n)
+              for n in names}
+    busy = sim.signal("libvirtd.workers_current") - sim.signal("libvirtd.workers_free")
+    values["libvirtd.workers_busy"] = np.where(exposed, busy, np.nan)
+    events = pd.DataFrame({"time": pd.to_datetime(sim.failures["time_ns"].to_numpy(), unit="ns", utc=True),
+                           "host": sim.failures["host"].to_numpy(), "kind": sim.failures["kind"].to_numpy()})
+    return grid_from_arrays(sim.start_ns, sim.spec.step_seconds, sim.hosts, values, events, kinds)
