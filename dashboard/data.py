@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 #: a host whose last libvirtd point is older than this at the range's end shows "no data" (the agent's
 #: default interval is 10 s: six missed collections)
 STALE_SECONDS = 60
+#: the newest points are looked for in this last part of the range first
+RECENT_SECONDS = 600
+#: a domain not reported in this last part of the range is left out of the domains table (unless it failed)
+DOMAINS_RECENT_SECONDS = 3600
 #: a host whose daemon restarted this recently shows "restarting"
 RESTARTING_SECONDS = 300
 #: how far back "last failure" looks
@@ -57,11 +61,11 @@ def _ns_frame_times(frame: pd.DataFrame) -> Any:
     return frame["time"].astype("int64")
 
 
-def _window_sum(store: Store, measurement: str, field: str, rng: TimeRange, where: dict, group_by: list[str]
-                ) -> pd.DataFrame:
-    """Return the sum of `field` over the whole range per group (one or two epoch-aligned windows, summed)."""
-    frame = store.query(measurement, [field], rng.start_ns, rng.end_ns, where=where,
-                        window_seconds=rng.span_seconds + 1, aggregate="sum", group_by=group_by)
+def _window_sum(store: Store, measurement: str, field: str, rng: TimeRange, where: dict, group_by: list[str],
+                aggregate: str = "sum") -> pd.DataFrame:
+    """Return the sum (or count) of `field` over the whole range per group (one or two epoch-aligned windows)."""
+    frame = store.query(measurement, [field], rng.start_ns, rng.end_ns, where=where or None,
+                        window_seconds=rng.span_seconds + 1, aggregate=aggregate, group_by=group_by)
     return frame.groupby(group_by, as_index=False)[field].sum() if len(frame) else frame.drop(columns="time")
 
 
@@ -96,9 +100,19 @@ def fleet_rows(store: Store, rng: TimeRange) -> list[dict]:
     import pandas as pd
 
     end = rng.end_ns - 1
-    latest = store.latest("libvirtd", ["up", "hung", "probe_ok", "probe_latency_ms", "workers_max",
-                                       "workers_current", "workers_free", "job_queue_depth"],
-                          rng.start_ns, end, group_by=["host"])
+    fields = ["up", "hung", "probe_ok", "probe_latency_ms", "workers_max", "workers_current", "workers_free",
+              "job_queue_depth"]
+    # the newest point of each host: first among the last minutes (cheap), then over the whole range only for
+    # the hosts silent at its end (reading the newest row of a long range costs a scan of it)
+    latest = store.latest("libvirtd", fields, max(rng.start_ns, rng.end_ns - RECENT_SECONDS * 10**9), end,
+                          group_by=["host"])
+    seen = _window_sum(store, "libvirtd", "up", rng, {}, ["host"], aggregate="count")
+    silent = sorted(set(seen["host"]) - set(latest["host"]))
+    if silent:
+        import pandas as pd
+
+        older = store.latest("libvirtd", fields, rng.start_ns, end, where={"host": silent}, group_by=["host"])
+        latest = pd.concat([latest, older], ignore_index=True) if len(latest) else older
     restarts = store.latest("event", ["count"], max(rng.start_ns, rng.end_ns - RESTARTING_SECONDS * 10**9), end,
                             where={"kind": "restart"}, group_by=["host"])
     failures = _window_sum(store, "event", "count", rng, {"severity": FAILURE_SEVERITY}, ["host"])
@@ -154,20 +168,21 @@ _cache_lock = threading.Lock()
 _evaluation_cache: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()
 
 
-def slo_evaluations(store: Store, slo: SLO, at_ns: int) -> dict[str | None, Evaluation]:
-    """Return the SLO evaluated for the fleet (None) and every host at `at_ns` (the minute it falls in), through
-    the `sli` rollups where the alert engine wrote them; kept EVALUATION_CACHE_SECONDS per process."""
-    from alerts.burn import evaluate_hosts
-    from alerts.rollups import MINUTE_NS, coverage
+def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool = True
+                    ) -> dict[str, dict[str | None, Evaluation]]:
+    """Return {slo name: {host or None (the fleet): Evaluation}} at the minute `at_ns` falls in, read through the
+    `sli` rollups in a few batched queries (dashboard.budgets); kept EVALUATION_CACHE_SECONDS per process."""
+    from alerts.rollups import MINUTE_NS
+    from dashboard.budgets import evaluate_all
 
     at_ns -= at_ns % MINUTE_NS
-    key = (id(store), slo, at_ns)
+    key = (id(store), tuple(slos), at_ns, windows)
     with _cache_lock:
         found = _evaluation_cache.get(key)
         if found and time.monotonic() - found[0] < EVALUATION_CACHE_SECONDS:
             _evaluation_cache.move_to_end(key)
             return found[1]
-    evaluations = evaluate_hosts(store, slo, at_ns, coverage(store, slo, at_ns))
+    evaluations = evaluate_all(store, slos, at_ns, windows=windows)
     with _cache_lock:
         _evaluation_cache[key] = (time.monotonic(), evaluations)
         while len(_evaluation_cache) > _EVALUATION_CACHE_MAX:
@@ -177,9 +192,9 @@ def slo_evaluations(store: Store, slo: SLO, at_ns: int) -> dict[str | None, Eval
 
 def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict[str, float | None]]:
     """Return {slo name: {host: budget remaining (1.0 = untouched, negative = overspent)}}."""
-    return {slo.name: {host: ev.budget_remaining for host, ev in slo_evaluations(store, slo, at_ns).items()
-                       if host is not None}
-            for slo in slos}
+    evaluations = slo_evaluations(store, slos, at_ns, windows=False)
+    return {name: {host: ev.budget_remaining for host, ev in by_host.items() if host is not None}
+            for name, by_host in evaluations.items()}
 
 
 def sli_series(store: Store, slos: list[SLO], rng: TimeRange, host: str | None = None) -> pd.DataFrame:
@@ -280,8 +295,8 @@ def host_domains(store: Store, host: str, rng: TimeRange) -> list[DomainRow]:
     from tsdb.schema import DOMAIN_STATES
 
     end = rng.end_ns - 1
-    latest = store.latest("domain", list(DOMAIN_GAUGES), rng.start_ns, end, where={"host": host},
-                          group_by=["domain"])
+    latest = store.latest("domain", list(DOMAIN_GAUGES), max(rng.start_ns, rng.end_ns - DOMAINS_RECENT_SECONDS * 10**9),
+                          end, where={"host": host}, group_by=["domain"])
     since = max(rng.start_ns, rng.end_ns - RATE_SECONDS * 10**9)
     recent = store.query("domain", list(DOMAIN_COUNTERS), since, rng.end_ns, where={"host": host},
                          group_by=["domain"])

@@ -37,19 +37,52 @@ def x_range(start_ns: int, end_ns: int) -> tuple:
     return (pd.Timestamp(start_ns, unit="ns", tz="UTC"), pd.Timestamp(end_ns, unit="ns", tz="UTC"))
 
 
-def fleet_burn_figure(series: pd.DataFrame, start_ns: int, end_ns: int) -> go.Figure:
-    """Return the fleet-wide burn rate of each SLO per window, with the 1x line (budget spent exactly on time)."""
-    import plotly.graph_objects as go
+def _template() -> dict:
+    """Return the plotly_white template as plain data (built once: figures as dicts skip plotly's validation)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        import plotly.io as pio
 
-    fig = go.Figure()
+        _TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
+    return _TEMPLATE
+
+
+_TEMPLATE: dict | None = None
+
+
+def _layout(height: int, **more) -> dict:
+    """Return the common layout of a dict figure: white plot, legend on top, hover across series."""
+    return {"template": _template(), "height": height, "margin": MARGIN, "font": FONT, "hovermode": "x unified",
+            "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "xanchor": "left"}, **more}
+
+
+def _iso(times) -> list[str]:
+    """Return timestamps as ISO strings for a dict figure."""
+    return [t.isoformat() for t in times]
+
+
+def _hline(y: float, colour: str, text: str, position: str) -> tuple[dict, dict]:
+    """Return a dashed horizontal line across the plot and its label, as a shape and an annotation."""
+    shape = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y,
+             "line": {"dash": "dash", "color": colour}}
+    note = {"xref": "paper", "x": 0, "xanchor": "left", "yref": "y", "y": y,
+            "yanchor": "bottom" if position == "top" else "top", "text": text, "showarrow": False,
+            "font": {"color": colour}}
+    return shape, note
+
+
+def fleet_burn_figure(series: pd.DataFrame, start_ns: int, end_ns: int) -> dict:
+    """Return the fleet-wide burn rate of each SLO per window, with the 1x line (budget spent exactly on time)."""
+    traces = []
     for index, (slo, rows) in enumerate(series.groupby("slo", sort=True)):
-        fig.add_trace(go.Scatter(x=rows["time"], y=rows["burn_rate"], name=slo, mode="lines+markers",
-                                 marker={"size": 4}, line={"color": SERIES_COLOURS[index % len(SERIES_COLOURS)]},
-                                 hovertemplate="%{y:.2f}x"))
-    fig.add_hline(y=1.0, line={"dash": "dash", "color": "#555"}, annotation_text="1x: budget lasts the period",
-                  annotation_position="top left")
-    fig.update_yaxes(title="burn rate (x budget)", rangemode="tozero")
-    return _base(fig, 300, x_range(start_ns, end_ns))
+        traces.append({"type": "scatter", "x": _iso(rows["time"]), "y": rows["burn_rate"].round(4).tolist(),
+                       "name": slo, "mode": "lines+markers", "marker": {"size": 4},
+                       "line": {"color": SERIES_COLOURS[index % len(SERIES_COLOURS)]}, "hovertemplate": "%{y:.2f}x"})
+    shape, note = _hline(1.0, "#555", "1x: budget lasts the period", "top")
+    x0, x1 = x_range(start_ns, end_ns)
+    return {"data": traces, "layout": _layout(
+        300, shapes=[shape], annotations=[note], xaxis={"range": [x0.isoformat(), x1.isoformat()], "type": "date"},
+        yaxis={"title": {"text": "burn rate (x budget)"}, "rangemode": "tozero"})}
 
 
 def host_health_figure(health: pd.DataFrame, load: pd.DataFrame, events: pd.DataFrame,
@@ -120,34 +153,32 @@ def host_health_figure(health: pd.DataFrame, load: pd.DataFrame, events: pd.Data
     return fig
 
 
-def sli_figure(series: pd.DataFrame, objective: float, start_ns: int, end_ns: int) -> go.Figure:
+def sli_figure(series: pd.DataFrame, objective: float, start_ns: int, end_ns: int) -> dict:
     """Return an SLO's SLI per window against its objective (a dashed line)."""
-    import plotly.graph_objects as go
+    values = series["sli_percent"].round(4).tolist()
+    trace = {"type": "scatter", "x": _iso(series["time"]), "y": values, "mode": "lines+markers", "name": "SLI",
+             "marker": {"size": 4}, "line": {"color": "#1f77b4"}, "hovertemplate": "%{y:.3f}%"}
+    shape, note = _hline(objective, "#c62828", f"objective {objective:g}%", "bottom")
+    low = min([objective - 1.0, *values])
+    x0, x1 = x_range(start_ns, end_ns)
+    return {"data": [trace], "layout": _layout(
+        260, shapes=[shape], annotations=[note], xaxis={"range": [x0.isoformat(), x1.isoformat()], "type": "date"},
+        yaxis={"title": {"text": "good / valid (%)"}, "range": [max(0.0, low - 0.5), 100.2]})}
 
-    fig = go.Figure(go.Scatter(x=series["time"], y=series["sli_percent"], mode="lines+markers", name="SLI",
-                               marker={"size": 4}, line={"color": "#1f77b4"}, hovertemplate="%{y:.3f}%"))
-    fig.add_hline(y=objective, line={"dash": "dash", "color": "#c62828"},
-                  annotation_text=f"objective {objective:g}%", annotation_position="bottom left")
-    low = min([objective - 1.0, *series["sli_percent"].tolist()]) if len(series) else objective - 1.0
-    fig.update_yaxes(title="good / valid (%)", range=[max(0.0, low - 0.5), 100.2])
-    return _base(fig, 260, x_range(start_ns, end_ns))
 
-
-def burn_windows_figure(windows: tuple[WindowBurn, ...]) -> go.Figure:
+def burn_windows_figure(windows: tuple[WindowBurn, ...]) -> dict:
     """Return each alert window's long and short burn rate as bars against its threshold (a ▬ marker)."""
-    import plotly.graph_objects as go
-
     names = [f"{w.window.name} ({w.window.severity})" for w in windows]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=names, y=[w.long_burn or 0 for w in windows], name="long window",
-                         marker={"color": "#1f77b4"}, hovertemplate="%{y:.2f}x"))
-    fig.add_trace(go.Bar(x=names, y=[w.short_burn or 0 for w in windows], name="short window",
-                         marker={"color": "#9ecae1"}, hovertemplate="%{y:.2f}x"))
-    fig.add_trace(go.Scatter(x=names, y=[w.window.factor for w in windows], name="alert threshold",
-                             mode="markers+text", marker={"symbol": "line-ew-open", "size": 40, "color": "#c62828",
-                                                          "line": {"width": 3}},
-                             text=[f"{w.window.factor:g}x" for w in windows], textposition="top center",
-                             hovertemplate="threshold %{y:g}x"))
-    fig.update_yaxes(title="burn rate (x budget)", rangemode="tozero")
-    fig.update_layout(barmode="group")
-    return _base(fig, 260)
+    data = [
+        {"type": "bar", "x": names, "y": [w.long_burn or 0 for w in windows], "name": "long window",
+         "marker": {"color": "#1f77b4"}, "hovertemplate": "%{y:.2f}x"},
+        {"type": "bar", "x": names, "y": [w.short_burn or 0 for w in windows], "name": "short window",
+         "marker": {"color": "#9ecae1"}, "hovertemplate": "%{y:.2f}x"},
+        {"type": "scatter", "x": names, "y": [w.window.factor for w in windows], "name": "alert threshold",
+         "mode": "markers+text", "marker": {"symbol": "line-ew-open", "size": 40, "color": "#c62828",
+                                            "line": {"width": 3}},
+         "text": [f"{w.window.factor:g}x" for w in windows], "textposition": "top center",
+         "hovertemplate": "threshold %{y:g}x"},
+    ]
+    return {"data": data, "layout": _layout(260, barmode="group", hovermode="x",
+                                            yaxis={"title": {"text": "burn rate (x budget)"}, "rangemode": "tozero"})}

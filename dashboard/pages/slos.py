@@ -40,15 +40,15 @@ def slo_cards(range_data, _tick):
         return views.empty_state("No SLOs are configured.",
                                  "Set [alerts] slo_file in the config to an SLO file (see deploy/slos.toml).")
     series = data.sli_series(context.store, context.slos, rng)
-    return [_card(context, rng, index, slo, series[series["slo"] == slo.name])
+    evaluations = data.slo_evaluations(context.store, context.slos, rng.end_ns)
+    return [_card(rng, index, slo, series[series["slo"] == slo.name], evaluations[slo.name])
             for index, slo in enumerate(context.slos)]
 
 
-def _card(context, rng, index, slo, series):
+def _card(rng, index, slo, series, evaluations):
     """Return one SLO's card."""
     from dashboard.figures import burn_windows_figure, sli_figure
 
-    evaluations = data.slo_evaluations(context.store, slo, rng.end_ns)
     fleet = evaluations[None]
     word, css = budget_word(fleet.budget_remaining)
     remaining = "—" if fleet.budget_remaining is None else f"{100 * fleet.budget_remaining:.1f}%"

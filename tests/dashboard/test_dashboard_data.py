@@ -104,3 +104,23 @@ def test_active_alerts_are_read_from_the_engines_state_file(tmp_path, fixed_now)
 
 def test_known_hosts_are_every_host_that_wrote_anything(planted_store):
     assert data.known_hosts(planted_store) == sorted(HOST_STATES)
+
+
+@pytest.mark.parametrize("rolled_up", [True, False], ids=["with-rollups", "raw-points-only"])
+def test_the_batched_evaluations_equal_alerts_evaluate_hosts(store, slos, fixed_now, rolled_up):
+    from alerts.burn import evaluate_hosts
+    from alerts.rollups import coverage
+    from dashboard.budgets import evaluate_all
+    from planted import plant, roll_up_slis
+
+    plant(store, to_ns(fixed_now))
+    if rolled_up:
+        roll_up_slis(store, slos, to_ns(fixed_now))
+    at_ns = to_ns(fixed_now) + 30 * 10**9  # half a minute on: the raw tail after the rollups counts too
+    batched = evaluate_all(store, slos, at_ns)
+    for slo in slos:
+        expected = evaluate_hosts(store, slo, at_ns, coverage(store, slo, at_ns))
+        assert batched[slo.name] == expected
+    budgets_only = evaluate_all(store, slos, at_ns, windows=False)
+    assert {name: {h: e.budget_remaining for h, e in by.items()} for name, by in budgets_only.items()} == \
+        {name: {h: e.budget_remaining for h, e in by.items()} for name, by in batched.items()}

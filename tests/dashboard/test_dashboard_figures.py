@@ -36,14 +36,23 @@ def test_the_host_figure_draws_every_event_of_the_host_on_its_time_axis(planted_
 def test_the_burn_windows_figure_marks_each_threshold_with_its_factor():
     windows = tuple(WindowBurn(w, 20.0, 15.0) for w in alert_windows("30d"))
     figure = figures.burn_windows_figure(windows)
-    thresholds = next(trace for trace in figure.data if trace.name == "alert threshold")
-    assert list(thresholds.y) == pytest.approx([14.4, 6.0, 3.0, 1.0])
-    assert list(thresholds.text) == ["14.4x", "6x", "3x", "1x"]
+    thresholds = next(trace for trace in figure["data"] if trace["name"] == "alert threshold")
+    assert list(thresholds["y"]) == pytest.approx([14.4, 6.0, 3.0, 1.0])
+    assert list(thresholds["text"]) == ["14.4x", "6x", "3x", "1x"]
+    assert [trace["y"][0] for trace in figure["data"][:2]] == [20.0, 15.0]
 
 
 def test_the_sli_figure_draws_the_objective(planted_store, slos, fixed_now):
     rng = TimeRange(to_ns(fixed_now) - 3 * 3600 * 10**9, to_ns(fixed_now), "last 3 hours")
     series = data.sli_series(planted_store, slos, rng)
     figure = figures.sli_figure(series[series["slo"] == "libvirtd-latency"], 99.0, rng.start_ns, rng.end_ns)
-    assert figure.layout.shapes[0].y0 == 99.0
-    assert "objective 99%" in figure.layout.annotations[0].text
+    assert figure["layout"]["shapes"][0]["y0"] == 99.0
+    assert "objective 99%" in figure["layout"]["annotations"][0]["text"]
+    assert min(figure["data"][0]["y"]) == pytest.approx(60.0)  # two of five hosts fail at the end
+
+
+def test_the_fleet_burn_figure_has_one_line_per_slo_and_the_1x_line(planted_store, slos, fixed_now):
+    rng = TimeRange(to_ns(fixed_now) - 3 * 3600 * 10**9, to_ns(fixed_now), "last 3 hours")
+    figure = figures.fleet_burn_figure(data.sli_series(planted_store, slos, rng), rng.start_ns, rng.end_ns)
+    assert [trace["name"] for trace in figure["data"]] == ["libvirtd-availability", "libvirtd-latency"]
+    assert figure["layout"]["shapes"][0]["y0"] == 1.0
