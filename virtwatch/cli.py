@@ -17,6 +17,7 @@ from virtwatch.alerts_command import add_alerts_arguments, run_alerts
 from virtwatch.config import ConfigError, load_config
 from virtwatch.dashboard_command import add_dashboard_arguments, run_dashboard
 from virtwatch.silence_command import add_silence_arguments, run_silence
+from virtwatch.soak_command import add_soak_arguments, run_soak
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ COMMANDS: list[Command] = [
     Command("dashboard", "serve the web dashboard: fleet, hosts, SLOs, events, alerts and silences",
             add_dashboard_arguments, run_dashboard),
     Command("silence", "add, list or expire alert silences", add_silence_arguments, run_silence),
+    Command("soak", "burn in libvirtd under load: concurrent clients, their load recorded, a table of what broke",
+            add_soak_arguments, run_soak),
 ]
 
 
