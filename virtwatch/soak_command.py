@@ -142,6 +142,7 @@ def _soak(plan, store, host: str) -> int:
     caught: list[int] = []
 
     def stop_cleanly(signum, _frame) -> None:
+        """Note the signal and let the soak stop, clean up and report."""
         caught.append(signum)
         stop.set()
 
@@ -156,6 +157,8 @@ def _soak(plan, store, host: str) -> int:
     print(f"soak {result.run_id} of {plan.uri} as host {host!r}, ended by {result.ended_by}; "
           f"{result.points_written} soak points written")
     print(format_table(table_rows(result.steps, daemon_events(store, host, result.steps))), end="")
+    for kind, (call, message) in soak.recorder.first_errors.items():
+        print(f"first {kind} ({call}): {message}", file=sys.stderr)
     if result.points_lost:
         print(f"store: {result.points_lost} soak points could not be written to {store.display_url}", file=sys.stderr)
     status = 0

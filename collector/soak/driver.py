@@ -84,6 +84,7 @@ class _Worker:
         self._jobs.put(None)
 
     def _loop(self) -> None:
+        """Run queued calls until abandoned, then close the connection."""
         while not self.abandoned:
             job = self._jobs.get()
             if job is None:
@@ -133,6 +134,7 @@ class Connection:
             self._run(self._connect, opening=True)
 
     def _connect(self, worker: _Worker) -> None:
+        """Open the connection on the worker, with client keepalive where the driver has RPC."""
         conn = libvirt.open(self.uri)
         try:
             conn.setKeepAlive(*self.keepalive)
@@ -146,6 +148,7 @@ class Connection:
         return self._run(lambda worker: function(worker.conn), opening=False)
 
     def _run(self, function: Callable[[_Worker], Any], opening: bool) -> Any:
+        """Run function(worker) under the deadline; turn timeouts and libvirt errors into CallError."""
         future = self._worker.submit(function)
         try:
             return future.result(self.timeout_seconds)

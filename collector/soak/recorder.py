@@ -79,6 +79,8 @@ class Recorder:
         self.steps: list[StepTally] = []
         self.calls_total = 0
         self.errors_total = 0
+        #: the first failure of each kind: kind -> (call, message), for the report
+        self.first_errors: dict[str, tuple[str, str]] = {}
 
     def open_step(self, clients: int, start_ns: int) -> int:
         """Start a new step and return its index."""
@@ -91,7 +93,7 @@ class Recorder:
         with self._lock:
             self.steps[index].end_ns, self.steps[index].elapsed_seconds = end_ns, elapsed_seconds
 
-    def record(self, call: str, step_index: int, seconds: float, error: str | None) -> None:
+    def record(self, call: str, step_index: int, seconds: float, error: str | None, message: str = "") -> None:
         """Count one finished call of kind `call`, started in step `step_index`; error is None on success."""
         milliseconds = seconds * 1000.0
         with self._lock:
@@ -109,6 +111,7 @@ class Recorder:
                 totals[1] += 1
                 totals[2] += error == TIMEOUT
                 self.errors_total += 1
+                self.first_errors.setdefault(error, (call, message))
 
     def interval_calls(self) -> int:
         """Return how many calls finished since the last take_points."""

@@ -111,6 +111,7 @@ def daemon_events(store: Store, host: str, steps: list[StepTally]) -> list[str]:
 
 
 def _ms(value: float) -> str:
+    """Return milliseconds with one decimal, or "-" when there is no figure."""
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
@@ -130,6 +131,7 @@ def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) 
     numeric = [all(_number(row[i]) for row in rows) and bool(rows) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
+        """Return one row with its cells padded to the column widths."""
         return "  ".join(cell.rjust(width) if right else cell.ljust(width)
                          for cell, width, right in zip(row, widths, numeric)).rstrip()
 
@@ -137,6 +139,7 @@ def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) 
 
 
 def _number(cell: str) -> bool:
+    """Whether a cell holds a number (or "-", no figure), to be right-aligned."""
     try:
         float(cell)
     except ValueError:

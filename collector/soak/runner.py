@@ -25,6 +25,8 @@ TICK_SECONDS = 0.1
 CLEANUP_PARALLEL = 8
 CLEANUP_PASSES = 3
 CLEANUP_TIMEOUT_SECONDS = 10.0
+#: the first QEMU connection of a fresh daemon probes every QEMU binary (~8 s measured, shared/notes/libvirt.md)
+PREFLIGHT_TIMEOUT_SECONDS = 30.0
 
 
 class SoakError(Exception):
@@ -82,14 +84,15 @@ class Soak:
         self.domain_type: str | None = None
         self.clients: list[Client] = []
         self.shared: Shared | None = None
-        self.started = False
         self._writer: PointWriter | None = None
 
     # --- before -------------------------------------------------------------------------------------------------
 
     def preflight(self) -> None:
         """Connect once: learn the driver's domain type; raise SoakError when the soak cannot run there."""
-        connection = self._connection("soak-preflight")
+        connection = Connection(self.plan.uri, max(self.plan.call_timeout_seconds, PREFLIGHT_TIMEOUT_SECONDS),
+                                (self.plan.keepalive_interval_seconds, self.plan.keepalive_count),
+                                name="soak-preflight")
         try:
             self.domain_type = connection.call(driver.domain_type_of)
         except CallError as error:
@@ -102,22 +105,12 @@ class Soak:
         self.recorder = Recorder(self.plan.mix.calls())
         self.shared = Shared(self.plan, self.recorder, self.mark, self.domain_type)
 
-    def _connection(self, name: str) -> Connection:
-        return Connection(self.plan.uri, self.plan.call_timeout_seconds,
-                          (self.plan.keepalive_interval_seconds, self.plan.keepalive_count), name=name)
-
     # --- during -------------------------------------------------------------------------------------------------
-
-    @property
-    def step_index(self) -> int:
-        """Return the index of the current step."""
-        return self.shared.step_index if self.shared else 0
 
     def run(self, stop: threading.Event) -> SoakResult:
         """Run the steps until the last ends, --duration or --max-calls is reached, or `stop` is set."""
         if self.shared is None:
             self.preflight()
-        self.started = True
         shared, plan = self.shared, self.plan
         self._writer = PointWriter(self.store)
         began = time.monotonic()
@@ -125,10 +118,8 @@ class Soak:
         last_flush = began
         try:
             for index, clients in enumerate(plan.steps):
-                if stop.is_set() or shared.budget_spent.is_set():
-                    break
-                elapsed = time.monotonic() - began
-                if plan.duration_seconds is not None and elapsed >= plan.duration_seconds:
+                ended_by = _ended_by(stop, shared, plan, time.monotonic() - began)
+                if ended_by != "steps":
                     break
                 if self.on_step is not None:
                     self.on_step(index, clients)
@@ -199,6 +190,17 @@ class Soak:
         return remove_test_domains(self.plan, lambda mark: mark.run_id == self.run_id)
 
 
+def _ended_by(stop: threading.Event, shared: Shared, plan: SoakPlan, elapsed_seconds: float) -> str:
+    """Return why the run must end before its next step (stop, max-calls, duration), or "steps" to go on."""
+    if stop.is_set():
+        return "stop"
+    if shared.budget_spent.is_set():
+        return "max-calls"
+    if plan.duration_seconds is not None and elapsed_seconds >= plan.duration_seconds:
+        return "duration"
+    return "steps"
+
+
 def remove_test_domains(plan: SoakPlan, select: Callable[[RunMark], bool]) -> CleanupReport:
     """Remove the soak test domains whose mark `select` accepts, in a few passes, several connections at once."""
     report = CleanupReport()
@@ -233,6 +235,7 @@ def _remove_in_parallel(uri: str, names: list[str], timeout: float, keepalive: t
     lock = threading.Lock()
 
     def remove(chunk: list[str], number: int) -> None:
+        """Remove a chunk of domains over a connection of its own."""
         connection = Connection(uri, timeout, keepalive, name=f"soak-cleanup-{number}")
         try:
             for name in chunk:

@@ -143,7 +143,7 @@ class Client(threading.Thread):
             else:
                 self.connection.call(function)
         except CallError as error:
-            self.shared.recorder.record(kind, step, time.perf_counter() - started, error.kind)
+            self.shared.recorder.record(kind, step, time.perf_counter() - started, error.kind, str(error))
             if error.kind in (LOST, CANNOT_CONNECT):
                 self.pause(RECONNECT_PAUSE_SECONDS)
             return False

@@ -44,6 +44,7 @@ class PointWriter:
             return len(self._pending) + len(self._queued) + self.dropped
 
     def _loop(self) -> None:
+        """Write what is queued each time points arrive, until closed."""
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -62,6 +63,7 @@ class PointWriter:
                 return
 
     def _write(self, batch: list[Point]) -> None:
+        """Write one batch; on success forget it, on failure keep it for the next try."""
         try:
             self.written += self.store.write(batch)
         except StoreError as error:

@@ -151,7 +151,8 @@ def test_a_recorder_writes_one_point_per_call_kind_with_running_totals(duckdb_st
     for milliseconds in (1, 2, 3, 100):
         recorder.record("stats", step, milliseconds / 1000, None)
     recorder.record("stats", step, 1.0, "timeout")
-    recorder.record("list", step, 0.004, "VIR_ERR_NO_DOMAIN")
+    recorder.record("list", step, 0.004, "VIR_ERR_NO_DOMAIN", "Domain not found: 'a, \"b\"'")
+    recorder.record("list", step, 0.004, "VIR_ERR_NO_DOMAIN", "a later one")
     first = recorder.take_points(HOSTILE_HOST, "abcd1234", 4, 2.0, 10**18)
     recorder.record("stats", step, 0.005, None)
     second = recorder.take_points(HOSTILE_HOST, "abcd1234", 4, 1.0, 10**18 + 10**9)
@@ -169,10 +170,14 @@ def test_a_recorder_writes_one_point_per_call_kind_with_running_totals(duckdb_st
     assert rows[("connect", 10**18)].calls_per_second == 0.0
     later = rows[("stats", 10**18 + 10**9)]
     assert (later.calls_total, later.errors_total, later.calls_per_second) == (6, 1, 1.0)
-    assert recorder.steps[step].tally.calls == 7 and recorder.steps[step].tally.answered == 6
+    assert rows[("list", 10**18)].errors_total == 2
+    assert recorder.steps[step].tally.calls == 8 and recorder.steps[step].tally.answered == 7
+    assert recorder.first_errors == {"timeout": ("stats", ""),
+                                     "VIR_ERR_NO_DOMAIN": ("list", "Domain not found: 'a, \"b\"'")}
 
 
 def step(index: int, clients: int, start_ns: int, end_ns: int, **errors) -> StepTally:
+    """A finished step with two answered calls (1 and 3 ms) and the given failures."""
     tally = Tally()
     for milliseconds in (1.0, 3.0):
         tally.add(milliseconds, None)
@@ -287,6 +292,7 @@ def test_a_short_soak_records_its_load_and_removes_every_domain_it_created(test_
 def test_a_sigstopped_daemon_shows_up_as_timeouts_in_the_table_not_as_a_hung_soak(libvirtd, test_uri,
                                                                                    duckdb_store):
     def stop_the_daemon_at_step_2(index: int, _clients: int) -> None:
+        """SIGSTOP libvirtd just before the second step starts."""
         if index == 1:
             libvirtd.kill(signal.SIGSTOP)
 
