@@ -10,6 +10,7 @@ hung daemon waits until they come back rather than pile up more of them.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import threading
 import time
@@ -21,6 +22,8 @@ from collector.soak import driver
 from collector.soak.driver import CANNOT_CONNECT, LOST, CallError, Connection, RunMark
 from collector.soak.plan import SoakPlan
 from collector.soak.recorder import Recorder
+
+log = logging.getLogger("virtwatch.soak")
 
 RECONNECT_PAUSE_SECONDS = 0.5
 #: abandoned calls a client may leave stuck in a hung daemon before it waits for them
@@ -128,6 +131,8 @@ class Client(threading.Thread):
                 if not self.connection.is_open and not self.call("connect", None):
                     continue
                 OPERATIONS[self.shared.plan.mix.choose(self.rng)](self)
+        except Exception:  # a bug, not the daemon: say so, and let the other clients go on
+            log.exception("%s stopped", self.name)
         finally:
             self.connection.close()
 

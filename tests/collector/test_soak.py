@@ -145,7 +145,8 @@ def test_percentiles_are_nearest_rank():
     assert percentile([], 0.5) != percentile([], 0.5)  # NaN
 
 
-def test_a_recorder_writes_one_point_per_call_kind_with_running_totals(duckdb_store):
+@pytest.mark.influxdb
+def test_a_recorder_writes_one_point_per_call_kind_with_running_totals(store):
     recorder = Recorder(("connect", "stats", "list"))
     step = recorder.open_step(4, 1_000)
     for milliseconds in (1, 2, 3, 100):
@@ -156,10 +157,10 @@ def test_a_recorder_writes_one_point_per_call_kind_with_running_totals(duckdb_st
     first = recorder.take_points(HOSTILE_HOST, "abcd1234", 4, 2.0, 10**18)
     recorder.record("stats", step, 0.005, None)
     second = recorder.take_points(HOSTILE_HOST, "abcd1234", 4, 1.0, 10**18 + 10**9)
-    assert duckdb_store.write(first + second) == 6
+    assert store.write(first + second) == 6
     fields = ["clients", "calls_total", "errors_total", "timeouts_total", "calls_per_second", "errors_per_second",
               "latency_p50_ms", "latency_p99_ms", "latency_max_ms"]
-    frame = duckdb_store.query("soak", fields, 0, 2**62, where={"host": HOSTILE_HOST}, group_by=["call", "run"])
+    frame = store.query("soak", fields, 0, 2**62, where={"host": HOSTILE_HOST}, group_by=["call", "run"])
     rows = {(row.call, int(row.time.value)): row for row in frame.itertuples()}
     stats = rows[("stats", 10**18)]
     assert (stats.run, stats.clients, stats.calls_total, stats.errors_total, stats.timeouts_total) == (
@@ -187,7 +188,8 @@ def step(index: int, clients: int, start_ns: int, end_ns: int, **errors) -> Step
     return StepTally(index, clients, start_ns, end_ns, (end_ns - start_ns) / 1e9, tally)
 
 
-def test_the_table_shows_the_agents_events_per_step_or_says_there_is_no_agent_data(duckdb_store):
+@pytest.mark.influxdb
+def test_the_table_shows_the_agents_events_per_step_or_says_there_is_no_agent_data(store):
     second = 10**9
     base = 1_700_000_000 * second
     steps = [step(0, 1, base, base + 60 * second), step(1, 8, base + 60 * second, base + 120 * second),
@@ -198,8 +200,8 @@ def test_the_table_shows_the_agents_events_per_step_or_says_there_is_no_agent_da
               for kind, t in (("hang_start", 70), ("daemon_down", 80), ("hang_start", 90))]
     other_host = Point("event", {"host": "hv2", "kind": "segfault", "severity": "critical"}, {"message": "m"},
                        base + 10 * second)
-    duckdb_store.write(agent + events + [other_host])
-    cells = daemon_events(duckdb_store, HOSTILE_HOST, steps)
+    store.write(agent + events + [other_host])
+    cells = daemon_events(store, HOSTILE_HOST, steps)
     assert cells == ["none", "hang_start 2, daemon_down 1", "no agent data"]
     text = format_table(table_rows(steps, cells))
     assert text.splitlines()[0].split() == ["step", "clients", "seconds", "calls", "calls/s", "p50", "ms", "p99",
