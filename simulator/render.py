@@ -1,0 +1,512 @@
+"""Rendering: every field of every point, as numeric columns per fixed chunk of steps, then Points per batch.
+
+Randomness is drawn per chunk of CHUNK_STEPS steps from a stream seeded by (seed, chunk), and counters carry
+from chunk to chunk, so the points do not depend on the batch size. Only one chunk's columns and one batch's
+Points exist at a time.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from simulator.fleet import GIB, MAX_CLIENTS, MAX_FDS, MAX_WORKERS, MIB, MIN_WORKERS, PRIO_WORKERS, PROBE_TIMEOUT_MS
+from simulator.timeline import (RUNNING, RUNNING_BOOTED, SECOND_NS, SHUTOFF, STATE_DOWN, STATE_HUNG, STATE_UP,
+                                steps_within)
+from tsdb.point import Point
+
+if TYPE_CHECKING:
+    from simulator.simulation import Simulation
+
+CHUNK_STEPS = 360
+RENDER_STREAM = 6
+
+HOST_FIELDS = ("load1", "load5", "load15", "cpu_busy_percent", "cpus", "memory_total_bytes", "memory_available_bytes",
+               "libvirt_calls_per_second")
+HOST_COUNT_FIELDS = ("domains_running", "domains_defined")  # the agent counts guests only when the daemon answers
+LIBVIRTD_ALWAYS = ("up", "hung", "probe_ok", "segfaults_total", "log_errors_total")  # from the agent, the kernel log
+LIBVIRTD_PROCESS = ("probe_latency_ms", "pid", "start_time_seconds", "restarts_total", "rss_bytes", "threads",
+                    "open_fds", "max_fds", "cpu_user_seconds_total", "cpu_system_seconds_total", "workers_min",
+                    "workers_max", "workers_current", "workers_free", "workers_priority", "job_queue_depth", "clients",
+                    "clients_max")
+COLLECTOR_FIELDS = ("scrape_duration_ms", "points_written_total", "points_spooled_total", "points_replayed_total",
+                    "points_dropped_total", "spool_bytes")
+#: what bulk stats give for a guest that is not running: its state and its definition's figures
+DOMAIN_DEFINED = ("state_code", "state_reason_code", "vcpus", "vcpus_max", "memory_max_bytes", "memory_current_bytes")
+DOMAIN_COUNTERS = ("cpu_time_seconds_total", "cpu_user_seconds_total", "cpu_system_seconds_total",
+                   "block_read_bytes_total", "block_write_bytes_total", "block_read_requests_total",
+                   "block_write_requests_total", "net_rx_bytes_total", "net_tx_bytes_total", "net_rx_packets_total",
+                   "net_tx_packets_total", "net_rx_drops_total", "net_tx_drops_total")
+DOMAIN_RUNNING = DOMAIN_DEFINED + ("stats_partial", "memory_rss_bytes", "memory_available_bytes",
+                                   "memory_unused_bytes", "block_errors_total", "net_rx_errors_total",
+                                   "net_tx_errors_total") + DOMAIN_COUNTERS
+DOMAIN_RUNNING_CONSTANTS = ("state_code", "state_reason_code", "vcpus", "vcpus_max", "memory_max_bytes",
+                            "memory_current_bytes", "stats_partial", "memory_available_bytes", "net_rx_errors_total",
+                            "net_tx_errors_total")
+DOMAIN_DEFINED_CONSTANTS = ("state_code", "vcpus", "vcpus_max", "memory_max_bytes", "memory_current_bytes")
+FLOAT_COUNTERS = 3  # the CPU seconds; the other counters are ints
+#: bytes per block request (read, write) and per packet (rx, tx)
+REQUEST_BYTES = (24 * 1024, 16 * 1024)
+PACKET_BYTES = (900, 700)
+HUNG_QUEUE_MAX = 500  # calls queued behind a hung daemon's stuck workers (clients give up and retry)
+MEASUREMENT_RANK = {"host": 0, "libvirtd": 1, "collector": 2, "domain": 3, "event": 4}
+
+
+@dataclass
+class Table:
+    """One measurement's rows over a chunk in step-major order, each row one point."""
+
+    measurement: str
+    steps: np.ndarray                 # local step of each row, non-decreasing
+    series: np.ndarray                # host index (or host * D + guest for domains) of each row
+    variants: np.ndarray              # which field set each row has
+    variant_fields: tuple[tuple[str, ...], ...]
+    variant_constants: tuple[tuple[str, ...], ...]  # fields whose value only depends on the series, per variant
+    columns: dict[str, np.ndarray]
+
+
+def _step_major(grid: np.ndarray) -> np.ndarray:
+    """Return a (H, n) or (H, D, n) array flattened with the step first: step, host, guest."""
+    return np.moveaxis(grid, -1, 0).ravel()
+
+
+def _accumulate(increments: np.ndarray, carry: np.ndarray, resets: list[tuple[tuple, int, np.ndarray]]):
+    """Return running sums of `increments` (..., K, n) along the last axis from `carry` (..., K).
+
+    A reset (index, step, value) starts the sums of row `index` again at `value` at that step (a new process).
+    """
+    sums = np.cumsum(increments, axis=-1)
+    sums += carry[..., None]
+    for index, step, value in sorted(resets, key=lambda reset: reset[1]):
+        row = sums[index]
+        row[..., step:] -= (row[..., step] - value)[..., None]
+    return sums
+
+
+class Renderer:
+    """Renders a simulation's chunks in order, carrying counters from one chunk to the next."""
+
+    def __init__(self, sim: Simulation):
+        self.sim = sim
+        fleet = sim.fleet
+        hosts, domains = len(fleet.names), fleet.domains
+        self.hosts, self.domains = hosts, domains
+        self.step_ns = sim.spec.step_seconds * SECOND_NS
+        self.step_s = float(sim.spec.step_seconds)
+        h = sim.histories
+        self.starts = [np.array(x.process_start_ns, dtype=np.int64) for x in h]
+        self.pids = [np.array(x.pids, dtype=np.int64) for x in h]
+        self.segfaults = [np.array(sorted(x.segfault_ns), dtype=np.int64) for x in h]
+        self.log_errors = [np.array(sorted(x.log_error_ns), dtype=np.int64) for x in h]
+        mean_latent = sim.signals.latent.mean(axis=1)
+        mean_calls = sim.signals.values["host.libvirt_calls_per_second"].mean(axis=1)
+        # counters at the start of the span: what the processes running then have gathered since they started
+        age_s = (sim.start_ns - fleet.first_start_ns) / 1e9
+        cpu_rate = 0.002 + 0.0015 * mean_calls
+        self.process_cpu = np.stack([0.6 * cpu_rate * age_s, 0.4 * cpu_rate * age_s], axis=1)
+        uptime_s = (sim.start_ns - fleet.boot_ns) / 1e9
+        util = np.clip(fleet.weight * mean_latent[:, None], 0.002, 1.0)
+        self.domain_counters = self._counter_rates(util, np.full(util.shape, 1.0)) * uptime_s[..., None]
+        self.domain_counters[..., FLOAT_COUNTERS:] = np.floor(self.domain_counters[..., FLOAT_COUNTERS:])
+        self.log_background = np.zeros(hosts)
+        self.written = np.zeros(hosts, dtype=np.int64)
+        self.events = sim.events
+        self.event_hosts = self.events["host"].map({n: i for i, n in enumerate(fleet.names)}).to_numpy(np.int64)
+        self.event_steps = ((self.events["time_ns"].to_numpy(np.int64) - sim.start_ns) // self.step_ns)
+
+    def _counter_rates(self, util: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """Return each counter's increase per second (..., K) for guest utilisations and I/O noise."""
+        fleet = self.sim.fleet
+        vcpus = fleet.vcpus.reshape(fleet.vcpus.shape + (1,) * (util.ndim - 2))
+        io = np.moveaxis(fleet.io_bytes_per_second, -1, 0).reshape((4,) + util.shape[:2] + (1,) * (util.ndim - 2))
+        busy_io = (0.3 + 0.7 * util) * noise
+        cpu = vcpus * util
+        read, write, rx, tx = (io[i] * busy_io for i in range(4))
+        drops = rx / PACKET_BYTES[0] * 2e-6
+        rates = (cpu, 0.78 * cpu, 0.12 * cpu, read, write, read / REQUEST_BYTES[0], write / REQUEST_BYTES[1], rx, tx,
+                 rx / PACKET_BYTES[0], tx / PACKET_BYTES[1], drops, drops * 0.3)
+        return np.stack(rates, axis=-1)
+
+    def chunks(self) -> Iterator[tuple[int, list[Table]]]:
+        """Yield (first step, tables) for each chunk of the span, in order."""
+        for c0 in range(0, self.sim.steps, CHUNK_STEPS):
+            c1 = min(c0 + CHUNK_STEPS, self.sim.steps)
+            yield c0, self.render(c0, c1)
+
+    def render(self, c0: int, c1: int) -> list[Table]:
+        """Return the tables of steps [c0, c1); call for consecutive chunks in order (counters carry)."""
+        sim, fleet = self.sim, self.sim.fleet
+        rng = np.random.default_rng([sim.spec.seed, RENDER_STREAM, c0 // CHUNK_STEPS])
+        n, hosts = c1 - c0, self.hosts
+        times = sim.start_ns + (c0 + np.arange(n, dtype=np.int64)) * self.step_ns
+        state = sim.state[:, c0:c1]
+        latent = sim.signals.latent[:, c0:c1]
+        signal = {k: v[:, c0:c1] for k, v in sim.signals.values.items()}
+        running, boots, reasons = self._guests(c0, c1)
+        guests = self._domain_table(rng, c0, times, state, latent, running, boots, reasons)
+        proc = self._process(times, state)
+        daemon, daemon_rss = self._libvirtd_table(rng, times, state, latent, signal, proc, guests.running_count)
+        host = self._host_table(rng, state, latent, signal, guests.running_count, guests.rss_sum, daemon_rss)
+        collector = self._collector_table(rng, c0, c1, state, latent)
+        return [host, daemon, collector, guests.table]
+
+    # ---- the daemon process ----
+
+    def _process(self, times: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Return per-step process figures from each host's history (H, n) and the process changes."""
+        hosts, n = state.shape
+        out = {k: np.zeros((hosts, n), dtype=np.int64) for k in ("pid", "restarts_total", "segfaults_total",
+                                                                   "log_errors")}
+        start = np.zeros((hosts, n), dtype=np.int64)
+        leak_fds = np.zeros((hosts, n))
+        leak_rss = np.zeros((hosts, n))
+        changes = []
+        for h in range(hosts):
+            index = np.searchsorted(self.starts[h], times, side="left") - 1  # a change shows from the next point
+            out["pid"][h] = self.pids[h][index]
+            out["restarts_total"][h] = index
+            start[h] = self.starts[h][index]
+            out["segfaults_total"][h] = np.searchsorted(self.segfaults[h], times, side="left")
+            out["log_errors"][h] = np.searchsorted(self.log_errors[h], times, side="left")
+            for step in np.nonzero(np.diff(index, prepend=self._last_index(h, index[0])))[0]:
+                changes.append((h, int(step)))
+            for leak in self.sim.histories[h].leaks:
+                begin = np.maximum(start[h], leak.start_ns)
+                leaked_s = np.clip(np.minimum(times, leak.end_ns) - begin, 0, None) / 1e9
+                leak_fds[h] += leak.fds_per_second * leaked_s
+                leak_rss[h] += leak.rss_bytes_per_second * leaked_s
+        self._index_at_end = [int(np.searchsorted(self.starts[h], times[-1], side="left") - 1) for h in range(hosts)]
+        out["start_ns"] = start
+        out["age_s"] = (times[None, :] - start) / 1e9
+        out["leak_fds"], out["leak_rss"] = leak_fds, leak_rss
+        out["changes"] = changes
+        return out
+
+    def _last_index(self, h: int, first: int) -> int:
+        """Return the process index at the previous chunk's last step (the first chunk: the same as its own)."""
+        previous = getattr(self, "_index_at_end", None)
+        return first if previous is None else previous[h]
+
+    # ---- guests ----
+
+    def _guests(self, c0: int, c1: int) -> tuple[np.ndarray, list[tuple[int, int, int]], np.ndarray]:
+        """Return which guests run (H, D, n), the (host, guest, local step) of each boot, and the shut-off reasons."""
+        running = np.ones((self.hosts, self.domains, c1 - c0), dtype=bool)
+        reasons = np.zeros(running.shape, dtype=np.int64)
+        boots = []
+        for h, history in enumerate(self.sim.histories):
+            for d, outages in enumerate(history.domain_outages):
+                for start, end, reason in outages:
+                    first, stop = steps_within(start, end, self.sim.start_ns, self.step_ns)
+                    lo, hi = max(first, c0) - c0, min(stop, c1) - c0
+                    if lo < hi:
+                        running[h, d, lo:hi] = False
+                        reasons[h, d, lo:hi] = reason
+                    if c0 <= stop < c1 and stop < self.sim.steps:
+                        boots.append((h, d, stop - c0))
+        return running, boots, reasons
+
+    def _domain_table(self, rng, c0, times, state, latent, running, boots, reasons) -> "_Guests":
+        """Return the domain table and the guests' totals per host-step (running count, RSS sum)."""
+        fleet = self.sim.fleet
+        hosts, domains, n = running.shape
+        shape = running.shape
+        util = np.clip(fleet.weight[..., None] * latent[:, None, :] * rng.lognormal(0.0, 0.3, size=shape), 0.002, 1)
+        util *= running
+        noise = rng.lognormal(0.0, 0.5, size=shape)
+        increments = np.moveaxis(self._counter_rates(util, noise), -1, 2) * self.step_s  # (H, D, K, n)
+        increments *= running[:, :, None, :]
+        increments[:, :, FLOAT_COUNTERS:] = np.floor(increments[:, :, FLOAT_COUNTERS:])
+        resets = [((h, d), step, increments[h, d, :, step].copy()) for h, d, step in boots]
+        counters = _accumulate(increments, self.domain_counters, resets)
+        self.domain_counters = counters[..., -1].copy()
+        memory_max = np.broadcast_to(fleet.memory_max_bytes[..., None], shape)
+        rss = (memory_max * fleet.rss_fraction[..., None] * (0.97 + 0.06 * util)).astype(np.int64) * running
+        available = memory_max - 180 * MIB
+        unused_share = np.clip(0.7 - 0.5 * util + rng.normal(0.0, 0.03, size=shape), 0.02, 0.95)
+        io_errors = self._io_errors(times, boots)
+        columns_grid = {
+            "state_code": np.where(running, RUNNING, SHUTOFF),
+            "state_reason_code": np.where(running, RUNNING_BOOTED, reasons),
+            "vcpus": np.broadcast_to(fleet.vcpus[..., None], shape),
+            "vcpus_max": np.broadcast_to(fleet.vcpus[..., None], shape),
+            "memory_max_bytes": memory_max,
+            "memory_current_bytes": memory_max,
+            "stats_partial": np.zeros(shape, dtype=np.int64),
+            "memory_rss_bytes": rss,
+            "memory_available_bytes": available,
+            "memory_unused_bytes": (available * unused_share).astype(np.int64),
+            "block_errors_total": io_errors,
+            "net_rx_errors_total": np.zeros(shape, dtype=np.int64),
+            "net_tx_errors_total": np.zeros(shape, dtype=np.int64),
+        }
+        for k, name in enumerate(DOMAIN_COUNTERS):
+            values = counters[:, :, k, :]
+            columns_grid[name] = values if k < FLOAT_COUNTERS else values.astype(np.int64)
+        visible = np.broadcast_to((state == STATE_UP)[:, None, :], shape)
+        keep = _step_major(visible)
+        steps = np.broadcast_to(np.arange(n)[:, None, None], (n, hosts, domains)).ravel()[keep]
+        series = np.broadcast_to(np.arange(hosts * domains).reshape(1, hosts, domains), (n, hosts, domains))
+        table = Table("domain", steps, series.ravel()[keep], (~_step_major(running)[keep]).astype(np.int8),
+                      (DOMAIN_RUNNING, DOMAIN_DEFINED), (DOMAIN_RUNNING_CONSTANTS, DOMAIN_DEFINED_CONSTANTS),
+                      {name: _step_major(np.asarray(col))[keep] for name, col in columns_grid.items()})
+        return _Guests(table, running.sum(axis=1), rss.sum(axis=1))
+
+    def _io_errors(self, times: np.ndarray, boots) -> np.ndarray:
+        """Return each guest's block errors since its QEMU process started (H, D, n)."""
+        errors = np.zeros((self.hosts, self.domains, len(times)), dtype=np.int64)
+        for h, history in enumerate(self.sim.histories):
+            for d, instants in enumerate(history.io_error_ns):
+                if not instants:
+                    continue
+                instants = np.array(sorted(instants), dtype=np.int64)
+                booted = np.full(len(times), np.iinfo(np.int64).min)
+                for start, end, _reason in history.domain_outages[d]:
+                    booted = np.where(times >= end, np.maximum(booted, end), booted)
+                errors[h, d] = (np.searchsorted(instants, times, side="left")
+                                - np.searchsorted(instants, booted, side="left"))
+        return errors
+
+    # ---- host, daemon, agent ----
+
+    def _host_table(self, rng, state, latent, signal, running_count, guest_rss, daemon_rss) -> Table:
+        fleet = self.sim.fleet
+        hosts, n = state.shape
+        total = np.broadcast_to(fleet.memory_total_bytes[:, None], (hosts, n))
+        cache = (6 * GIB + 4 * GIB * latent) * rng.lognormal(0.0, 0.05, size=(hosts, n))
+        available = np.maximum(total - guest_rss - daemon_rss - cache, 0.02 * total).astype(np.int64)
+        columns = {
+            "load1": signal["host.load1"], "load5": signal["host.load5"], "load15": signal["host.load15"],
+            "cpu_busy_percent": signal["host.cpu_busy_percent"],
+            "cpus": np.broadcast_to(fleet.cpus[:, None], (hosts, n)),
+            "memory_total_bytes": total, "memory_available_bytes": available,
+            "libvirt_calls_per_second": signal["host.libvirt_calls_per_second"],
+            "domains_running": running_count, "domains_defined": np.full((hosts, n), self.domains),
+        }
+        return self._host_level("host", state != STATE_UP, (HOST_FIELDS + HOST_COUNT_FIELDS, HOST_FIELDS),
+                                (("cpus", "memory_total_bytes", "domains_defined"), ("cpus", "memory_total_bytes")),
+                                columns)
+
+    def _libvirtd_table(self, rng, times, state, latent, signal, proc, running_count) -> tuple[Table, np.ndarray]:
+        fleet = self.sim.fleet
+        hosts, n = state.shape
+        hung = state == STATE_HUNG
+        calls = signal["host.libvirt_calls_per_second"]
+        clients = signal["libvirtd.clients"]
+        queue = signal["libvirtd.job_queue_depth"].copy()
+        for h, history in enumerate(self.sim.histories):  # calls pile up behind stuck workers
+            for start, end, kind in history.outages:
+                if kind == STATE_HUNG and start < times[-1] and end > times[0]:
+                    stuck_s = np.clip(times - start, 0, None) / 1e9
+                    piled = np.minimum(0.05 * calls[h] * stuck_s, HUNG_QUEUE_MAX).astype(np.int64)
+                    queue[h] = np.where(hung[h] & (times > start) & (times < end), queue[h] + piled, queue[h])
+        workers_current = np.where(hung, MAX_WORKERS, signal["libvirtd.workers_current"])
+        workers_free = np.where(hung, 0, signal["libvirtd.workers_free"])
+        rss = (fleet.rss_base_bytes[:, None] + fleet.rss_growth_bytes_per_second[:, None] * proc["age_s"]
+               + 2 * MIB * running_count + 3 * MIB * latent + proc["leak_rss"]
+               + rng.normal(0.0, 0.4 * MIB, size=(hosts, n))).astype(np.int64)
+        cpu_rate = (0.002 + 0.0015 * calls) * ~hung  # a stuck daemon burns little CPU
+        increments = np.stack([0.6 * cpu_rate, 0.4 * cpu_rate], axis=1) * self.step_s  # (H, 2, n)
+        resets = [((h,), step, increments[h, :, step] * min(proc["age_s"][h, step] / self.step_s, 1.0))
+                  for h, step in proc["changes"]]
+        cpu = _accumulate(increments, self.process_cpu, resets)
+        self.process_cpu = cpu[..., -1].copy()
+        background = rng.poisson(self.step_s * (0.0005 + 0.0002 * calls))
+        log_errors = self.log_background[:, None] + np.cumsum(background, axis=1)
+        self.log_background = log_errors[:, -1].copy()
+        fds = 24 + 2 * clients + 2 * running_count + proc["leak_fds"].astype(np.int64)
+        columns = {
+            "up": (state != STATE_DOWN).astype(np.int64), "hung": hung.astype(np.int64),
+            "probe_ok": (state == STATE_UP).astype(np.int64),
+            "segfaults_total": proc["segfaults_total"],
+            "log_errors_total": log_errors.astype(np.int64) + proc["log_errors"],
+            "probe_latency_ms": np.where(hung, PROBE_TIMEOUT_MS, signal["libvirtd.probe_latency_ms"]),
+            "pid": proc["pid"], "start_time_seconds": proc["start_ns"] / 1e9,
+            "restarts_total": proc["restarts_total"], "rss_bytes": rss,
+            "threads": workers_current + PRIO_WORKERS + 6,  # plus main, event loop, admin and helper threads
+            "open_fds": np.minimum(fds, MAX_FDS), "max_fds": np.full((hosts, n), MAX_FDS),
+            "cpu_user_seconds_total": cpu[:, 0], "cpu_system_seconds_total": cpu[:, 1],
+            "workers_min": np.full((hosts, n), MIN_WORKERS), "workers_max": np.full((hosts, n), MAX_WORKERS),
+            "workers_current": workers_current, "workers_free": workers_free,
+            "workers_priority": np.full((hosts, n), PRIO_WORKERS), "job_queue_depth": queue,
+            "clients": clients, "clients_max": np.full((hosts, n), MAX_CLIENTS),
+        }
+        states = ("up", "hung", "probe_ok")
+        limits = ("max_fds", "workers_min", "workers_max", "workers_priority", "clients_max")
+        everything = LIBVIRTD_ALWAYS + LIBVIRTD_PROCESS
+        table = self._host_level(
+            "libvirtd", state, (everything, everything, LIBVIRTD_ALWAYS),  # variants: up, hung, down
+            (states + limits, states + limits + ("probe_latency_ms", "workers_current", "workers_free"), states),
+            columns)
+        return table, rss
+
+    def _collector_table(self, rng, c0, c1, state, latent) -> Table:
+        hosts, n = state.shape
+        base = (8.0 + 1.5 * self.domains + 10.0 * latent) * rng.lognormal(0.0, 0.2, size=(hosts, n))
+        scrape = np.select([state == STATE_HUNG, state == STATE_DOWN],
+                           [PROBE_TIMEOUT_MS + base, 2.0 + 0.1 * base], base)
+        written = 3 + self.domains * (state == STATE_UP)
+        in_chunk = (self.event_steps >= c0) & (self.event_steps < c1)
+        np.add.at(written, (self.event_hosts[in_chunk], self.event_steps[in_chunk] - c0), 1)
+        total = self.written[:, None] + np.cumsum(written, axis=1) - written  # what was written before this point
+        self.written = total[:, -1] + written[:, -1]
+        zeros = np.zeros((hosts, n), dtype=np.int64)
+        columns = {"scrape_duration_ms": scrape, "points_written_total": total, "points_spooled_total": zeros,
+                   "points_replayed_total": zeros, "points_dropped_total": zeros, "spool_bytes": zeros}
+        return self._host_level("collector", None, (COLLECTOR_FIELDS,), (COLLECTOR_FIELDS[2:],), columns)
+
+    def _host_level(self, measurement: str, variant: np.ndarray | None, fields: tuple, constants: tuple,
+                    columns: dict) -> Table:
+        """Return a table with one row per host and step from (H, n) columns."""
+        hosts, n = next(iter(columns.values())).shape
+        steps = np.repeat(np.arange(n), hosts)
+        series = np.tile(np.arange(hosts), n)
+        variants = np.zeros(n * hosts, dtype=np.int8) if variant is None else _step_major(variant).astype(np.int8)
+        return Table(measurement, steps, series, variants, fields, constants,
+                     {name: _step_major(np.asarray(col)) for name, col in columns.items()})
+
+
+def _completed(template: dict, names: list[str], values: tuple) -> dict:
+    """Return a copy of a series' constant fields with the row's varying fields added.
+
+    Copying a small dict and updating it costs about half of building every field anew (measured).
+    """
+    fields = template.copy()
+    fields.update(zip(names, values))
+    return fields
+
+
+@dataclass
+class _Guests:
+    """A chunk's domain table and the guests' totals per host-step."""
+
+    table: Table
+    running_count: np.ndarray
+    rss_sum: np.ndarray
+
+
+class PointBuilder:
+    """Turns rendered tables and the events frame into time-ordered batches of Points."""
+
+    def __init__(self, sim: Simulation):
+        self.sim = sim
+        fleet = sim.fleet
+        self.step_ns = sim.spec.step_seconds * SECOND_NS
+        self.host_tags = [{"host": name} for name in fleet.names]
+        self.domain_tags = [{"host": name, "domain": dom} for name, doms in zip(fleet.names, fleet.domain_names)
+                            for dom in doms]
+        self.slots = max(1, fleet.domains) + 1
+        self.templates: dict[tuple[str, int], dict[int, dict]] = {}
+        events = sim.events
+        self.event_times = events["time_ns"].to_numpy(np.int64)
+        self.event_rows = list(events.itertuples(index=False))
+        index = {name: i for i, name in enumerate(fleet.names)}
+        self.event_hosts = np.array([index[h] for h in events["host"]], dtype=np.int64)
+
+    def batches(self, batch_steps: int) -> Iterator[list[Point]]:
+        """Yield batches of `batch_steps` steps' points (the last may be shorter), each ordered by time.
+
+        The cyclic garbage collector is paused while a batch is built (never across a yield): a batch is tens of
+        thousands of acyclic objects, and the full collections their churn triggers cost a third of the time.
+        """
+        inner = self._batches(batch_steps)
+        while True:
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                batch = next(inner, None)
+            finally:
+                if collecting:
+                    gc.enable()
+            if batch is None:
+                return
+            yield batch
+
+    def _batches(self, batch_steps: int) -> Iterator[list[Point]]:
+        steps = self.sim.steps
+        pending: list[list[Point]] = []
+        keys: list[tuple[np.ndarray, np.ndarray]] = []
+        for c0, tables in Renderer(self.sim).chunks():
+            c1 = min(c0 + CHUNK_STEPS, steps)
+            a = c0
+            while a < c1:
+                b = min(c1, (a // batch_steps + 1) * batch_steps)
+                for table in tables:
+                    points, times, ranks = self._table_points(table, a - c0, b - c0, c0)
+                    pending.append(points)
+                    keys.append((times, ranks))
+                points, times, ranks = self._event_points(a, b)
+                pending.append(points)
+                keys.append((times, ranks))
+                if b % batch_steps == 0 or b == steps:
+                    yield self._ordered(pending, keys)
+                    pending, keys = [], []
+                a = b
+
+    @staticmethod
+    def _ordered(pending: list[list[Point]], keys: list) -> list[Point]:
+        points = [p for part in pending for p in part]
+        times = np.concatenate([k[0] for k in keys])
+        ranks = np.concatenate([k[1] for k in keys])
+        order = np.lexsort((ranks, times))
+        return [points[i] for i in order.tolist()]
+
+    def _table_points(self, table: Table, a: int, b: int, c0: int):
+        """Return the Points of a table's rows for local steps [a, b), their times and tie-breaking ranks."""
+        lo, hi = np.searchsorted(table.steps, [a, b], side="left")
+        if lo == hi:
+            return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        series = table.series[lo:hi]
+        variants = table.variants[lo:hi]
+        times = self.sim.start_ns + (c0 + table.steps[lo:hi].astype(np.int64)) * self.step_ns
+        measurement = table.measurement
+        tags = self.domain_tags if measurement == "domain" else self.host_tags
+        points: list[Point] = []
+        order_parts = []
+        for v, names in enumerate(table.variant_fields):
+            rows = np.nonzero(variants == v)[0] if len(table.variant_fields) > 1 else np.arange(hi - lo)
+            if len(rows) == 0:
+                continue
+            constants = table.variant_constants[v]
+            varying = [name for name in names if name not in constants]
+            templates = self._templates(table, v, lo + rows, series[rows])
+            values = [table.columns[name][lo:hi][rows].tolist() for name in varying]
+            points += [Point(measurement, dict(tags[s]), _completed(templates[s], varying, row), t)
+                       for s, t, row in zip(series[rows].tolist(), times[rows].tolist(), zip(*values))]
+            order_parts.append(rows)
+        order = np.concatenate(order_parts)
+        ranks = MEASUREMENT_RANK[measurement] * 2**40 + series[order] * self.slots
+        if measurement == "domain":  # series is host * D + guest
+            per_host = max(1, self.sim.fleet.domains)
+            ranks = MEASUREMENT_RANK[measurement] * 2**40 + (series[order] // per_host) * self.slots + \
+                series[order] % per_host + 1
+        return points, times[order], ranks
+
+    def _templates(self, table: Table, variant: int, rows: np.ndarray, series: np.ndarray) -> dict[int, dict]:
+        """Return the constant fields of each series of a table's variant (built from the first row seen)."""
+        cache = self.templates.setdefault((table.measurement, variant), {})
+        unique, first = np.unique(series, return_index=True)
+        constants = table.variant_constants[variant]
+        for s, row in zip(unique.tolist(), rows[first].tolist()):
+            if s not in cache:
+                cache[s] = {name: table.columns[name][row].item() for name in constants}
+        return cache
+
+    def _event_points(self, a: int, b: int):
+        """Return the event Points in steps [a, b), their times and ranks."""
+        start = self.sim.start_ns
+        lo, hi = np.searchsorted(self.event_times, [start + a * self.step_ns, start + b * self.step_ns], side="left")
+        points = []
+        for row in self.event_rows[lo:hi]:
+            tags = {"host": row.host, "kind": row.kind, "severity": row.severity}
+            if row.domain:
+                tags["domain"] = row.domain
+            fields = {"message": row.message, "count": 1}
+            if row.duration_seconds == row.duration_seconds:  # not NaN
+                fields["duration_seconds"] = float(row.duration_seconds)
+            points.append(Point("event", tags, fields, int(row.time_ns)))
+        ranks = MEASUREMENT_RANK["event"] * 2**40 + self.event_hosts[lo:hi] * self.slots
+        return points, self.event_times[lo:hi], ranks
