@@ -1,13 +1,11 @@
-"""Rendering: every field of every point, as numeric columns per fixed chunk of steps, then Points per batch.
+"""Rendering: every field of every point as numeric columns (Tables), one fixed chunk of steps at a time.
 
 Randomness is drawn per chunk of CHUNK_STEPS steps from a stream seeded by (seed, chunk), and counters carry
-from chunk to chunk, so the points do not depend on the batch size. Only one chunk's columns and one batch's
-Points exist at a time.
+from chunk to chunk, so the points do not depend on the batch size; simulator.points turns Tables into Points.
 """
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -16,7 +14,6 @@ import numpy as np
 from simulator.fleet import GIB, MAX_CLIENTS, MAX_FDS, MAX_WORKERS, MIB, MIN_WORKERS, PRIO_WORKERS, PROBE_TIMEOUT_MS
 from simulator.timeline import (RUNNING, RUNNING_BOOTED, SECOND_NS, SHUTOFF, STATE_DOWN, STATE_HUNG, STATE_UP,
                                 steps_within)
-from tsdb.point import Point
 
 if TYPE_CHECKING:
     from simulator.simulation import Simulation
@@ -52,7 +49,6 @@ FLOAT_COUNTERS = 3  # the CPU seconds; the other counters are ints
 REQUEST_BYTES = (24 * 1024, 16 * 1024)
 PACKET_BYTES = (900, 700)
 HUNG_QUEUE_MAX = 500  # calls queued behind a hung daemon's stuck workers (clients give up and retry)
-MEASUREMENT_RANK = {"host": 0, "libvirtd": 1, "collector": 2, "domain": 3, "event": 4}
 
 
 @dataclass
@@ -112,6 +108,7 @@ class Renderer:
         self.domain_counters = self._counter_rates(util, np.full(util.shape, 1.0)) * uptime_s[..., None]
         self.domain_counters[..., FLOAT_COUNTERS:] = np.floor(self.domain_counters[..., FLOAT_COUNTERS:])
         self.log_background = np.zeros(hosts)
+        self._index_at_end: list[int] | None = None  # each host's process index at the last rendered step
         self.written = np.zeros(hosts, dtype=np.int64)
         self.events = sim.events
         self.event_hosts = self.events["host"].map({n: i for i, n in enumerate(fleet.names)}).to_numpy(np.int64)
@@ -146,7 +143,7 @@ class Renderer:
         latent = sim.signals.latent[:, c0:c1]
         signal = {k: v[:, c0:c1] for k, v in sim.signals.values.items()}
         running, boots, reasons = self._guests(c0, c1)
-        guests = self._domain_table(rng, c0, times, state, latent, running, boots, reasons)
+        guests = self._domain_table(rng, times, state, latent, running, boots, reasons)
         proc = self._process(times, state)
         daemon, daemon_rss = self._libvirtd_table(rng, times, state, latent, signal, proc, guests.running_count)
         host = self._host_table(rng, state, latent, signal, guests.running_count, guests.rss_sum, daemon_rss)
@@ -187,8 +184,7 @@ class Renderer:
 
     def _last_index(self, h: int, first: int) -> int:
         """Return the process index at the previous chunk's last step (the first chunk: the same as its own)."""
-        previous = getattr(self, "_index_at_end", None)
-        return first if previous is None else previous[h]
+        return first if self._index_at_end is None else self._index_at_end[h]
 
     # ---- guests ----
 
@@ -209,7 +205,7 @@ class Renderer:
                         boots.append((h, d, stop - c0))
         return running, boots, reasons
 
-    def _domain_table(self, rng, c0, times, state, latent, running, boots, reasons) -> "_Guests":
+    def _domain_table(self, rng, times, state, latent, running, boots, reasons) -> "_Guests":
         """Return the domain table and the guests' totals per host-step (running count, RSS sum)."""
         fleet = self.sim.fleet
         hosts, domains, n = running.shape
@@ -227,7 +223,7 @@ class Renderer:
         rss = (memory_max * fleet.rss_fraction[..., None] * (0.97 + 0.06 * util)).astype(np.int64) * running
         available = memory_max - 180 * MIB
         unused_share = np.clip(0.7 - 0.5 * util + rng.normal(0.0, 0.03, size=shape), 0.02, 0.95)
-        io_errors = self._io_errors(times, boots)
+        io_errors = self._io_errors(times)
         columns_grid = {
             "state_code": np.where(running, RUNNING, SHUTOFF),
             "state_reason_code": np.where(running, RUNNING_BOOTED, reasons),
@@ -255,7 +251,7 @@ class Renderer:
                       {name: _step_major(np.asarray(col))[keep] for name, col in columns_grid.items()})
         return _Guests(table, running.sum(axis=1), rss.sum(axis=1))
 
-    def _io_errors(self, times: np.ndarray, boots) -> np.ndarray:
+    def _io_errors(self, times: np.ndarray) -> np.ndarray:
         """Return each guest's block errors since its QEMU process started (H, D, n)."""
         errors = np.zeros((self.hosts, self.domains, len(times)), dtype=np.int64)
         for h, history in enumerate(self.sim.histories):
@@ -369,16 +365,6 @@ class Renderer:
                      {name: _step_major(np.asarray(col)) for name, col in columns.items()})
 
 
-def _completed(template: dict, names: list[str], values: tuple) -> dict:
-    """Return a copy of a series' constant fields with the row's varying fields added.
-
-    Copying a small dict and updating it costs about half of building every field anew (measured).
-    """
-    fields = template.copy()
-    fields.update(zip(names, values))
-    return fields
-
-
 @dataclass
 class _Guests:
     """A chunk's domain table and the guests' totals per host-step."""
@@ -386,127 +372,3 @@ class _Guests:
     table: Table
     running_count: np.ndarray
     rss_sum: np.ndarray
-
-
-class PointBuilder:
-    """Turns rendered tables and the events frame into time-ordered batches of Points."""
-
-    def __init__(self, sim: Simulation):
-        self.sim = sim
-        fleet = sim.fleet
-        self.step_ns = sim.spec.step_seconds * SECOND_NS
-        self.host_tags = [{"host": name} for name in fleet.names]
-        self.domain_tags = [{"host": name, "domain": dom} for name, doms in zip(fleet.names, fleet.domain_names)
-                            for dom in doms]
-        self.slots = max(1, fleet.domains) + 1
-        self.templates: dict[tuple[str, int], dict[int, dict]] = {}
-        events = sim.events
-        self.event_times = events["time_ns"].to_numpy(np.int64)
-        self.event_rows = list(events.itertuples(index=False))
-        index = {name: i for i, name in enumerate(fleet.names)}
-        self.event_hosts = np.array([index[h] for h in events["host"]], dtype=np.int64)
-
-    def batches(self, batch_steps: int) -> Iterator[list[Point]]:
-        """Yield batches of `batch_steps` steps' points (the last may be shorter), each ordered by time.
-
-        The cyclic garbage collector is paused while a batch is built (never across a yield): a batch is tens of
-        thousands of acyclic objects, and the full collections their churn triggers cost a third of the time.
-        """
-        inner = self._batches(batch_steps)
-        while True:
-            collecting = gc.isenabled()
-            gc.disable()
-            try:
-                batch = next(inner, None)
-            finally:
-                if collecting:
-                    gc.enable()
-            if batch is None:
-                return
-            yield batch
-
-    def _batches(self, batch_steps: int) -> Iterator[list[Point]]:
-        steps = self.sim.steps
-        pending: list[list[Point]] = []
-        keys: list[tuple[np.ndarray, np.ndarray]] = []
-        for c0, tables in Renderer(self.sim).chunks():
-            c1 = min(c0 + CHUNK_STEPS, steps)
-            a = c0
-            while a < c1:
-                b = min(c1, (a // batch_steps + 1) * batch_steps)
-                for table in tables:
-                    points, times, ranks = self._table_points(table, a - c0, b - c0, c0)
-                    pending.append(points)
-                    keys.append((times, ranks))
-                points, times, ranks = self._event_points(a, b)
-                pending.append(points)
-                keys.append((times, ranks))
-                if b % batch_steps == 0 or b == steps:
-                    yield self._ordered(pending, keys)
-                    pending, keys = [], []
-                a = b
-
-    @staticmethod
-    def _ordered(pending: list[list[Point]], keys: list) -> list[Point]:
-        points = [p for part in pending for p in part]
-        times = np.concatenate([k[0] for k in keys])
-        ranks = np.concatenate([k[1] for k in keys])
-        order = np.lexsort((ranks, times))
-        return [points[i] for i in order.tolist()]
-
-    def _table_points(self, table: Table, a: int, b: int, c0: int):
-        """Return the Points of a table's rows for local steps [a, b), their times and tie-breaking ranks."""
-        lo, hi = np.searchsorted(table.steps, [a, b], side="left")
-        if lo == hi:
-            return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        series = table.series[lo:hi]
-        variants = table.variants[lo:hi]
-        times = self.sim.start_ns + (c0 + table.steps[lo:hi].astype(np.int64)) * self.step_ns
-        measurement = table.measurement
-        tags = self.domain_tags if measurement == "domain" else self.host_tags
-        points: list[Point] = []
-        order_parts = []
-        for v, names in enumerate(table.variant_fields):
-            rows = np.nonzero(variants == v)[0] if len(table.variant_fields) > 1 else np.arange(hi - lo)
-            if len(rows) == 0:
-                continue
-            constants = table.variant_constants[v]
-            varying = [name for name in names if name not in constants]
-            templates = self._templates(table, v, lo + rows, series[rows])
-            values = [table.columns[name][lo:hi][rows].tolist() for name in varying]
-            points += [Point(measurement, dict(tags[s]), _completed(templates[s], varying, row), t)
-                       for s, t, row in zip(series[rows].tolist(), times[rows].tolist(), zip(*values))]
-            order_parts.append(rows)
-        order = np.concatenate(order_parts)
-        ranks = MEASUREMENT_RANK[measurement] * 2**40 + series[order] * self.slots
-        if measurement == "domain":  # series is host * D + guest
-            per_host = max(1, self.sim.fleet.domains)
-            ranks = MEASUREMENT_RANK[measurement] * 2**40 + (series[order] // per_host) * self.slots + \
-                series[order] % per_host + 1
-        return points, times[order], ranks
-
-    def _templates(self, table: Table, variant: int, rows: np.ndarray, series: np.ndarray) -> dict[int, dict]:
-        """Return the constant fields of each series of a table's variant (built from the first row seen)."""
-        cache = self.templates.setdefault((table.measurement, variant), {})
-        unique, first = np.unique(series, return_index=True)
-        constants = table.variant_constants[variant]
-        for s, row in zip(unique.tolist(), rows[first].tolist()):
-            if s not in cache:
-                cache[s] = {name: table.columns[name][row].item() for name in constants}
-        return cache
-
-    def _event_points(self, a: int, b: int):
-        """Return the event Points in steps [a, b), their times and ranks."""
-        start = self.sim.start_ns
-        lo, hi = np.searchsorted(self.event_times, [start + a * self.step_ns, start + b * self.step_ns], side="left")
-        points = []
-        for row in self.event_rows[lo:hi]:
-            tags = {"host": row.host, "kind": row.kind, "severity": row.severity}
-            if row.domain:
-                tags["domain"] = row.domain
-            fields = {"message": row.message, "count": 1}
-            if row.duration_seconds == row.duration_seconds:  # not NaN
-                fields["duration_seconds"] = float(row.duration_seconds)
-            points.append(Point("event", tags, fields, int(row.time_ns)))
-        ranks = MEASUREMENT_RANK["event"] * 2**40 + self.event_hosts[lo:hi] * self.slots
-        return points, self.event_times[lo:hi], ranks

@@ -10,7 +10,7 @@ import numpy as np
 from simulator.fleet import Fleet, make_fleet
 from simulator.hazard import draw_failures, resolve_thresholds
 from simulator.incidents import script_incidents
-from simulator.render import PointBuilder
+from simulator.points import PointBuilder
 from simulator.signals import Signals, simulate_signals
 from simulator.spec import EFFECT_SIGNALS, FAILURE_KINDS, Effect, FleetSpec
 from simulator.timeline import STATE_UP, Candidate, HostHistory, TimelineBuilder, state_grid

@@ -124,6 +124,29 @@ def test_domain_points_exist_exactly_where_the_daemon_is_up(busy, frames):
     assert len(domains) == sim.spec.domains_per_host * int(sim.daemon_up.sum())
 
 
+def test_the_figures_are_plausible_together(frames):
+    host, daemon, domains = frames["host"], frames["libvirtd"], frames["domain"]
+    for frame in frames.values():
+        numbers = frame.select_dtypes("number")
+        assert (numbers.fillna(0) >= 0).all().all()
+    assert host.cpu_busy_percent.between(0, 100).all()
+    assert (host.memory_available_bytes < host.memory_total_bytes).all()
+    assert (host.domains_running.dropna() <= host.domains_defined.dropna()).all()
+    assert (host.load15.std() < host.load5.std() < host.load1.std())  # longer averages are smoother
+    live = daemon[daemon.pid.notna()]
+    assert (live.workers_free <= live.workers_current).all() and (live.workers_current <= live.workers_max).all()
+    assert (live.workers_min <= live.workers_current).all() and (live.open_fds <= live.max_fds).all()
+    assert (live.clients <= live.clients_max).all() and (live.threads > live.workers_current).all()
+    running = domains[domains.state_code == 1]
+    assert (running.memory_unused_bytes <= running.memory_available_bytes).all()
+    assert (running.memory_available_bytes <= running.memory_current_bytes).all()
+    assert (running.memory_current_bytes <= running.memory_max_bytes).all()
+    cpu = running.cpu_user_seconds_total + running.cpu_system_seconds_total
+    assert (cpu <= running.cpu_time_seconds_total).all()
+    assert (running.block_read_bytes_total >= running.block_read_requests_total).all()
+    assert (running.vcpus <= running.vcpus_max).all()
+
+
 # ---- hostile names ----
 
 HOSTILE_PREFIX = 'hv "a,b" =ü\\x\ttab 🚀'
