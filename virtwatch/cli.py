@@ -73,12 +73,9 @@ def run_agent(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from collector.agent import Agent
-    from collector.daemon_health import DaemonHealth, default_admin_uri, runs_through_daemon
-    from collector.libvirt_source import LibvirtSource
     from collector.spool import Spool, SpoolBusy
     from tsdb import StoreError
-    from virtwatch.wiring import setup_logging, store_from_config
+    from virtwatch.wiring import agent_from_config, setup_logging, store_from_config
 
     setup_logging()
     try:
@@ -107,18 +104,9 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"agent.spool_dir = {str(agent_config.spool_dir)!r}: cannot use it: {error}", file=sys.stderr)
         store.close()
         return 2
-    libvirt_uri = args.libvirt_uri or agent_config.libvirt_uri
-    health = DaemonHealth(agent_config.daemon_pidfile if runs_through_daemon(libvirt_uri) else None,
-                          agent_config.admin_uri or default_admin_uri(libvirt_uri),
-                          admin_timeout_seconds=agent_config.probe_timeout_seconds / 2,
-                          log_file=agent_config.daemon_log_file,
-                          kmsg_path="/dev/kmsg" if runs_through_daemon(libvirt_uri) else None)
-    source = LibvirtSource(libvirt_uri, agent_config.probe_timeout_seconds,
-                           agent_config.keepalive_interval_seconds, agent_config.keepalive_count,
-                           read_only=agent_config.libvirt_read_only)
-    agent = Agent(store, source, args.host_name or agent_config.host_name,
-                  args.interval or agent_config.interval_seconds, spool=spool, daemon_health=health,
-                  metadata_tags=agent_config.metadata_tags)
+    agent = agent_from_config(agent_config, store, spool, libvirt_uri=args.libvirt_uri, host_name=args.host_name,
+                              interval_seconds=args.interval)
+    source, health = agent.source, agent.daemon_health
     endpoint = None
     if agent_config.metrics_listen:
         from collector.metrics_endpoint import MetricsEndpoint

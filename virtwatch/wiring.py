@@ -10,7 +10,9 @@ from virtwatch.config import StoreConfig
 
 if TYPE_CHECKING:
     from alerts.engine import Engine
-    from virtwatch.config import AlertsConfig
+    from collector.agent import Agent
+    from collector.spool import Spool
+    from virtwatch.config import AgentConfig, AlertsConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -56,3 +58,24 @@ def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engin
                    alertmanager_resend_seconds=config.alertmanager_resend_seconds, external_url=external_url)
     options.update(overrides)
     return Engine(store, slos, rules_from_config(config), notifiers, config.state_dir, **options)
+
+
+def agent_from_config(config: AgentConfig, store: Store, spool: Spool | None = None, *,
+                      libvirt_uri: str | None = None, host_name: str | None = None,
+                      interval_seconds: float | None = None) -> Agent:
+    """Build the collector agent of [agent] (arguments given override it); close its source and daemon_health."""
+    from collector.agent import Agent
+    from collector.daemon_health import DaemonHealth, default_admin_uri, runs_through_daemon
+    from collector.libvirt_source import LibvirtSource
+
+    uri = libvirt_uri or config.libvirt_uri
+    through_daemon = runs_through_daemon(uri)
+    health = DaemonHealth(config.daemon_pidfile if through_daemon else None,
+                          config.admin_uri or default_admin_uri(uri),
+                          admin_timeout_seconds=config.probe_timeout_seconds / 2,
+                          log_file=config.daemon_log_file,
+                          kmsg_path="/dev/kmsg" if through_daemon else None)
+    source = LibvirtSource(uri, config.probe_timeout_seconds, config.keepalive_interval_seconds,
+                           config.keepalive_count, read_only=config.libvirt_read_only)
+    return Agent(store, source, host_name or config.host_name, interval_seconds or config.interval_seconds,
+                 spool=spool, daemon_health=health, metadata_tags=config.metadata_tags)
