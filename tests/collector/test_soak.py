@@ -279,7 +279,9 @@ def test_a_short_soak_records_its_load_and_removes_every_domain_it_created(test_
     report = soak.cleanup()
     assert result.ended_by == "steps" and [s.clients for s in result.steps] == [1, 3]
     assert seen_during[0] and all(name.startswith(f"virtwatch-soak-{soak.run_id}-") for name in seen_during[0])
-    assert set(seen_during[0]) <= set(report.removed) and not report.left and report.error is None
+    assert not report.left and report.error is None
+    # the lifecycle guests live until the end (define's own domains come and go during the run)
+    assert report.removed and all(name.startswith(f"virtwatch-soak-{soak.run_id}-") for name in report.removed)
     assert soak_names(uri) == [] and domain_names(uri) == sorted([BYSTANDER, "test"])
     frame = duckdb_store.query("soak", ["clients", "calls_total", "calls_per_second"], 0, 2**62,
                                where={"host": HOSTILE_HOST, "run": soak.run_id}, group_by=["call"])
