@@ -14,7 +14,7 @@ test: setup-test
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 run: setup
-	.venv/bin/virtwatch agent --libvirt-uri test:///default
+	.venv/bin/virtwatch demo
 
 bench: setup-test
 	@set -e; for bench in benchmarks/bench_*.py; do \
