@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import virtwatch
 from virtwatch.alerts_command import add_alerts_arguments, run_alerts
 from virtwatch.config import ConfigError, load_config
+from virtwatch.demo import add_demo_arguments, run_demo
 from virtwatch.dashboard_command import add_dashboard_arguments, run_dashboard
 from virtwatch.silence_command import add_silence_arguments, run_silence
 from virtwatch.soak_command import add_soak_arguments, run_soak
@@ -146,6 +147,8 @@ COMMANDS: list[Command] = [
             add_agent_arguments, run_agent),
     Command("alerts", "run the alert engine: SLO burn rates and event rules, pages to the receivers",
             add_alerts_arguments, run_alerts),
+    Command("demo", "see it all work: a simulated fleet, the agent, the alert engine and the dashboard in one process",
+            add_demo_arguments, run_demo),
     Command("check-config", "check a config file and list every problem in it",
             add_check_config_arguments, run_check_config),
     Command("dashboard", "serve the web dashboard: fleet, hosts, SLOs, events, alerts and silences",
