@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = "demo.json"
 STORE_FILE = "demo.duckdb"
 LIVE_AHEAD_SECONDS = 86400  # each simulated segment runs this far ahead of now; the feeder writes it as time comes
-STATE_EVERY_SECONDS = 60.0  # how often the feeder records how far it has written
+STATE_EVERY_SECONDS = 60.0
+MIN_INCIDENT_DAYS = 2  # the simulator scripts its incidents only over spans this long  # how often the feeder records how far it has written
 #: the demo's SLOs: deploy/slos.toml's, with freshness counted per minute (the simulated agents write each minute)
 DEMO_SLOS = """
 [[slo]]
@@ -138,8 +139,9 @@ def _segment(state: DemoState, start_ns: int, incidents: bool):
     step_ns = 60 * 10**9
     end_ns = (time.time_ns() + LIVE_AHEAD_SECONDS * 10**9) // step_ns * step_ns
     start_ns = start_ns // step_ns * step_ns
-    spec = FleetSpec(hosts=state.hosts, days=(end_ns - start_ns) / 86400e9, seed=state.seed + state.segments - 1,
-                     end_ns=end_ns, incidents=incidents)
+    days = (end_ns - start_ns) / 86400e9
+    spec = FleetSpec(hosts=state.hosts, days=days, seed=state.seed + state.segments - 1, end_ns=end_ns,
+                     incidents=incidents and days >= MIN_INCIDENT_DAYS)
     return simulate(spec)
 
 
