@@ -64,8 +64,12 @@ def run(spec: FleetSpec, batch_steps: int, workdir: Path) -> None:
     simulate_mb = peak_rss_mb()
     print(f"simulated {spec.hosts} hosts x {spec.days:g} days: {total:,} points to make", flush=True)
 
+    made = 0
     with Timer() as rendering:
-        made = sum(len(batch) for batch in sim.points(batch_steps))
+        batches = sim.points(batch_steps)
+        while (batch := next(batches, None)) is not None:
+            made += len(batch)
+            batch = None  # as write_simulation does: one batch in memory at a time
     assert made == total, f"points() made {made:,} points, point_count() said {total:,}"
     render_mb = peak_rss_mb()
     print(f"rendered {made:,} points in {rendering.wall:.1f} s; writing ...", flush=True)

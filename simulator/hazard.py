@@ -35,11 +35,12 @@ uniformly among them), and with incidents on, draws at steps inside an incident'
 absorbed too. Hence the rate of kind k per exposed host-step (Simulation.exposed: probe_ok = 1 and outside
 incident windows) is exactly rate_k * step_days * (factor above the threshold, 1 below), except that a
 failure which takes the daemon away (hang_start, daemon_down, segfault) absorbs the draws later in its own
-step: rare at the default rates.
+step, and a guest kind finds no running guest: both rare at the default rates.
 
 Truth. Simulation.failures lists every failure event written, one row each: time_ns, host, kind, domain ("" for
 daemon kinds), step, and cause: "hazard" for a draw, the incident's name for a scripted failure, or "segfault"
-/ "daemon_down" for the restart that follows one of those.
+/ "daemon_down" for the restart that follows one of those. Simulation.events lists every event point (the
+failures plus hang_end and daemon_up). Everything is a function of the spec: pass end_ns to reproduce a run.
 
 Consequences, as the agent reports them (events carry tags host, kind, severity from EVENT_KINDS, domain for
 guest kinds, and fields message, count = 1, duration_seconds on ending kinds):
@@ -54,8 +55,8 @@ guest kinds, and fields message, count = 1, duration_seconds on ending kinds):
   `daemon_up` with duration_seconds and a `restart` (cause "daemon_down"): systemd started a new process.
 - keepalive_timeout: the event only (the agent reconnects at once).
 - domain_failed / domain_crashed: that guest's state_code becomes 5 (shut off) with state_reason_code 6
-  (failed) or 3 (crashed) and it keeps only its definition's figures, until restarted 10 to 60 minutes later
-  with new counters (a new QEMU process).
+  (failed) or 3 (crashed) and it keeps only its definition's figures, until restarted about 10 to 60 minutes
+  later with new counters (a new QEMU process).
 - domain_io_error: that guest's block_errors_total counts one more. domain_watchdog: the event only.
 - a daemon leaks slowly (rss_bytes grows with its age); the scripted leak makes rss_bytes and open_fds climb
   over days towards max_fds until a restart (cause "leak") resets them.
@@ -67,8 +68,8 @@ probe_latency_ms rises with the queue; cpu_busy_percent with load; load1/5/15 ar
 run queue. workers_current grows ahead of demand, workers_free is what demand leaves of it, and clients rise
 with load. An effect is planted on exactly the signal it names: correlated signals show a weaker effect.
 
-Incidents (incidents=True, the demo's story): "leak" (a mid-load host's daemon leaks memory and fds for up to
-3 days and is restarted), "segfault_storm" (5 segfaults, each followed by a restart, within an hour on the
+Incidents (incidents=True, the demo's story; they need days >= 2): "leak" (a mid-load host's daemon leaks
+memory and fds for 3 days, or 30% of a shorter span, and is restarted), "segfault_storm" (5 segfaults, each followed by a restart, within an hour on the
 busiest host during its working hours), "hang" (a 25-minute hang on the second busiest host, with a
 keepalive_timeout), "guest_failures" (5 guests failing within 8 minutes on the third busiest host).
 """

@@ -64,6 +64,7 @@ class PointBuilder:
             if batch is None:
                 return
             yield batch
+            batch = None  # not kept alive while the next batch is built
 
     def _batches(self, batch_steps: int) -> Iterator[list[Point]]:
         steps = self.sim.steps

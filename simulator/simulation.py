@@ -140,9 +140,11 @@ def write_simulation(store: Store, simulation: Simulation, progress: Callable[[i
     done = written = 0
     if progress is not None:
         progress(0, total)
-    for batch in simulation.points(batch_steps):
+    batches = simulation.points(batch_steps)
+    while (batch := next(batches, None)) is not None:
         written += store.write(batch)
         done += len(batch)
+        batch = None  # released before the next batch is built: one batch in memory at a time
         if progress is not None:
             progress(done, total)
     return written
