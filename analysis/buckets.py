@@ -8,7 +8,8 @@ signal with many equal values (a queue depth that is mostly 0) gets fewer, unequ
 
 The exact test of top against bottom assumes failures independent given the load (Poisson). Restart storms
 are not, so the same comparison is also tested against circular shifts of each host's failure times
-(analysis.shifts), which keep a storm together: `p_shift`. The verdict uses the larger of the two p-values.
+(analysis.shifts), which keep a storm together: `p_shift`, the share of shifts whose ratio is as far out as the
+observed one (a permutation p-value: valid however lumpy). The verdict uses the larger of the two p-values.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.shifts import calibrated_p, shifted
-from analysis.stats import RateRatio, distinct_counts, poisson_intervals, rate_ratio_test
+from analysis.shifts import empirical_p
+from analysis.stats import Ordering, RateRatio, distinct_counts, poisson_intervals, rate_ratio_test
 
+#: shifted failures placed per chunk when testing a ratio (bounds memory: 4M cells of 8 bytes)
+_CHUNK_CELLS = 4_000_000
 BUCKET_COLUMNS = ("bucket", "lower", "upper", "exposure_steps", "exposure_host_days", "failures",
                   "rate_per_host_day", "rate_lower", "rate_upper")
 
@@ -42,17 +45,19 @@ def quantile_cuts(values: np.ndarray, n_buckets: int) -> np.ndarray:
     smaller values is nearest the quantile k / n_buckets; cuts that would leave a bucket empty are dropped, so
     tied values (mostly 0) give fewer buckets, and a constant signal gives none.
     """
-    values = np.asarray(values, dtype="float64")
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
+    return cuts_of(*distinct_counts(np.asarray(values, dtype="float64")), n_buckets)
+
+
+def cuts_of(distinct: np.ndarray, counts: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Return quantile_cuts from the sorted distinct values and their counts."""
+    if len(distinct) < 2:
         return np.zeros(0)
-    distinct, counts = distinct_counts(values)
-    below = (np.cumsum(counts) - counts) / len(values)  # share of values smaller than each distinct value
-    cuts = []
+    below = (np.cumsum(counts) - counts) / counts.sum()  # share of values smaller than each distinct value
+    cuts: list[float] = []
     for k in range(1, n_buckets):
-        j = int(np.argmin(np.abs(below[1:] - k / n_buckets))) + 1 if len(distinct) > 1 else None
-        if j is not None and (not cuts or distinct[j] > cuts[-1]):
-            cuts.append(distinct[j])
+        j = int(np.argmin(np.abs(below[1:] - k / n_buckets))) + 1
+        if not cuts or distinct[j] > cuts[-1]:
+            cuts.append(float(distinct[j]))
     return np.asarray(cuts, dtype="float64")
 
 
@@ -87,11 +92,12 @@ class BucketRates:
 
 def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_seconds: int, lag_steps: int = 1,
                  n_buckets: int = 4, confidence: float = 0.95, failure_cells: tuple | None = None,
-                 offsets: np.ndarray | None = None) -> BucketRates:
+                 offsets: np.ndarray | None = None, ordering: Ordering | None = None) -> BucketRates:
     """Return failure rates per quantile bucket of a hosts x steps signal, and the top/bottom rate ratio.
 
     With `failure_cells` (host_index, step_index of each failure) and `offsets` (analysis.shifts.draw_offsets),
-    the ratio is also tested against the failures shifted circularly (p_shift).
+    the ratio is also tested against the failures shifted circularly (p_shift). `ordering` (of `values`) saves
+    sorting them again.
     """
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 2:
         raise ValueError(f"n_buckets = {n_buckets!r}: expected a whole number, 2 or more")
@@ -101,7 +107,10 @@ def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_sec
     observed = ~np.isnan(load)
     loads = load[observed]
     counts = failures[observed]
-    cuts = quantile_cuts(loads, n_buckets)
+    ordering = ordering if ordering is not None else Ordering(values)
+    exposed = np.zeros(values.shape, dtype=bool)  # the cells whose load some step is attributed
+    exposed[:, :max(0, values.shape[1] - lag_steps)] = True
+    cuts = cuts_of(*ordering.distinct_counts(exposed), n_buckets)
     which = np.searchsorted(cuts, loads, side="right")
     n = len(cuts) + 1 if len(loads) else 0
     exposure_steps = np.bincount(which, minlength=n)[:n]
@@ -138,17 +147,18 @@ def _log_ratio(top: np.ndarray, bottom: np.ndarray, top_days: float, bottom_days
 
 def _shift_p(cell_bucket: np.ndarray, top: int, top_days: float, bottom_days: float, host_index: np.ndarray,
              step_index: np.ndarray, offsets: np.ndarray) -> float:
-    """Return the p-value of the observed top/bottom log ratio against the failures shifted by each offsets row."""
+    """Return the permutation p-value of the top/bottom log ratio against the failures shifted by each offsets row."""
     steps = cell_bucket.shape[1]
-
-    def split(steps_of_failures: np.ndarray) -> tuple[int, int]:
-        buckets = cell_bucket[host_index, steps_of_failures]
-        return int((buckets == top).sum()), int((buckets == 0).sum())
-
-    observed = _log_ratio(*split(step_index), top_days, bottom_days)
-    null = np.array([_log_ratio(*split(shifted(host_index, step_index, row, steps)), top_days, bottom_days)
-                     for row in offsets])
-    return calibrated_p(float(observed), null)
+    buckets = cell_bucket[host_index, step_index]
+    observed = _log_ratio((buckets == top).sum(), (buckets == 0).sum(), top_days, bottom_days)
+    null = []
+    rows = max(1, _CHUNK_CELLS // max(len(step_index), 1))
+    for first in range(0, len(offsets), rows):
+        chunk = offsets[first:first + rows]
+        moved = (step_index[None, :] + chunk[:, host_index]) % max(steps, 1)
+        buckets = cell_bucket[host_index[None, :], moved]
+        null.append(_log_ratio((buckets == top).sum(axis=1), (buckets == 0).sum(axis=1), top_days, bottom_days))
+    return empirical_p(float(observed), np.concatenate(null) if null else np.zeros(0))
 
 
 def ratio_or_nan(rates: BucketRates) -> tuple[float, float, float, float]:

@@ -25,7 +25,7 @@ from analysis.exposure import NS, Grid, Inputs, build_grid
 from analysis.lead import LeadRanking, lead_steps_of, rank_leads
 from analysis.shifts import draw_offsets
 from analysis.signals import parse_signal
-from analysis.stats import holm
+from analysis.stats import Ordering, holm
 from analysis.triggered import TriggeredAverage, triggered_average
 
 RATIO_COLUMNS = ("signal", "label", "buckets", "ratio", "lower", "upper", "p_value", "p_shift", "p_adjusted",
@@ -46,8 +46,10 @@ class Settings:
     #: lead times of the AUC ranking, and the window "a failure within the next N" they look ahead
     lead_seconds: tuple[int, ...] = (0, 300, 900, 1800, 3600)
     horizon_seconds: int = 1800
-    #: circular shifts of failure times that calibrate the AUC p-values
+    #: circular shifts of failure times that calibrate the AUC p-values (their spread, normal approximation)
     shifts: int = 200
+    #: circular shifts behind the rate ratios' storm-proof permutation p-value (its floor: 2 / (ratio_shifts + 1))
+    ratio_shifts: int = 2000
     #: the error budget of everything the result calls significant, split in two equal halves: the rate ratios
     #: (Holm over signals: the verdict) and the AUC ranking (Benjamini-Hochberg over signals x leads). With no
     #: effect at all, the chance that anything is called significant is at most alpha.
@@ -68,7 +70,8 @@ class Settings:
 
     def checked(self) -> "Settings":
         """Return self, or raise ValueError naming the setting and why it is wrong."""
-        for name in ("lag_steps", "n_buckets", "window_seconds", "horizon_seconds", "shifts", "min_failures",
+        for name in ("lag_steps", "n_buckets", "window_seconds", "horizon_seconds", "shifts", "ratio_shifts",
+                     "min_failures",
                      "baseline_factor", "baseline_min", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -140,16 +143,17 @@ def analyze(data: Inputs | Grid, settings: Settings | None = None, **overrides) 
     step_index = events["step_index"].to_numpy(dtype="int64")
     reach = s.lag_steps + lead_steps_of(s.lead_seconds, grid.step_seconds)[-1] + \
         max(1, int(round(s.horizon_seconds / grid.step_seconds)))
-    offsets = draw_offsets(len(grid.hosts), grid.steps, reach, s.shifts, s.seed)
+    offsets = draw_offsets(len(grid.hosts), grid.steps, reach, s.ratio_shifts, s.seed)
+    orderings = {name: Ordering(values) for name, values in grid.values.items()}  # one sort per signal
     rates = {name: bucket_rates(name, values, grid.failures, grid.step_seconds, s.lag_steps, s.n_buckets,
-                                s.confidence, (host_index, step_index), offsets)
+                                s.confidence, (host_index, step_index), offsets, orderings[name])
              for name, values in grid.values.items()}
     ratios = _ratio_table(rates, s)
     triggered = {name: triggered_average(name, values, host_index, step_index, grid.step_seconds,
                                          s.window_seconds, s.baseline_factor, s.baseline_min, s.confidence, s.seed)
                  for name, values in grid.values.items()}
     leads = rank_leads(grid.values, host_index, step_index, grid.step_seconds, s.lead_seconds, s.horizon_seconds,
-                       s.lag_steps, s.shifts, s.family_alpha, s.seed)
+                       s.lag_steps, s.shifts, s.family_alpha, s.seed, orderings)
     failing_hosts = int(len(np.unique(host_index)))
     judged = judge(ratios, s)
     evidence = _evidence(ratios, rates, judged, grid, int(len(events)), failing_hosts, end_ns, s)

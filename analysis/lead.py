@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.shifts import calibrated_p, draw_offsets, shifted
-from analysis.stats import PositiveSets, RankedScores, benjamini_hochberg
+from analysis.stats import Ordering, PositiveSets, RankedScores, benjamini_hochberg
 
 LEAD_COLUMNS = ("signal", "lead_seconds", "auc", "positives", "negatives", "p_value", "p_independent",
                 "p_adjusted", "significant")
@@ -83,8 +83,12 @@ def positive_cells(host_index: np.ndarray, step_index: np.ndarray, steps: int, s
 
 def rank_leads(grid_values: dict[str, np.ndarray], host_index: np.ndarray, step_index: np.ndarray,
                step_seconds: int, lead_seconds=(0, 300, 900, 1800, 3600), horizon_seconds: int = 1800,
-               lag_steps: int = 1, shifts: int = 200, alpha: float = 0.05, seed: int = 0) -> LeadRanking:
-    """Return the AUC of each signal at each lead for failures at (host_index, step_index), and the ranking."""
+               lag_steps: int = 1, shifts: int = 200, alpha: float = 0.05, seed: int = 0,
+               orderings: dict[str, Ordering] | None = None) -> LeadRanking:
+    """Return the AUC of each signal at each lead for failures at (host_index, step_index), and the ranking.
+
+    `orderings` (signal name -> Ordering of its values) saves sorting the signals again.
+    """
     if isinstance(horizon_seconds, bool) or not isinstance(horizon_seconds, (int, float)) or horizon_seconds <= 0:
         raise ValueError(f"horizon_seconds = {horizon_seconds!r}: expected a positive number of seconds")
     if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 20:
@@ -101,8 +105,8 @@ def rank_leads(grid_values: dict[str, np.ndarray], host_index: np.ndarray, step_
     null_sets = _shifted_sets(host_index, step_index, hosts, steps, leads, lag_steps, horizon, shifts, seed)
     rows = []
     for name in names:
-        scores = np.where(in_range[None, :], grid_values[name], np.nan)
-        ranked = RankedScores(scores)
+        ordering = (orderings or {}).get(name)
+        ranked = RankedScores(grid_values[name], np.broadcast_to(in_range[None, :], (hosts, steps)), ordering)
         null_aucs = ranked.aucs(null_sets).reshape(shifts, len(leads))
         for i, lead in enumerate(leads):
             auc = ranked.auc(observed_sets[i])

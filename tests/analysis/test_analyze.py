@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from analysis import EFFECT, NO_SIGNIFICANT_EFFECT, NOT_ENOUGH_EXPOSURE, NOT_ENOUGH_FAILURES, analyze
+from analysis.stats import holm
 from conftest import failures_grid, hazard_grid
 
 
@@ -93,3 +94,19 @@ def test_a_bad_setting_is_refused_by_name(overrides, name):
 def test_something_other_than_inputs_or_a_grid_is_refused():
     with pytest.raises(ValueError, match="data"):
         analyze({"host.load1": [1, 2, 3]})
+
+
+def test_a_restart_storm_at_high_load_alone_is_not_called_an_effect():
+    """24 restarts in one hour on one host while its queue is high, on top of restarts unrelated to load."""
+    exact_alone, verdicts = 0, 0
+    for seed in range(10):
+        grid = hazard_grid(seed=seed, factor=1.0, rate_per_day=0.2, hosts=20)
+        values = {name: v.copy() for name, v in grid.values.items()}
+        queue, failures = values["libvirtd.job_queue_depth"], grid.failures.copy()
+        queue[0, 2000:2012] = np.maximum(queue[0, 2000:2012], np.quantile(queue, 0.9))
+        failures[0, 2000:2012] += 2
+        result = analyze(failures_grid(values, failures), lag_steps=0)
+        exact_alone += bool((holm(result.ratios["p_value"].to_numpy()) < 0.025).any())
+        verdicts += result.verdict.is_effect
+    assert exact_alone >= 8  # the Poisson test alone takes the storm for an effect
+    assert verdicts <= 2     # the shifts move the storm as one block and see a coincidence

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.stats import (PositiveSets, RankedScores, auc_mann_whitney, benjamini_hochberg, distinct_counts, holm,
-                            mean_interval, midranks, poisson_interval, poisson_intervals, rate_ratio_test)
+from analysis.stats import (Ordering, PositiveSets, RankedScores, auc_mann_whitney, benjamini_hochberg,
+                            distinct_counts, holm, mean_interval, midranks, poisson_interval, poisson_intervals,
+                            rate_ratio_test)
 
 
 @pytest.mark.parametrize("count, lower, upper", [
@@ -195,3 +196,18 @@ def test_the_mean_interval_is_students_t_interval_and_skips_missing_values():
     expected = stats.t.interval(0.95, 3, loc=4.0, scale=stats.sem([1.0, 2.0, 4.0, 9.0]))
     assert (mean[0], low[0], high[0], n[0]) == pytest.approx((4.0, *expected, 4))
     assert n[1] == 3 and mean[1] == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("values", [np.array([[2.0, 7.0, np.nan, 2.0], [1.0, 2.0, 9.0, 7.0]]),
+                                    np.array([[2.5, 7.1, np.nan, 2.5], [1.0, 2.5, 9.9, 7.1]])])
+def test_an_ordering_gives_the_ranks_and_distinct_values_of_any_subset_without_sorting_again(values):
+    ordering = Ordering(values)
+    mask = np.array([[True, True, True, False], [False, True, True, True]])
+    kept = values[mask & ~np.isnan(values)]
+    ranks, ties = ordering.midranks(mask)
+    assert ranks.reshape(values.shape)[mask & ~np.isnan(values)].tolist() == stats.rankdata(kept).tolist()
+    assert ranks.reshape(values.shape)[~mask].tolist() == [0.0, 0.0]
+    distinct, counts = ordering.distinct_counts(mask)
+    expected = np.unique(kept, return_counts=True)
+    assert (distinct.tolist(), counts.tolist()) == (expected[0].tolist(), expected[1].tolist())
+    assert sorted(ties.tolist()) == sorted(expected[1].tolist())
