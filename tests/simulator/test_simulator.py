@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import END_NS, busy_spec
+from simulated_fleets import END_NS, busy_spec
 
 import simulator
 from simulator import HAZARD_MODEL, Effect, FleetSpec, simulate, write_simulation
