@@ -1,10 +1,9 @@
-"""Fixtures of the analysis tests: small grids with a known hazard, built straight from arrays (no store)."""
+"""Grids for the analysis tests: a known hazard built straight from arrays, and a simulation's own arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from analysis.exposure import Grid
 
@@ -54,12 +53,6 @@ def hazard_grid(seed: int, factor: float = 1.0, hosts: int = 30, days: int = 14,
     threshold = np.quantile(queue, threshold_quantile)
     rate = rate_per_day * STEP_SECONDS / 86400 * np.where(queue >= threshold, factor, 1.0)
     return failures_grid(values, rng.poisson(rate))
-
-
-@pytest.fixture
-def make_hazard_grid():
-    """The hazard_grid builder."""
-    return hazard_grid
 
 
 def simulation_grid(sim, kinds="restart") -> Grid:

@@ -7,7 +7,7 @@ import pytest
 
 from analysis import EFFECT, NO_SIGNIFICANT_EFFECT, NOT_ENOUGH_EXPOSURE, NOT_ENOUGH_FAILURES, analyze
 from analysis.stats import holm
-from conftest import failures_grid, hazard_grid
+from analysis_grids import failures_grid, hazard_grid
 
 
 def test_a_planted_factor_of_four_is_inside_the_interval_and_named_in_the_finding():

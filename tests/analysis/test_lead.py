@@ -5,7 +5,7 @@ import pytest
 
 from analysis.lead import lead_steps_of, positive_cells, rank_leads
 from analysis.stats import benjamini_hochberg
-from conftest import ar1_rows
+from analysis_grids import ar1_rows
 
 
 def _brute_positive_cells(hosts, steps, host_index, step_index, start_offset, horizon):

@@ -9,7 +9,7 @@ the settings under which the analysis measures exactly the planted quantity. Onl
 import pytest
 
 from analysis import EFFECT, NO_SIGNIFICANT_EFFECT, NOT_ENOUGH_FAILURES, analyze, load_inputs
-from conftest import simulation_grid
+from analysis_grids import simulation_grid
 from simulator import Effect, FleetSpec, simulate, write_simulation
 
 STEP_SECONDS = 300
