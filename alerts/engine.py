@@ -68,8 +68,12 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _percent(value: float | None) -> str:
-    return "no data" if value is None else f"{value * 100:.1f}%"
+def _budget_left(value: float | None) -> str:
+    if value is None:
+        return "no data for the budget"
+    if value < 0:
+        return f"the budget is overspent {1 - value:.3g}x"
+    return f"{value * 100:.1f}% of the budget left"
 
 
 def _burn(value: float | None) -> str:
@@ -94,7 +98,7 @@ def slo_observations(evaluations: Mapping[str | None, Evaluation]) -> list[Obser
             summary = (f"{slo.name} on {where} burns its {slo.period} error budget at {_burn(shown.long_burn)} over "
                        f"{_label(shown.window.long_seconds)} and {_burn(shown.short_burn)} over "
                        f"{_label(shown.window.short_seconds)} ({tier} at {shown.window.factor:.3g}x); "
-                       f"{_percent(evaluation.budget_remaining)} of the budget left")
+                       f"{_budget_left(evaluation.budget_remaining)}")
             lines = [f"objective {slo.objective:g}% over {slo.period}: {evaluation.period.good:g} good of "
                      f"{evaluation.period.total:g}"]
             lines += [f"{w.window.name}: {_burn(w.long_burn)} / {_burn(w.short_burn)} against {w.window.factor:.3g}x"

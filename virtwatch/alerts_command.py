@@ -55,8 +55,11 @@ def run_alerts(args: argparse.Namespace) -> int:
             print(f"evaluated {report.slos_evaluated} SLOs and {report.rules_evaluated} rule results in "
                   f"{report.seconds:.2f} s; {len(report.transitions)} notifications decided, "
                   f"{report.delivery_failures} failed to deliver; {len(firing)} alerts firing")
+            muted = engine.silences.silencing
             for alert in firing:
-                print(f"  FIRING {alert.name} {dict(sorted(alert.labels.items()))}: "
+                why = (" [inhibited by its page]" if engine.tracker.inhibited(alert.labels)
+                       else " [silenced]" if muted(alert.labels) else "")
+                print(f"  FIRING{why} {alert.name} {dict(sorted(alert.labels.items()))}: "
                       f"{alert.annotations.get('summary', '')}")
             return 1 if report.error or report.delivery_failures else 0
         stop = threading.Event()
