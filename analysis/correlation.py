@@ -210,9 +210,9 @@ def judge(ratios: pd.DataFrame, s: Settings) -> v.Verdict:
     if most_failures < s.min_failures:
         return v.Verdict(v.NOT_ENOUGH_FAILURES, f"at least {s.min_failures} needed")
     if tested.empty:
-        return v.Verdict(v.NOT_ENOUGH_EXPOSURE,
-                         f"no signal has {s.min_bucket_host_days:g} host-days of exposure in both its lowest and "
-                         f"highest bucket with {s.min_failures} failures to compare")
+        days = f"{s.min_bucket_host_days:g} host-day{'' if s.min_bucket_host_days == 1 else 's'}"
+        return v.Verdict(v.NOT_ENOUGH_EXPOSURE, f"no signal has {days} or more of load data in both its lowest "
+                                                f"and its highest bucket")
     # The signal named: among those with an effect, the smallest exact p-value (far in the tails the
     # shift-calibrated p-values are normal approximations that no longer rank signals reliably); with no effect,
     # the smallest adjusted p-value.
