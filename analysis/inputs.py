@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import pandas as pd
@@ -12,6 +13,8 @@ from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
 
 STEP_SECONDS_MIN = 10
+#: reads in flight at once (a measurement each, and the events)
+READERS_MAX = 4
 
 
 def parse_scope(scope) -> tuple[str, ...] | None:
@@ -62,14 +65,20 @@ def load_inputs(store: Store, scope, start: TimeLike, end: TimeLike, signals: Se
     by_measurement: dict[str, list[Signal]] = {}
     for signal in parsed:
         by_measurement.setdefault(signal.measurement, []).append(signal)
-    frames: dict[str, pd.DataFrame] = {}
-    for measurement, group in by_measurement.items():
-        fields = list(dict.fromkeys(f for s in group for f in s.sources))
-        frame = store.query(measurement, fields, start_ns, end_ns, where=where, window_seconds=step_seconds,
-                            aggregate="mean", group_by=["host"])
-        frames[measurement] = signal_frame(frame, group)
     event_where = {"kind": list(kinds), **(where or {})}
-    events = store.events(start_ns, end_ns, where=event_where)
+    # one read per measurement and one of events, in parallel: both stores serve concurrent reads (DuckDB with a
+    # cursor each, InfluxDB over a pool of connections) and much of a read runs outside the GIL
+    with ThreadPoolExecutor(max_workers=min(READERS_MAX, len(by_measurement) + 1),
+                            thread_name_prefix="analysis-read") as pool:
+        reads = {measurement: pool.submit(store.query, measurement,
+                                          list(dict.fromkeys(f for s in group for f in s.sources)), start_ns,
+                                          end_ns, where=where, window_seconds=step_seconds, aggregate="mean",
+                                          group_by=["host"])
+                 for measurement, group in by_measurement.items()}
+        events_read = pool.submit(store.events, start_ns, end_ns, where=event_where)
+        frames = {measurement: signal_frame(read.result(), by_measurement[measurement])
+                  for measurement, read in reads.items()}
+        events = events_read.result()
     return Inputs(start_ns, end_ns, step_seconds, hosts, parsed, kinds, frames,
                   events[["time", "host", "kind"]].reset_index(drop=True))
 
