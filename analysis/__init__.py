@@ -6,8 +6,8 @@
     result.verdict.status, result.finding
 
 Modules: stats (pure functions on arrays), signals (names, defaults, labels), exposure (the hosts x steps grid),
-inputs (reading through tsdb), buckets, triggered, lead (the three analyses), verdict (what may be claimed and
-the sentence), correlation (`analyze`). Pure pandas/numpy/scipy: no Dash.
+inputs (reading through tsdb), buckets, triggered, lead (the three analyses), shifts (the circular-shift null
+model), verdict (what may be claimed and the sentence), correlation (`analyze`). Pure pandas/numpy/scipy: no Dash.
 """
 
 from analysis.correlation import CorrelationResult, Settings, analyze  # noqa: F401
