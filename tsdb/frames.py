@@ -40,9 +40,27 @@ def make_frame(
     for name, values in fields.items():
         data[name] = _field_column(values)
     frame = pd.DataFrame(data)
-    order = [*tags.keys(), "time", *fields.keys()]
     if len(frame) > 1:
-        frame = frame.sort_values(order, kind="mergesort", na_position="last", ignore_index=True)
+        frame = _sorted(frame, list(tags), list(fields))
+    return frame
+
+
+def _sorted(frame: pd.DataFrame, tags: list[str], fields: list[str]) -> pd.DataFrame:
+    """Sort rows by tags then time; by the field values too only where tags and time tie (rare, and slow to sort).
+
+    Tags sort through their codes (pd.factorize with sort=True), which is many times faster than sorting strings.
+    """
+    keys = [pd.factorize(frame[tag], sort=True)[0] for tag in tags]
+    times = np.asarray(frame["time"].array.asi8)
+    order = np.lexsort([times, *reversed(keys)])
+    frame = frame.take(order).reset_index(drop=True)
+    if fields:
+        same = np.ones(len(frame) - 1, dtype=bool)
+        for column in [*(key[order] for key in keys), times[order]]:
+            same &= column[1:] == column[:-1]
+        if same.any():  # rows that tie on tags and time: order them by their fields, as every backend must
+            frame = frame.sort_values([*tags, "time", *fields], kind="mergesort", na_position="last",
+                                      ignore_index=True)
     return frame
 
 
