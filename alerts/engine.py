@@ -9,7 +9,8 @@ Each round (`Engine.run_round`):
 3. hand the observations to the AlertTracker (alerts.state) with the active silences (alerts.silences) as
    mutes; the transitions it returns are grouped by (host, slo), like Alertmanager's `group_by`, into one
    Notification per group and receiver, and put in the outbox before the new state is saved;
-4. drain the outbox (alerts.notify) and write an `alert` point for each alert that started or stopped firing.
+4. drain the outbox (alerts.notify) and write an `alert` point for each alert that started or stopped firing,
+   and the SLO evaluations (`slo_budget`, `slo_burn`: alerts.records) for the dashboard.
 
 If the store cannot be read, the round fails; after `BLIND_AFTER_SECONDS` of failed rounds the engine pages
 on its own (alertname AlertEngineBlind), since nothing else can tell on-call that nobody is watching.
@@ -29,6 +30,7 @@ from alerts.event_rules import EventRule, evaluate_event_rules
 from alerts.notify import Backoff, Notification, Notifier, Outbox, drain
 from alerts.notify.model import FIRING, RESOLVED, Alert
 from alerts.paths import alert_state_path, outbox_path, silences_path
+from alerts.records import evaluation_points
 from alerts.rollups import Coverage, coverage, roll_up
 from alerts.silences import SilenceStore
 from alerts.slo import SLO
@@ -198,9 +200,14 @@ class Engine:
                 done = coverage(self.store, slo, now)
             kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
             self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
-        for evaluations in evaluate_slos(self.store, self.slos, now, self.coverage).values():
+        evaluated = evaluate_slos(self.store, self.slos, now, self.coverage)
+        for evaluations in evaluated.values():
             observations += slo_observations(evaluations)
             report.slos_evaluated += 1
+        try:
+            self.store.write(evaluation_points(evaluated, int(now.timestamp() * 10**9)))
+        except Exception as error:  # the records are for the dashboard: never a reason to stop paging
+            log.error("could not record the SLO evaluations in the store: %s", error)
         return observations + self._stale(observations, {SLO_ALERTNAME})
 
     def _rules_part(self, now: datetime, report: RoundReport) -> list[Observation]:

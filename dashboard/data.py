@@ -170,10 +170,12 @@ _evaluation_cache: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()
 
 def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool = True
                     ) -> dict[str, dict[str | None, Evaluation]]:
-    """Return {slo name: {host or None (the fleet): Evaluation}} at the minute `at_ns` falls in, read through the
-    `sli` rollups in a few batched queries (dashboard.budgets); kept EVALUATION_CACHE_SECONDS per process."""
-    from alerts.rollups import MINUTE_NS
-    from dashboard.budgets import evaluate_all
+    """Return {slo name: {host or None (the fleet): Evaluation}} at the minute `at_ns` falls in: the alert engine's
+    records (alerts.records) when it was running then, else evaluated here through the `sli` rollups
+    (alerts.burn.evaluate_slos); kept EVALUATION_CACHE_SECONDS per process."""
+    from alerts.burn import evaluate_slos
+    from alerts.records import read_evaluations
+    from alerts.rollups import MINUTE_NS, coverage
 
     at_ns -= at_ns % MINUTE_NS
     key = (id(store), tuple(slos), at_ns, windows)
@@ -182,7 +184,10 @@ def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool 
         if found and time.monotonic() - found[0] < EVALUATION_CACHE_SECONDS:
             _evaluation_cache.move_to_end(key)
             return found[1]
-    evaluations = evaluate_all(store, slos, at_ns, windows=windows)
+    del windows  # records and live evaluations both hold every window
+    evaluations = read_evaluations(store, slos, at_ns)
+    if evaluations is None:
+        evaluations = evaluate_slos(store, slos, at_ns, {slo.name: coverage(store, slo, at_ns) for slo in slos})
     with _cache_lock:
         _evaluation_cache[key] = (time.monotonic(), evaluations)
         while len(_evaluation_cache) > _EVALUATION_CACHE_MAX:

@@ -189,6 +189,31 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         ),
     ),
     Measurement(
+        "slo_budget",
+        "An SLO evaluated by the alert engine each round, per host and for the fleet: the period's good and valid "
+        "events and the error budget left (alerts.records), so the dashboard reads the engine's figures.",
+        (Tag("host", "the host; absent on the fleet-wide row", always=False), Tag("slo", "the SLO's name")),
+        (
+            Field("good_total", "float", "good events over the SLO period"),
+            Field("valid_total", "float", "valid events over the SLO period"),
+            Field("budget_remaining_percent", "float", "error budget left over the period: 100 untouched, 0 spent, "
+                  "negative when overspent"),
+        ),
+    ),
+    Measurement(
+        "slo_burn",
+        "Each alert window of an SLO evaluated by the alert engine each round, per host and for the fleet.",
+        (Tag("host", "the host; absent on the fleet-wide row", always=False), Tag("slo", "the SLO's name"),
+         Tag("window", "the catalog row: severity-long-short, e.g. page-1h-5m (alerts.windows)")),
+        (
+            Field("burn_long", "float", "burn rate over the long window, in multiples of the budget rate (absent "
+                  "with no events)"),
+            Field("burn_short", "float", "burn rate over the short window, in multiples of the budget rate"),
+            Field("factor", "float", "the burn rate both windows must reach for the window to fire"),
+            Field("firing", "int", "1 when both windows burn at least the factor, else 0"),
+        ),
+    ),
+    Measurement(
         "alert",
         "An alert notification decided by the alert engine: one point when an alert starts firing and one when "
         "it resolves, so the dashboard can list past alerts with their evidence.",

@@ -9,7 +9,8 @@ UNITLESS = {"state_code", "state_reason_code", "stats_partial", "vcpus", "vcpus_
             "pid", "threads", "open_fds", "max_fds", "workers_min", "workers_max", "workers_current",
             "workers_free", "workers_priority", "job_queue_depth", "clients", "clients_max", "load1", "load5",
             "load15", "cpus", "domains_running", "domains_defined", "message", "count",
-            "status", "fingerprint", "summary", "description", "silenced"}
+            "status", "fingerprint", "summary", "description", "silenced",
+            "burn_long", "burn_short", "factor", "firing"}
 UNIT_SUFFIXES = ("_bytes", "_seconds", "_ms", "_percent", "_total", "_per_second")
 
 
