@@ -9,7 +9,9 @@ writes it into a private InfluxDB 1.6 (tests/servers.py) and a DuckDB file, roll
 deploy/slos.toml the way the alert engine does (minute and hour rollups), then calls every data callback of every
 page directly, inside the app's request context, for the ranges 24h and 7d, and prints the median of `--runs`
 calls after one warm-up call. The SLO evaluation cache (60 s per process) is cleared before every call, so the
-figures are those of a cold callback. Target: every callback under 300 ms.
+figures are those of a cold callback. The SLO-reading callbacks are timed twice: without the alert engine's
+records (the dashboard then evaluates every SLO itself), and with them (the normal case: `virtwatch alerts` writes
+`slo_budget` and `slo_burn` each round), the rest once. Target: every callback under 300 ms.
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ def fill(store, simulation, slos, end_ns: int) -> float:
     return time.perf_counter() - began
 
 
+def record_evaluations(store, slos, end_ns: int) -> None:
+    """Write the SLO evaluations a running alert engine would have written half a minute before the end."""
+    from alerts.burn import evaluate_slos
+    from alerts.records import evaluation_points
+    from alerts.rollups import coverage
+
+    at_ns = end_ns - 30 * 10**9
+    store.write(evaluation_points(evaluate_slos(store, slos, at_ns, {s.name: coverage(store, s, at_ns) for s in slos}),
+                                  at_ns))
+
+
 def page_callbacks(host: str):
     """Return (page, callback name, function of range data) for every data callback of every page."""
     pages = {name: sys.modules[f"dashboard.pages.{name}"] for name in ("fleet", "host", "slos", "events", "alerts")}
@@ -64,8 +77,9 @@ def page_callbacks(host: str):
     ]
 
 
-def time_callbacks(backend: str, store, slos, state_dir: Path, end_ns: int, host: str, runs: int) -> list:
-    """Return table rows: the median server time of each callback for each range."""
+def time_callbacks(backend: str, store, slos, state_dir: Path, end_ns: int, host: str, runs: int,
+                   only: tuple[str, ...] = ()) -> list:
+    """Return table rows: the median server time of each callback (those named in `only`, if any) per range."""
     import datetime as dt
 
     from dashboard import data
@@ -78,6 +92,8 @@ def time_callbacks(backend: str, store, slos, state_dir: Path, end_ns: int, host
     rows = []
     with app.server.test_request_context("/"):
         for page, name, call in page_callbacks(host):
+            if only and name not in only:
+                continue
             for range_name in RANGES:
                 range_data = {"range": range_name, "start": "", "end": "", "refresh": "off"}
                 times = []
@@ -104,6 +120,7 @@ def main() -> int:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--domains", type=int, default=4, help="guests per host")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backends", default="influxdb,duckdb", help="comma-separated: influxdb, duckdb")
     args = parser.parse_args()
 
     from alerts.slo import load_slos
@@ -127,11 +144,15 @@ def main() -> int:
             server.create_database(DATABASE)
             stores = {"influxdb": open_store(f"influxdb://127.0.0.1:{server.port}/{DATABASE}"),
                       "duckdb": open_store(f"duckdb://{tmp}/store.duckdb")}
+            stores = {name: store for name, store in stores.items() if name in args.backends.split(",")}
             for backend, store in stores.items():
                 seconds = fill(store, simulation, slos, end_ns)
                 rows.append((f"{backend}: write points and SLI rollups", f"{seconds:.0f}", "s", ""))
                 print(f"{backend}: filled in {seconds:.0f} s", file=sys.stderr, flush=True)
             for backend, store in stores.items():
+                rows += time_callbacks(f"{backend}, no engine records:", store, slos, tmp / "alerts", end_ns, host,
+                                       args.runs, only=("slo_cards", "hosts_table"))
+                record_evaluations(store, slos, end_ns)
                 rows += time_callbacks(backend, store, slos, tmp / "alerts", end_ns, host, args.runs)
                 store.close()
         finally:
