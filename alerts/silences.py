@@ -32,6 +32,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from alerts.durable import write_durably
+
 OPERATORS = ("=", "!=", "=~", "!~")
 RETENTION = timedelta(hours=120)  # Alertmanager's default --data.retention: expired silences kept 5 days
 VERSION = 1
@@ -406,18 +408,8 @@ class SilenceStore:
         """Replace the file with these silences durably: temp file, fsync, rename, directory fsync."""
         body = json.dumps({"version": VERSION, "silences": [silence.to_dict() for silence in silences]},
                           ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
-        temp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            with open(temp, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_durably(self.path, body)
         except OSError as error:
             raise SilenceError(f"silences file {self.path}: cannot write ({error.strerror or error})") from None
         self._cache = (body, list(silences))

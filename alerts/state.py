@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts.durable import write_durably
 from alerts.notify.model import FIRING, RESOLVED, Alert, fingerprint, format_time, parse_time
 
 PENDING = "pending"
@@ -215,19 +216,9 @@ class AlertTracker:
     def _save(self, alerts: Mapping[str, AlertState]) -> None:
         body = json.dumps({"version": VERSION, "alerts": {fp: s.to_dict() for fp, s in sorted(alerts.items())}},
                           ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
-        temp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temp, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-            fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_durably(self.path, body)
         except OSError as err:
             raise StateError(f"alert state {self.path}: cannot write ({err.strerror})") from None
 

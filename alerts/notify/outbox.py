@@ -17,6 +17,8 @@ import threading
 import uuid
 from pathlib import Path
 
+from alerts.durable import sync_directory, write_durably
+
 from .model import Notification
 
 log = logging.getLogger(__name__)
@@ -47,13 +49,7 @@ class Outbox:
         with self._lock:
             outbox_id = f"{self._next:012d}-{uuid.uuid4().hex[:8]}"
             self._next += 1
-        temp = self.directory / f".{outbox_id}{SUFFIX}.tmp"
-        with open(temp, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.directory / f"{outbox_id}{SUFFIX}")
-        self._sync_directory()
+        write_durably(self.directory / f"{outbox_id}{SUFFIX}", body)
         return outbox_id
 
     def pending(self) -> list[tuple[str, Notification]]:
@@ -79,12 +75,4 @@ class Outbox:
             (self.directory / f"{outbox_id}{SUFFIX}").unlink()
         except FileNotFoundError:
             return
-        self._sync_directory()
-
-    def _sync_directory(self) -> None:
-        """fsync the directory so a rename or unlink survives a power cut."""
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_directory(self.directory)
