@@ -31,7 +31,8 @@ STATE_FILE = "demo.json"
 STORE_FILE = "demo.duckdb"
 LIVE_AHEAD_SECONDS = 86400  # each simulated segment runs this far ahead of now; the feeder writes it as time comes
 STATE_EVERY_SECONDS = 60.0
-MIN_INCIDENT_DAYS = 2  # the simulator scripts its incidents only over spans this long  # how often the feeder records how far it has written
+MIN_INCIDENT_DAYS = 2  # the simulator scripts its incidents only over spans this long
+DEMO_BASE_RATES = {"restart": 0.3, "hang_start": 0.1}  # per host per day: enough for the analysis to say something  # how often the feeder records how far it has written
 #: the demo's SLOs: deploy/slos.toml's, with freshness counted per minute (the simulated agents write each minute)
 DEMO_SLOS = """
 [[slo]]
@@ -134,14 +135,18 @@ class Progress:
 
 def _segment(state: DemoState, start_ns: int, incidents: bool):
     """Simulate one segment of the demo fleet: from start_ns until a day after now."""
-    from simulator import FleetSpec, simulate
+    from simulator import DEFAULT_BASE_RATES, Effect, FleetSpec, simulate
+
+    DEMO_EFFECTS = (Effect("libvirtd.job_queue_depth", "restart", factor=5.0),  # the demo fleet's hidden truth,
+                    Effect("host.load1", "hang_start", factor=3.0))             # for the Correlation page to find
 
     step_ns = 60 * 10**9
     end_ns = (time.time_ns() + LIVE_AHEAD_SECONDS * 10**9) // step_ns * step_ns
     start_ns = start_ns // step_ns * step_ns
     days = (end_ns - start_ns) / 86400e9
     spec = FleetSpec(hosts=state.hosts, days=days, seed=state.seed + state.segments - 1, end_ns=end_ns,
-                     incidents=incidents and days >= MIN_INCIDENT_DAYS)
+                     incidents=incidents and days >= MIN_INCIDENT_DAYS, effects=DEMO_EFFECTS,
+                     base_rate_per_day={**DEFAULT_BASE_RATES, **DEMO_BASE_RATES})
     return simulate(spec)
 
 
