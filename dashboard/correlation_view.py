@@ -190,32 +190,38 @@ def analysis_signals(signal: str) -> tuple[str, ...]:
 
 
 def analysis_range(start_ns: int, end_ns: int) -> tuple[int, int, int]:
-    """Return (start_ns, end_ns, step_seconds): the range shrunk to whole steps of the step its length gets."""
-    from analysis.inputs import whole_steps
+    """Return (start_ns, end_ns, step_seconds): as many whole steps as fit in the range, ending at the last step
+    boundary in it, so a relative range that moves by less than a step keeps the same steps (and cache key).
 
+    ValueError when the range is shorter than one step.
+    """
     step = step_seconds_for((end_ns - start_ns) / 1e9)
-    first, last = whole_steps(start_ns, end_ns, step)
-    return first, last, step
+    step_ns = step * 10**9
+    steps = (end_ns - start_ns) // step_ns
+    if steps < 1:
+        raise ValueError(f"the range of {(end_ns - start_ns) / 1e9:g} s is shorter than one step of {step} s")
+    last = end_ns // step_ns * step_ns
+    return last - steps * step_ns, last, step
 
 
 def correlation_result(store: Store, hosts: tuple[str, ...], start_ns: int, end_ns: int, kinds: tuple[str, ...],
                        signal: str, lag_steps: int) -> CorrelationResult:
     """Return the analysis of `kinds` against the signals for `hosts` (none: the fleet) over [start_ns, end_ns).
 
-    The range shrinks to whole steps, so a relative range that moves by less than a step hits the cache.
-    ValueError when the range is shorter than one step.
+    The range becomes whole steps (analysis_range), so a relative range that moves by less than a step hits the
+    cache. ValueError when the range is shorter than one step.
     """
     from analysis import analyze, load_inputs
 
     first, last, step = analysis_range(start_ns, end_ns)
     signals = analysis_signals(signal)
-    inputs_key = (id(store), tuple(hosts), first, last, tuple(kinds), step, signals)
+    inputs_key = (store, tuple(hosts), first, last, tuple(kinds), step, signals)  # the store itself: ids are reused
     result_key = (*inputs_key, lag_steps)
     found = _cached(_results_cache, result_key, "results")
     if found is not None:
         return found
     with _key_lock(result_key):  # one analysis per key at a time: a second caller waits for the first's result
-        found = _cached(_results_cache, result_key, "results")
+        found = _cached(_results_cache, result_key, None)  # made while this caller waited
         if found is not None:
             return found
         with _key_lock(inputs_key):
@@ -229,13 +235,14 @@ def correlation_result(store: Store, hosts: tuple[str, ...], start_ns: int, end_
     return result
 
 
-def _cached(cache: OrderedDict, key: tuple, name: str):
-    """Return the value kept under key (now the newest), or None; count the hit or miss."""
+def _cached(cache: OrderedDict, key: tuple, name: str | None):
+    """Return the value kept under key (now the newest), or None; count the hit or miss under `name`."""
     with _cache_lock:
         value = cache.get(key)
         if value is not None:
             cache.move_to_end(key)
-        cache_counts[f"{name}_{'hits' if value is not None else 'misses'}"] += 1
+        if name is not None:
+            cache_counts[f"{name}_{'hits' if value is not None else 'misses'}"] += 1
         return value
 
 

@@ -1,0 +1,42 @@
+"""The fleet the correlation page's tests analyse: restarts planted 4x as frequent while the job queue is deep.
+
+Twelve hosts over ten days at the page's own step for that range (300 s), no guests, no scripted incidents, and
+only restarts drawn, at a rate raised to 1 per host per day so there are a couple of hundred. The simulator's
+hazard acts on the load written at a failure's own step and its job queue is noisy from step to step, so the
+planted factor shows at lag 0; at the analysis' default lag of 1 step it is washed out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from simulator import Effect, FleetSpec, simulate, write_simulation
+
+END = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
+DAYS = 10
+START = END - dt.timedelta(days=DAYS)
+STEP_SECONDS = 300
+FACTOR = 4.0
+PLANTED_SIGNAL = "libvirtd.job_queue_depth"
+#: a host name a URL, a dropdown and a query must carry exactly
+HOSTILE_PREFIX = 'kvm "edge", 5 ✓'
+SPEC = FleetSpec(hosts=12, days=DAYS, seed=3, step_seconds=STEP_SECONDS, end_ns=int(END.timestamp()) * 10**9,
+                 domains_per_host=0, incidents=False, base_rate_per_day={"restart": 1.0},
+                 effects=(Effect(PLANTED_SIGNAL, "restart", factor=FACTOR),), host_prefix=HOSTILE_PREFIX)
+
+
+def to_ns(moment: dt.datetime) -> int:
+    """Return an aware datetime as nanoseconds since the epoch."""
+    return int(moment.timestamp()) * 10**9
+
+
+def fill(store):
+    """Write the fleet into a store; return the simulation (its hosts and failures are the truth)."""
+    sim = simulate(SPEC)
+    write_simulation(store, sim, batch_steps=288)
+    return sim
+
+
+def range_query() -> str:
+    """Return the shell's URL parameters for the fleet's whole range."""
+    return f"range=custom&start={START:%Y-%m-%dT%H:%M}&end={END:%Y-%m-%dT%H:%M}"
