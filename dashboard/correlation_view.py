@@ -486,9 +486,12 @@ def triggered_figure(result: CorrelationResult, signal: str) -> dict:
 
 
 def ratios_figure(result: CorrelationResult, signal: str) -> dict:
-    """Return every signal's top/bottom rate ratio with its 95% interval on a log axis, ranked as the table is."""
-    order = ranked_signals(result)
+    """Return every signal's top/bottom rate ratio with its 95% interval on a log axis, strongest evidence first
+    (the verdict's order: Holm-adjusted p-value, then the size of the ratio)."""
     table = result.ratios.set_index("signal")
+    strength = table["ratio"].where(table["ratio"] > 0).map(lambda r: abs(math.log(r)) if math.isfinite(r) else 1e9)
+    order = (table.assign(p=table["p_adjusted"].fillna(2.0), strength=strength.fillna(-1.0))
+             .sort_values(["p", "strength"], ascending=[True, False], kind="mergesort").index.tolist())
     shown = [s for s in order if math.isfinite(table.loc[s, "ratio"]) and table.loc[s, "ratio"] > 0]
     labels = [("▸ " if s == signal else "") + signal_label(s) for s in shown]
     ratio = [float(table.loc[s, "ratio"]) for s in shown]
@@ -593,9 +596,10 @@ def verdict_box(result: CorrelationResult, state: PageState) -> html.Div:
     scope = "the whole fleet" if not state.hosts else ", ".join(state.hosts[:5]) + (
         f" and {len(state.hosts) - 5} more" if len(state.hosts) > 5 else "")
     hosts = len(result.hosts)
-    placed = (f"{result.failures} {one if result.failures == 1 else many} on {result.failing_hosts} of the "
-              f"{hosts} host{'' if hosts == 1 else 's'} with load data ({scope})" if hosts else
-              f"no host in {scope} sent load data in this range")
+    failing = result.failing_hosts
+    placed = (f"{result.failures} {one if result.failures == 1 else many} on {failing} host"
+              f"{'' if failing == 1 else 's'} · {hosts} host{'' if hosts == 1 else 's'} with load data ({scope})"
+              if hosts else f"no host in {scope} sent load data in this range")
     facts = [placed,
              f"{duration_words(result.step_seconds)} steps",
              f"load taken from {lag_words(result.settings.lag_steps, result.step_seconds)}",
@@ -680,7 +684,7 @@ def render(result: CorrelationResult, state: PageState) -> tuple:
                                config=GRAPH_CONFIG), className="col"),
             html.Div([
                 html.P("Left: each signal's failure rate in its highest load bucket over the rate in its lowest, "
-                       "with the exact 95% interval. ◆ red: an effect (Holm-adjusted over the signals tested, "
+                       "with the exact 95% interval, strongest evidence first. ◆ red: an effect (Holm-adjusted over the signals tested, "
                        f"p < {result.settings.family_alpha:g}); ○ grey: none shown; ▸ the signal drawn above. "
                        "The verdict rests on these ratios.", className="section-note"),
                 html.P("Below: the signals ranked by how well their value at some lead time tells the steps "
