@@ -44,8 +44,8 @@ LOG_KIND = re.compile(r"log_[a-z0-9_]{1,60}")
 #: the measurements whose numeric fields may be picked as a load signal (each is tagged by host)
 SIGNAL_MEASUREMENTS = ("host", "libvirtd", "collector")
 #: fields that are not load: identities, times and ever-growing counters
-NOT_LOAD = re.compile(r"^(up|hung|probe_ok|pid|start_time_seconds|max_fds|cpus|memory_total_bytes|workers_(min|max)|clients_max)$"
-                      r"|_total$")
+NOT_LOAD = re.compile(r"^(up|hung|probe_ok|pid|start_time_seconds|max_fds|cpus|memory_total_bytes"
+                      r"|workers_(min|max)|clients_max)$|_total$")
 LAGS = (0, 1, 2)
 DEFAULT_KINDS = ("restart",)
 DEFAULT_SIGNAL = "libvirtd.job_queue_depth"
@@ -437,8 +437,8 @@ def rates_figure(result: CorrelationResult, signal: str) -> dict:
         360, shapes=shapes, annotations=notes, showlegend=False, bargap=0.25,
         margin={"l": 70, "r": 20, "t": 60, "b": 70},
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 13}},
-        xaxis={"title": {"text": f"{signal_label(signal)} ({unit}), mean over {lag_words(result.settings.lag_steps, result.step_seconds)}"},
-               "type": "category"},
+        xaxis={"title": {"text": f"{signal_label(signal)} ({unit}), mean over "
+                                 f"{lag_words(result.settings.lag_steps, result.step_seconds)}"}, "type": "category"},
         yaxis={"title": {"text": f"{many} per host-day"}, "rangemode": "tozero"})}
 
 
@@ -605,6 +605,10 @@ def verdict_box(result: CorrelationResult, state: PageState) -> html.Div:
              f"load taken from {lag_words(result.settings.lag_steps, result.step_seconds)}",
              f"{int(result.ratios['status'].isin(['effect', 'no_significant_effect']).sum())} of "
              f"{len(result.ratios)} signals tested"]
+    without = result.rates[state.signal].failures_without_signal if state.signal in result.rates else 0
+    if without:
+        facts.append(f"{without} of the {many} fell where {signal_label(state.signal)} has no value at the step "
+                     f"compared (no data for that step: a step shorter than the agents' interval leaves gaps)")
     if result.unplaced_failures:
         facts.append(f"{result.unplaced_failures} {many} left out (their hosts sent no load data)")
     border = VERDICT_BORDER.get(status, "#5d6670")
@@ -684,9 +688,9 @@ def render(result: CorrelationResult, state: PageState) -> tuple:
                                config=GRAPH_CONFIG), className="col"),
             html.Div([
                 html.P("Left: each signal's failure rate in its highest load bucket over the rate in its lowest, "
-                       "with the exact 95% interval, strongest evidence first. ◆ red: an effect (Holm-adjusted over the signals tested, "
-                       f"p < {result.settings.family_alpha:g}); ○ grey: none shown; ▸ the signal drawn above. "
-                       "The verdict rests on these ratios.", className="section-note"),
+                       "with the exact 95% interval, strongest evidence first. ◆ red: an effect (Holm-adjusted "
+                       f"over the signals tested, p < {result.settings.family_alpha:g}); ○ grey: none shown; "
+                       "▸ the signal drawn above. The verdict rests on these ratios.", className="section-note"),
                 html.P("Below: the signals ranked by how well their value at some lead time tells the steps "
                        "before a failure from the rest (AUC, calibrated against circular shifts of the failures, "
                        "Benjamini-Hochberg over signals and leads): a list to look into, not a verdict. Click a "

@@ -290,6 +290,16 @@ def test_too_few_failures_shows_the_verdict_and_what_to_try_instead_of_charts(fl
     assert "the daemon button picks every daemon failure" in str(body)
 
 
+def test_failures_on_steps_without_the_signal_are_counted_aloud(fleet_store):
+    store, _sim = fleet_store
+    # a day is analysed in 60 s steps, but the fleet wrote a point every 300 s: most steps before a restart are empty
+    result = cv.correlation_result(store, (), END_NS - 86400 * 10**9, END_NS, ("restart",), PLANTED_SIGNAL, 1)
+    without = result.rates[PLANTED_SIGNAL].failures_without_signal
+    assert result.step_seconds == 60 and 0 < without <= result.failures
+    finding, _body = cv.render(result, state(lag_steps=1))
+    assert f"{without} of the restarts fell where job queue depth has no value at the step compared" in str(finding)
+
+
 def test_a_range_with_no_load_data_says_no_host_sent_any(fleet_store):
     store, _sim = fleet_store
     result = cv.correlation_result(store, (), END_NS + 86400 * 10**9, END_NS + 2 * 86400 * 10**9, ("restart",),
