@@ -120,3 +120,30 @@ def test_without_engine_records_the_dashboard_evaluates_like_alerts_evaluate_hos
     minute = at_ns - at_ns % (60 * 10**9)  # the dashboard evaluates at the minute
     for slo in slos:
         assert evaluated[slo.name] == evaluate_hosts(store, slo, minute, coverage(store, slo, minute))
+
+def test_a_day_of_sli_reads_whole_hours_from_hour_rollups_and_equals_the_minute_rollups(duckdb_store):
+    from tsdb import Point
+
+    hour_ns, minute_ns = 3600 * 10**9, 60 * 10**9
+    end_ns = 1_709_294_400 * 10**9 + 17 * minute_ns
+    start_ns = end_ns - 24 * hour_ns
+    points = []
+    for t in range(start_ns - start_ns % minute_ns, end_ns, minute_ns):
+        for host in ("hv1", 'hv 2,"x"'):
+            good = 5.0 if (t // minute_ns) % 13 else 4.0
+            points.append(Point("sli", {"host": host, "slo": "a", "resolution": "1m"},
+                                {"good_total": good, "valid_total": 5.0}, t))
+    for t in range(start_ns - start_ns % hour_ns, end_ns - 2 * hour_ns, hour_ns):
+        minutes = [p for p in points if t <= p.time_ns < t + hour_ns and p.tags["host"] == "hv1"]
+        for host in ("hv1", 'hv 2,"x"'):
+            points.append(Point("sli", {"host": host, "slo": "a", "resolution": "1h"},
+                                {"good_total": sum(p.fields["good_total"] for p in minutes),
+                                 "valid_total": sum(p.fields["valid_total"] for p in minutes)}, t))
+    duckdb_store.write(points)
+    where = {"resolution": "1m", "slo": ["a"]}
+    split = data._rollup_sums(duckdb_store, where, start_ns, end_ns, 3600)
+    minutes_only = duckdb_store.query("sli", ["good_total", "valid_total"], start_ns, end_ns, where=where,
+                                      window_seconds=3600, aggregate="sum", group_by=["slo"])
+    assert len(split) == 25
+    assert split[["good_total", "valid_total"]].values.tolist() == \
+        minutes_only[["good_total", "valid_total"]].values.tolist()
