@@ -92,3 +92,35 @@ def duckdb_store(tmp_path):
 def store(request):
     """The same test against real InfluxDB 1.6 and against the embedded DuckDB store."""
     return request.getfixturevalue(f"{request.param}_store")
+
+
+# --- Debian's Chromium through Playwright (tests/browser.py) ----------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright (no `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is not installed (Debian package chromium): run `make setup-test`", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(chromium):
+    """A fresh browser context and page (1400x900) recording console errors."""
+    from browser import Tab
+
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(f"console.{message.type}: {message.text}")
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    yield Tab(page, errors)
+    context.close()

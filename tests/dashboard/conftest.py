@@ -17,12 +17,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from planted import SLO_TOML, plant, plant_alert_state, roll_up_slis  # noqa: E402
 from servers import free_port, http  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-#: flags from shared/notes/browser-testing.md: no outside lookups, no background traffic
-CHROMIUM_ARGS = ["--headless=new", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"]
-SHOTS_DIR = Path("/tmp/virtwatch-shots")
 SERVER_START_SECONDS = 60.0
 VIRTWATCH = Path(sys.executable).parent / "virtwatch"
 
@@ -187,46 +181,3 @@ def auth_dashboard_server(tmp_path_factory):
     server = _planted_server(work, url, url, auth=("operator", "s3cret:p4ss w0rd"))
     yield server
     server.stop()
-
-
-# ---- the browser ----
-
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's Chromium, headless, driven by Playwright (no `playwright install`)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is not installed (Debian package chromium): run `make setup-test`", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@dataclass
-class Tab:
-    """A browser page and every console error and uncaught exception it saw."""
-
-    page: object
-    errors: list[str]
-
-    def shot(self, name: str) -> Path:
-        """Save a full-page screenshot under SHOTS_DIR and return its path."""
-        SHOTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = SHOTS_DIR / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
-
-
-@pytest.fixture
-def tab(chromium):
-    """A fresh browser context and page (1400x900) recording console errors."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(f"console.{message.type}: {message.text}")
-            if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    yield Tab(page, errors)
-    context.close()

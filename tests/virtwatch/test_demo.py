@@ -19,9 +19,6 @@ from tsdb import open_store
 pytestmark = pytest.mark.slow
 VIRTWATCH = str(Path(sys.executable).with_name("virtwatch"))
 GIVE_UP_SECONDS = 180
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"]
 
 
 class Demo:
@@ -52,19 +49,9 @@ class Demo:
         return self.process.wait(timeout=60)
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def fleet_page_text(browser, url: str, expect: list[str], screenshot: Path) -> tuple[str, list[str]]:
+def fleet_page_text(chromium, url: str, expect: list[str], screenshot: Path) -> tuple[str, list[str]]:
     """Open the fleet page, wait until every expected text shows; return the page's text and console errors."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(url)
@@ -76,12 +63,12 @@ def fleet_page_text(browser, url: str, expect: list[str], screenshot: Path) -> t
     return body, errors
 
 
-def test_a_first_start_serves_the_simulated_fleet_and_a_second_start_reuses_the_data(tmp_path, browser):
+def test_a_first_start_serves_the_simulated_fleet_and_a_second_start_reuses_the_data(tmp_path, chromium):
     data_dir = tmp_path / "demo data"
     first = Demo(data_dir, free_port(), "--hosts", "3", "--days", "0.5")
     try:
         first.wait_ready()
-        body, errors = fleet_page_text(browser, first.url, ["hv-01", "hv-03", "(test driver)"],
+        body, errors = fleet_page_text(chromium, first.url, ["hv-01", "hv-03", "(test driver)"],
                                        tmp_path / "first.png")
     finally:
         status = first.interrupt()
@@ -97,7 +84,7 @@ def test_a_first_start_serves_the_simulated_fleet_and_a_second_start_reuses_the_
     second = Demo(data_dir, free_port())
     try:
         second.wait_ready()
-        body, errors = fleet_page_text(browser, second.url, ["hv-01", "hv-03"], tmp_path / "second.png")
+        body, errors = fleet_page_text(chromium, second.url, ["hv-01", "hv-03"], tmp_path / "second.png")
     finally:
         status = second.interrupt()
     assert status == 0, second.output()
