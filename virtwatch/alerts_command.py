@@ -22,16 +22,14 @@ def run_alerts(args: argparse.Namespace) -> int:
 
     from alerts.state import StateError
     from tsdb import StoreError
-    from virtwatch.config import ConfigError, config_from_dict, load_config
+    from virtwatch.config import ConfigError, load_config_or_defaults, print_problems
     from virtwatch.wiring import engine_from_config, setup_logging, store_from_config
 
     setup_logging()
     try:
-        config = load_config(args.config, os.environ) if args.config else config_from_dict({}, os.environ)
+        config = load_config_or_defaults(args.config)
     except ConfigError as error:
-        for problem in error.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
-        return 2
+        return print_problems(args.config, error)
     try:
         store = store_from_config(config.store, args.store)
     except StoreError as error:

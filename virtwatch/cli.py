@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import virtwatch
 from virtwatch.alerts_command import add_alerts_arguments, run_alerts
-from virtwatch.config import ConfigError, load_config
+from virtwatch.config import ConfigError, load_config, load_config_or_defaults, print_problems
 from virtwatch.demo import add_demo_arguments, run_demo
 from virtwatch.dashboard_command import add_dashboard_arguments, run_dashboard
 from virtwatch.silence_command import add_silence_arguments, run_silence
@@ -59,15 +59,6 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between collections (overrides [agent] interval_seconds)")
 
 
-def _load(args: argparse.Namespace):
-    """Return the config from --config, or the defaults (with secrets from the environment)."""
-    from virtwatch.config import config_from_dict
-
-    if args.config:
-        return load_config(args.config, os.environ)
-    return config_from_dict({}, os.environ)
-
-
 def run_agent(args: argparse.Namespace) -> int:
     """Run the collector agent until SIGTERM/SIGINT, or once with --once."""
     import gc
@@ -80,11 +71,9 @@ def run_agent(args: argparse.Namespace) -> int:
 
     setup_logging()
     try:
-        config = _load(args)
+        config = load_config_or_defaults(args.config)
     except ConfigError as error:
-        for problem in error.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
-        return 2
+        return print_problems(args.config, error)
     if args.interval is not None and args.interval <= 0:
         print(f"--interval {args.interval:g}: must be a positive number of seconds", file=sys.stderr)
         return 2

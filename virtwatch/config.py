@@ -502,3 +502,17 @@ def _check_basic_auth(values: Mapping[str, Any], raw: Any, problems: list[str]) 
                         "(or set VIRTWATCH_DASHBOARD_BASIC_AUTH_PASSWORD)")
     if have_password and not have_user:
         problems.append("dashboard.basic_auth_username: missing required key when basic_auth_password is set")
+
+
+def load_config_or_defaults(path: str | os.PathLike | None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read the config file a command was given, or the defaults (secrets from the environment) without one."""
+    return load_config(path, environ) if path else config_from_dict({}, environ)
+
+
+def print_problems(path: str | os.PathLike | None, error: ConfigError, stream=None) -> int:
+    """Print each problem of a config on its own line, prefixed by the file; return 2, the commands' status."""
+    import sys
+
+    for problem in error.problems:
+        print(f"{path}: {problem}", file=stream or sys.stderr)
+    return 2

@@ -23,16 +23,14 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
 def run_dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT; return 2 for a bad config or an address that cannot be used."""
     from dashboard.wsgi import DashboardConfigError, app_from_config, context_from_config
-    from virtwatch.config import ConfigError, config_from_dict, load_config, split_host_port
+    from virtwatch.config import ConfigError, load_config_or_defaults, print_problems, split_host_port
     from virtwatch.wiring import setup_logging
 
     setup_logging()
     try:
-        config = load_config(args.config, os.environ) if args.config else config_from_dict({}, os.environ)
+        config = load_config_or_defaults(args.config)
     except ConfigError as error:
-        for problem in error.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
-        return 2
+        return print_problems(args.config, error)
     listen = args.listen or config.dashboard.listen
     try:
         host, port = split_host_port(listen)

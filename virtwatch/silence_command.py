@@ -147,9 +147,9 @@ def _store(args: argparse.Namespace) -> Any:
     """Open the SilenceStore at <[alerts] state_dir>/silences.json of --config (or of the defaults)."""
     from alerts.paths import silences_path
     from alerts.silences import SilenceStore
-    from virtwatch.config import config_from_dict, load_config
+    from virtwatch.config import load_config_or_defaults
 
-    config = load_config(args.config, os.environ) if args.config else config_from_dict({}, os.environ)
+    config = load_config_or_defaults(args.config)
     return SilenceStore(silences_path(config.alerts.state_dir))
 
 

@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 
-from virtwatch.config import ConfigError
+from virtwatch.config import ConfigError, load_config_or_defaults
 
 DEFAULT_MAX_GUESTS = 16
 
@@ -83,13 +83,6 @@ def build_plan(args: argparse.Namespace, agent_config):
     )
 
 
-def _load_config(args: argparse.Namespace):
-    """Return the config from --config, or the defaults (secrets from the environment)."""
-    from virtwatch.config import config_from_dict, load_config
-
-    return load_config(args.config, os.environ) if args.config else config_from_dict({}, os.environ)
-
-
 def run_soak(args: argparse.Namespace) -> int:
     """Run the soak (or only the cleanup of earlier runs) and return the exit status."""
     import logging
@@ -98,7 +91,7 @@ def run_soak(args: argparse.Namespace) -> int:
 
     setup_logging(logging.WARNING)
     try:
-        config = _load_config(args)
+        config = load_config_or_defaults(args.config)
     except ConfigError as error:
         for problem in error.problems:
             print(f"--config {args.config}: {problem}", file=sys.stderr)
