@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from alerts.rollups import MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
+from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
 from alerts.sli import Counts, SLIResult
 from alerts.slo import SLO
 from alerts.windows import AlertWindow, alert_windows
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
+
+HOUR_ALIGNED_FROM_SECONDS = 86400  # windows this long start on a whole hour
 
 
 def _budget(objective: float) -> Fraction:
@@ -96,8 +98,9 @@ def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = N
                    ) -> dict[str | None, Evaluation]:
     """Evaluate an SLO for every host with events in its period, and for the fleet (key None), at `now`.
 
-    Every window ends at `evaluation_end` and starts on the first whole minute at or after its end minus its
-    length. With a `coverage` (alerts.rollups), windows read the minute and hour rollups where they exist and
+    Every window ends at `evaluation_end` and starts on the first whole minute (for windows of a day or more:
+    the first whole hour) at or after its end minus its length: a day-long window then reads whole hours and one
+    raw tail, never a minute head, and is at most an hour (4%) short. With a `coverage` (alerts.rollups), windows read the minute and hour rollups where they exist and
     raw points after them; the figures are the same as from raw points alone, only cheaper.
     """
     now_ns = to_ns(now, "now")
@@ -107,11 +110,10 @@ def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = N
 
     def result_over(seconds: int) -> SLIResult:
         if seconds not in results:
-            results[seconds] = reader.between(ceil_to(end - seconds * 10**9, MINUTE_NS), end)
+            align = HOUR_NS if seconds >= HOUR_ALIGNED_FROM_SECONDS else MINUTE_NS
+            results[seconds] = reader.between(ceil_to(end - seconds * 10**9, align), end)
         return results[seconds]
 
-    seconds = {slo.period_seconds} | {s for w in alert_windows(slo.period) for s in (w.long_seconds, w.short_seconds)}
-    reader.prefetch([(ceil_to(end - s * 10**9, MINUTE_NS), end) for s in seconds])
     period = result_over(slo.period_seconds)
     evaluations = {}
     for host in [None, *sorted(period.hosts)]:

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from planted import SLO_TOML, plant, plant_alert_state, roll_up_slis  # noqa: E402
+from planted import SLO_TOML, plant, plant_alert_state, roll_up_slis, to_ns  # noqa: E402
 from servers import free_port, http  # noqa: E402
 
 SERVER_START_SECONDS = 60.0
@@ -24,11 +24,6 @@ VIRTWATCH = Path(sys.executable).parent / "virtwatch"
 def planted_now() -> dt.datetime:
     """Return the planted data's end: the start of the current minute, UTC."""
     return dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
-
-
-def to_ns(moment: dt.datetime) -> int:
-    """Return an aware datetime as nanoseconds since the epoch."""
-    return int(moment.timestamp()) * 10**9
 
 
 @pytest.fixture

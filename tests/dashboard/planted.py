@@ -78,6 +78,11 @@ def _libvirtd(host: str, minute: int, time_ns: int) -> Point:
     return Point("libvirtd", {"host": host}, fields, time_ns)
 
 
+def to_ns(moment) -> int:
+    """Return an aware datetime as nanoseconds since the epoch."""
+    return int(moment.timestamp()) * 10**9
+
+
 def plant(store, now_ns: int) -> None:
     """Write the planted fleet ending at now_ns: a point per host per minute for two hours, guests, events."""
     points: list[Point] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import to_ns
+from planted import to_ns
 from planted import EVENTS, HOST_STATES, HOSTILE_HOST
 
 from dashboard import data

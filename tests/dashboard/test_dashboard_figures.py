@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import to_ns
+from planted import to_ns
 from planted import EVENTS
 
 from alerts.burn import WindowBurn
