@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from alerts.burn import Evaluation, evaluate_slos
 from alerts.event_rules import EventRule, evaluate_event_rules
-from alerts.notify import Backoff, Notification, Notifier, Outbox, drain
+from alerts.notify import AlertmanagerNotifier, Backoff, Notification, Notifier, Outbox, drain
 from alerts.notify.model import FIRING, RESOLVED, Alert
 from alerts.paths import alert_state_path, outbox_path, silences_path
 from alerts.records import evaluation_points
@@ -147,7 +147,7 @@ class Engine:
         self.external_url = external_url
         self.backoff = backoff or Backoff(base_seconds=0.5, max_seconds=4.0, max_attempts=3)
         self.backfill_seconds = backfill_seconds
-        self.resending = {name for name, n in self.notifiers.items() if type(n).__name__ == "AlertmanagerNotifier"}
+        self.resending = {name for name, n in self.notifiers.items() if isinstance(n, AlertmanagerNotifier)}
         self.tracker = AlertTracker(alert_state_path(state_dir), clock, repeat_interval_seconds=repeat_interval_seconds,
                                     resend_seconds=alertmanager_resend_seconds if self.resending else None,
                                     sink=self._enqueue)
