@@ -44,7 +44,7 @@ class CallTimedOut(Exception):
     """A libvirt call did not return within its deadline: the daemon is hung or saturated."""
 
 
-def _start_event_loop() -> None:
+def start_event_loop() -> None:
     """Register libvirt's default event loop once per process and run it on a daemon thread."""
     global _event_loop_started
     with _event_loop_lock:
@@ -83,7 +83,7 @@ class LibvirtSource:
         self._close_reason: str | None = None
         #: set by libvirt's close callback (from the event loop thread); cleared when the reason is taken
         self.closed = threading.Event()
-        _start_event_loop()
+        start_event_loop()
 
     def _open(self) -> None:
         """Connect, unless a recent failure asks to wait (backoff: at once, then 1, 2, 4 ... 60 s)."""
@@ -193,7 +193,7 @@ class LibvirtSource:
                 # the peer stopped answering keepalives: a live but unresponsive daemon, not a dead one
                 self._abandon()
                 raise CallTimedOut(f"{what} on {self.uri}: {message}") from None
-            if error.get_error_domain() in _CONNECTION_ERROR_DOMAINS or not _alive(self._conn):
+            if error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(self._conn):
                 self._abandon()
                 raise DaemonUnreachable(f"{what} on {self.uri} failed: {message}") from None
             raise CallFailed(f"{what} on {self.uri} failed: {message}") from None
@@ -250,10 +250,10 @@ class LibvirtSource:
 
 
 #: errors of the connection itself (libvirt's virErrorDomain): anything else failed inside a live daemon
-_CONNECTION_ERROR_DOMAINS = (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE)
+CONNECTION_ERROR_DOMAINS = (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE)
 
 
-def _alive(conn: Any) -> bool:
+def connection_alive(conn: Any) -> bool:
     """Return whether the client side still considers the connection alive (no RPC is made)."""
     try:
         return conn is not None and conn.isAlive() == 1

@@ -28,7 +28,7 @@ from xml.sax.saxutils import quoteattr
 
 import libvirt
 
-from collector.libvirt_source import _CONNECTION_ERROR_DOMAINS, _alive, _start_event_loop
+from collector.libvirt_source import CONNECTION_ERROR_DOMAINS, connection_alive, start_event_loop
 from collector.signatures import by_name
 
 NAME_PREFIX = "virtwatch-soak-"
@@ -114,7 +114,7 @@ class Connection:
         self.name = name
         self._worker: _Worker | None = None
         self._abandoned: list[_Worker] = []
-        _start_event_loop()
+        start_event_loop()
 
     @property
     def is_open(self) -> bool:
@@ -164,7 +164,7 @@ class Connection:
             if _KEEPALIVE_TIMEOUT.search(message):
                 self.abandon()  # the peer stopped answering keepalives: a hung daemon, as a deadline would say
                 raise CallError(TIMEOUT, message) from None
-            if error.get_error_domain() in _CONNECTION_ERROR_DOMAINS or not _alive(self._worker.conn):
+            if error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(self._worker.conn):
                 self.abandon()
                 raise CallError(LOST, message) from None
             raise CallError(error_code_name(error.get_error_code()), message) from None
