@@ -288,11 +288,10 @@ FAILURE_FILL = "rgba(198, 40, 40, 0.15)"
 BASELINE_COLOUR = "#607080"
 BASELINE_FILL = "rgba(96, 112, 128, 0.15)"
 BUCKET_COLOUR = "#90a4ae"
-FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12}
 GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-#: signal -> what its values count, for an axis title (bytes, ms, % and /s are read from the name)
 #: the ticks of a rate ratio axis (log scale)
 LOG_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+#: signal -> what its values count, for an axis title (bytes, ms, % and /s are read from the name)
 COUNT_UNITS = {"host.load1": "runnable tasks", "host.load5": "runnable tasks", "host.load15": "runnable tasks",
                "host.domains_running": "guests", "host.domains_defined": "guests",
                "libvirtd.workers_busy": "workers", "libvirtd.workers_current": "workers",
@@ -329,24 +328,11 @@ def _finite(values) -> list:
     return out
 
 
-def _template() -> dict:
-    """Return plotly's plotly_white template as plain data (built once; figures stay plain dicts)."""
-    global _TEMPLATE
-    if _TEMPLATE is None:
-        import plotly.io as pio
-
-        _TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
-    return _TEMPLATE
-
-
-_TEMPLATE: dict | None = None
-
-
 def _layout(height: int, **more) -> dict:
-    """Return a plain figure layout: white plot, the dashboard's font, legend on top."""
-    return {"template": _template(), "height": height, "margin": {"l": 70, "r": 20, "t": 40, "b": 60},
-            "font": FONT, "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "xanchor": "left"},
-            **more}
+    """Return the dashboard's dict layout (dashboard.figures) with a wider margin and hover on the nearest point."""
+    from dashboard.figures import dict_layout
+
+    return dict_layout(height, **{"margin": {"l": 70, "r": 20, "t": 40, "b": 60}, "hovermode": "closest", **more})
 
 
 def lag_words(lag_steps: int, step_seconds: int) -> str:

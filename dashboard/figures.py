@@ -37,7 +37,7 @@ def x_range(start_ns: int, end_ns: int) -> tuple:
     return (pd.Timestamp(start_ns, unit="ns", tz="UTC"), pd.Timestamp(end_ns, unit="ns", tz="UTC"))
 
 
-def _template() -> dict:
+def plot_template() -> dict:
     """Return the plotly_white template as plain data (built once: figures as dicts skip plotly's validation)."""
     global _TEMPLATE
     if _TEMPLATE is None:
@@ -50,9 +50,9 @@ def _template() -> dict:
 _TEMPLATE: dict | None = None
 
 
-def _layout(height: int, **more) -> dict:
-    """Return the common layout of a dict figure: white plot, legend on top, hover across series."""
-    return {"template": _template(), "height": height, "margin": MARGIN, "font": FONT, "hovermode": "x unified",
+def dict_layout(height: int, **more) -> dict:
+    """Return the common layout of a dict figure: white plot, legend on top, hover across series; `more` wins."""
+    return {"template": plot_template(), "height": height, "margin": MARGIN, "font": FONT, "hovermode": "x unified",
             "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "xanchor": "left"}, **more}
 
 
@@ -80,7 +80,7 @@ def fleet_burn_figure(series: pd.DataFrame, start_ns: int, end_ns: int) -> dict:
                        "line": {"color": SERIES_COLOURS[index % len(SERIES_COLOURS)]}, "hovertemplate": "%{y:.2f}x"})
     shape, note = _hline(1.0, "#555", "1x: budget lasts the period", "top")
     x0, x1 = x_range(start_ns, end_ns)
-    return {"data": traces, "layout": _layout(
+    return {"data": traces, "layout": dict_layout(
         300, shapes=[shape], annotations=[note], xaxis={"range": [x0.isoformat(), x1.isoformat()], "type": "date"},
         yaxis={"title": {"text": "burn rate (x budget)"}, "rangemode": "tozero"})}
 
@@ -161,7 +161,7 @@ def sli_figure(series: pd.DataFrame, objective: float, start_ns: int, end_ns: in
     shape, note = _hline(objective, "#c62828", f"objective {objective:g}%", "bottom")
     low = min([objective - 1.0, *values])
     x0, x1 = x_range(start_ns, end_ns)
-    return {"data": [trace], "layout": _layout(
+    return {"data": [trace], "layout": dict_layout(
         260, shapes=[shape], annotations=[note], xaxis={"range": [x0.isoformat(), x1.isoformat()], "type": "date"},
         yaxis={"title": {"text": "good / valid (%)"}, "range": [max(0.0, low - 0.5), 100.2]})}
 
@@ -180,5 +180,5 @@ def burn_windows_figure(windows: tuple[WindowBurn, ...]) -> dict:
          "text": [f"{w.window.factor:g}x" for w in windows], "textposition": "top center",
          "hovertemplate": "threshold %{y:g}x"},
     ]
-    return {"data": data, "layout": _layout(260, barmode="group", hovermode="x",
+    return {"data": data, "layout": dict_layout(260, barmode="group", hovermode="x",
                                             yaxis={"title": {"text": "burn rate (x budget)"}, "rangemode": "tozero"})}
