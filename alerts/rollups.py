@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alerts.sli import ROLLUP_MEASUREMENT, Counts, SLIResult, compute_sli, rollup_points
+from alerts.sli import ROLLUP_MEASUREMENT, SLIResult, compute_sli, read_rollups, rollup_points
 from alerts.slo import SLO
 from tsdb.point import Point
 from tsdb.query import TimeLike, to_ns
@@ -113,24 +113,6 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
     return Coverage(minute_until, hour_until)
 
 
-def _sums(frame, good: str, total: str) -> SLIResult:
-    """Return per-host sums of two columns of a frame with a host column."""
-    sums = frame.groupby("host", sort=True)[[good, total]].sum()
-    return SLIResult({host: Counts(float(g), float(t))
-                      for host, g, t in zip(sums.index, sums[good].to_numpy(), sums[total].to_numpy())})
-
-
-def _read(store: Store, slo: SLO, resolution: str, start_ns: int, end_ns: int, window_seconds: int | None = None):
-    """Return the rollup frame (time, host, good_total, valid_total) of [start, end) in windows of
-    `window_seconds` (default: one window as long as the range, so at most two epoch-aligned rows per host)."""
-    if window_seconds is None:
-        window_seconds = max(60, -(-(end_ns - start_ns) // 10**9))
-    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start_ns, end_ns,
-                        where={"slo": slo.name, "resolution": resolution}, window_seconds=window_seconds,
-                        aggregate="sum", group_by=["host"])
-    return frame[frame["valid_total"].notna()]
-
-
 def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, int]]:
     """Split [start, end) into (source, start, end) pieces: "1m" and "1h" rollups, and "raw" points."""
     if start_ns % MINUTE_NS:
@@ -171,6 +153,5 @@ class CountsReader:
             if source == "raw":
                 self._cache[key] = compute_sli(self.store, self.slo, start_ns, end_ns)
             else:
-                self._cache[key] = _sums(_read(self.store, self.slo, source, start_ns, end_ns),
-                                         "good_total", "valid_total")
+                self._cache[key] = read_rollups(self.store, self.slo, start_ns, end_ns, source)
         return self._cache[key]

@@ -88,7 +88,7 @@ def window_counts(store: Store, slo: SLO, start: TimeLike, end: TimeLike, window
 
 def compute_sli(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIResult:
     """Return good and total per host over [start, end), from the raw measurements."""
-    return _summed(window_counts(store, slo, start, end, SUM_WINDOW_SECONDS))
+    return per_host(window_counts(store, slo, start, end, SUM_WINDOW_SECONDS), "good", "total")
 
 
 def rollup_points(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> list[Point]:
@@ -104,14 +104,22 @@ def rollup_points(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> lis
             for time_ns, host, good, total in frame.itertuples(index=False)]
 
 
-def read_rollups(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> SLIResult:
-    """Return good and total per host over [start, end), summed from the minute rollups of this SLO."""
-    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start, end,
-                        where={"slo": slo.name, "resolution": "1m"},
-                        window_seconds=SUM_WINDOW_SECONDS, aggregate="sum", group_by=["host"])
-    sums = frame.groupby("host", sort=True)[["good_total", "valid_total"]].sum()
-    return SLIResult({host: Counts(float(g), float(t)) for host, g, t in
-                      zip(sums.index, sums["good_total"].to_numpy(), sums["valid_total"].to_numpy())})
+def read_rollups(store: Store, slo: SLO, start: TimeLike, end: TimeLike, resolution: str = "1m") -> SLIResult:
+    """Return good and total per host over [start, end), summed by the store from this SLO's rollups of one
+    resolution ("1m" or "1h"): one window as long as the range, so at most two rows per host come back."""
+    start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+    window_seconds = max(60, -(-(end_ns - start_ns) // 10**9))
+    frame = store.query(ROLLUP_MEASUREMENT, ["good_total", "valid_total"], start_ns, end_ns,
+                        where={"slo": slo.name, "resolution": resolution}, window_seconds=window_seconds,
+                        aggregate="sum", group_by=["host"])
+    return per_host(frame, "good_total", "valid_total")
+
+
+def per_host(frame: pd.DataFrame, good: str, total: str) -> SLIResult:
+    """Return the per-host sums of a frame's good and total columns."""
+    sums = frame.groupby("host", sort=True)[[good, total]].sum()
+    return SLIResult({host: Counts(float(g), float(t))
+                      for host, g, t in zip(sums.index, sums[good].to_numpy(), sums[total].to_numpy())})
 
 
 # ---- how the SLIs count ----
@@ -181,10 +189,3 @@ def _standard(frame: pd.DataFrame) -> pd.DataFrame:
     """Return time_ns, host, good, total sorted by host then time."""
     frame = frame[list(COLUMNS)].astype({"time_ns": "int64", "good": "float64", "total": "float64"})
     return frame.sort_values(["host", "time_ns"], kind="mergesort", ignore_index=True)
-
-
-def _summed(frame: pd.DataFrame) -> SLIResult:
-    """Return the per-host sums of a counts frame."""
-    sums = frame.groupby("host", sort=True)[["good", "total"]].sum()
-    return SLIResult({host: Counts(float(g), float(t))
-                      for host, g, t in zip(sums.index, sums["good"].to_numpy(), sums["total"].to_numpy())})
