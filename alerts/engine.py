@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from alerts.burn import Evaluation, evaluate_slos
 from alerts.event_rules import EventRule, evaluate_event_rules
 from alerts.notify import AlertmanagerNotifier, Backoff, Notification, Notifier, Outbox, drain
-from alerts.notify.model import FIRING, RESOLVED, Alert
+from alerts.notify.model import FIRING, RESOLVED, Alert, fingerprint
 from alerts.paths import alert_state_path, outbox_path, silences_path
 from alerts.records import evaluation_points
 from alerts.rollups import Coverage, coverage, roll_up
@@ -222,8 +222,6 @@ class Engine:
 
     def _stale(self, observations: Sequence[Observation], alertnames: set[str]) -> list[Observation]:
         """Return inactive observations for tracked alerts of these names that nothing observed this round."""
-        from alerts.notify.model import fingerprint
-
         seen = {fingerprint(labels) for labels, *_ in observations}
         return [(state.labels, state.annotations, False, 0.0) for fp, state in self.tracker.states().items()
                 if state.labels.get("alertname") in alertnames and fp not in seen]
@@ -331,8 +329,6 @@ def _describe(alert: Alert) -> str:
 
 def _alert_point(state: AlertState, status: str, silenced: bool, now: datetime) -> Point:
     """Return the `alert` point recording that an alert started or stopped firing."""
-    from alerts.notify.model import fingerprint
-
     tags = {"alertname": state.labels["alertname"], "severity": state.labels.get("severity", "page")}
     for name in ("host", "slo"):
         if state.labels.get(name):

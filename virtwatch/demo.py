@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import socket
 import sys
 import threading
@@ -99,10 +98,10 @@ class DemoState:
         return cls(int(data["hosts"]), int(data["seed"]), int(data["written_until_ns"]), int(data["segments"]))
 
     def save(self, path: Path) -> None:
-        """Write the state file atomically."""
-        temp = path.with_name(path.name + ".tmp")
-        temp.write_text(json.dumps(self.__dict__), encoding="utf-8")
-        os.replace(temp, path)
+        """Write the state file atomically and durably."""
+        from alerts.durable import write_durably
+
+        write_durably(path, json.dumps(self.__dict__).encode("utf-8"))
 
 
 class Progress:
