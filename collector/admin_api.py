@@ -8,9 +8,10 @@ as a script, for two reasons measured on libvirt 9.0:
   registered them with GLib, the other's registration fails ("cannot register existing type 'virConnect'")
   and its next connection dies in g_object_new with SIGSEGV: an admin connection and a libvirt-python
   connection cannot live in one process, whichever opens first.
-- Admin calls on a stopped (SIGSTOP) or wedged daemon hang forever (the admin client has no keepalive). A
-  helper stuck past the deadline is killed, with its socket, and the next read starts a new one: nothing
-  stuck is left behind and the caller never waits past the deadline.
+- Admin calls on a stopped (SIGSTOP) or wedged daemon hang until it runs again (the admin client has no
+  keepalive). The caller never waits past the deadline, and a request past it stays the ONE outstanding
+  request: the next read waits for its answer instead of asking again, so a drowning daemon is not sent a
+  new admin connection every interval. `close()` kills a helper that is stuck.
 
 The helper keeps its admin connection open between reads and replaces it after an error. It speaks one line
 each way on stdin/stdout: `read` → `{"fields": {...}}` or `{"unavailable": "libvirt's message"}`; it exits
@@ -52,6 +53,16 @@ CLIENT_LIMIT_FIELDS = {
     "nclients": "clients",
     "nclients_max": "clients_max",
 }
+
+def describe_pool(fields: dict) -> str:
+    """Return the worker pool and clients in words, e.g. 'worker pool: 0 of 10 workers free, 6 calls queued,
+    15 clients' ('' without the figures)."""
+    if "workers_free" not in fields:
+        return ""
+    text = (f"worker pool: {fields['workers_free']} of {fields.get('workers_current', '?')} workers free "
+            f"(max {fields.get('workers_max', '?')}), {fields.get('job_queue_depth', 0)} calls queued")
+    return text + (f", {fields['clients']} clients" if "clients" in fields else "")
+
 
 CLOSE_GRACE_SECONDS = 1.0  # close(): how long the helper may take to close its connection before it is killed
 
@@ -222,25 +233,31 @@ class AdminClient:
         self._helper: subprocess.Popen | None = None
         self._buffer = b""
         self._killed: list[subprocess.Popen] = []  # killed helpers not yet reaped
+        self._asked_at: float | None = None  # when the request still unanswered was sent
 
     def read(self) -> dict[str, int]:
         """Return workers_min/max/current/free/priority, job_queue_depth, clients and clients_max.
 
+        A request the daemon has not answered stays outstanding: the next read waits for ITS answer instead
+        of asking again, so a hung daemon sees one admin call from the agent, not one per interval.
         Raises AdminUnavailable or AdminTimeout (see the module docstring).
         """
-        deadline = time.monotonic() + self.timeout_seconds
+        now = time.monotonic()
+        deadline = now + self.timeout_seconds
         self._reap()
         helper = self._helper or self._start()
         try:
-            os.write(helper.stdin.fileno(), b"read\n")
+            if self._asked_at is None:
+                os.write(helper.stdin.fileno(), b"read\n")
+                self._asked_at = now
             line = self._read_line(helper, deadline)
         except TimeoutError:
-            self._kill()
-            raise AdminTimeout(f"{self._where}: no answer within {self.timeout_seconds:g} s "
-                               f"(daemon stopped or hung)") from None
+            raise AdminTimeout(f"{self._where}: no answer within {self.timeout_seconds:g} s (daemon stopped or "
+                               f"hung; its one request has waited {time.monotonic() - self._asked_at:.0f} s)") from None
         except (BrokenPipeError, EOFError):
             self._kill()
             raise AdminUnavailable(f"{self._where}: the admin helper died; see its stderr") from None
+        self._asked_at = None
         reply = json.loads(line)
         if "fields" in reply:
             return reply["fields"]
@@ -276,7 +293,7 @@ class AdminClient:
 
     def _kill(self) -> None:
         """Kill the helper (and with it a connection stuck in a call); reaped later, never waited for."""
-        helper, self._helper = self._helper, None
+        helper, self._helper, self._asked_at = self._helper, None, None
         if helper is not None:
             helper.kill()
             helper.stdin.close()
@@ -287,7 +304,12 @@ class AdminClient:
         self._killed = [helper for helper in self._killed if helper.poll() is None]
 
     def close(self) -> None:
-        """Let the helper close its connection and exit; kill it after CLOSE_GRACE_SECONDS."""
+        """Let the helper close its connection and exit; kill it after CLOSE_GRACE_SECONDS, or at once when
+        its request is stuck in a daemon that does not answer."""
+        if self._asked_at is not None:
+            self._kill()
+            self._reap()
+            return
         helper, self._helper = self._helper, None
         if helper is not None:
             helper.stdin.close()

@@ -77,11 +77,27 @@ class DaemonHealth:
 
     def read(self) -> DaemonReading:
         """Return this interval's figures (missing parts are simply absent)."""
+        reading = self.read_local()
+        reading.fields.update(self.read_admin().fields)
+        return reading
+
+    @property
+    def has_admin(self) -> bool:
+        """Whether an admin URI is configured."""
+        return self._admin is not None
+
+    def read_admin(self) -> DaemonReading:
+        """Return the worker pool and client figures of the admin API (may wait up to its deadline)."""
+        reading = DaemonReading()
+        if self._admin is not None:
+            self._read_admin(reading)
+        return reading
+
+    def read_local(self) -> DaemonReading:
+        """Return what needs no answer from the daemon: its process, its log file, the kernel log."""
         reading = DaemonReading()
         if self.pidfile is not None:
             self._read_process(reading)
-        if self._admin is not None:
-            self._read_admin(reading)
         if self._log is not None:
             self._read_log(reading)
             reading.fields["log_errors_total"] = self.log_errors_total

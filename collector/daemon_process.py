@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -230,3 +231,37 @@ class RestartTracker:
             return None
         self.restarts_total += 1
         return reason
+
+
+@dataclass(frozen=True)
+class ProcessEvidence:
+    """What /proc says about the daemon: `running` None when it cannot tell (no pidfile: a remote or in-process
+    URI), else whether a process runs, its pid and state letter (R, S, T stopped, D uninterruptible)."""
+
+    running: bool | None = None
+    pid: int | None = None
+    state: str | None = None
+
+    def describe(self) -> str:
+        """Return a clause about the process for a message ('' when nothing is known)."""
+        if self.running is None:
+            return ""
+        if not self.running:
+            return "no libvirtd process is running"
+        what = {"T": "is stopped (state T)", "t": "is stopped by a tracer (state t)",
+                "D": "is in uninterruptible sleep (state D)"}
+        return f"the libvirtd process (pid {self.pid}) {what.get(self.state or '', f'runs (state {self.state})')}"
+
+
+def observe_daemon_process(pidfile: Path | None, proc_root: Path = Path("/proc")) -> ProcessEvidence:
+    """Return whether the daemon of `pidfile` runs, and its state; a zombie does not run (about 0.1 ms)."""
+    if pidfile is None:
+        return ProcessEvidence()
+    pid = find_daemon_pid(pidfile, proc_root)
+    if pid is None:
+        return ProcessEvidence(False)
+    try:
+        state = str(parse_stat(_read_text(Path(proc_root) / str(pid) / "stat"))["state"])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return ProcessEvidence(False)
+    return ProcessEvidence(state != "Z", pid, state)

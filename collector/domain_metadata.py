@@ -39,6 +39,16 @@ class MetadataTags:
         self._clock = clock
         self._cache: dict[str, tuple[float, dict[str, str]]] = {}
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any metadata tag is configured."""
+        return bool(self._specs)
+
+    def cached(self, domain: str) -> dict[str, str]:
+        """Return a domain's tags as last read, without calling libvirt ({} when never read)."""
+        cached = self._cache.get(domain)
+        return cached[1] if cached else {}
+
     def tags(self, domain: str) -> dict[str, str]:
         """Return the metadata tags of a domain (a libvirt call per namespace when not cached)."""
         if not self._specs:

@@ -1,19 +1,32 @@
-"""The agent's connection to libvirt: the only module that imports `libvirt`.
+"""The agent's connection to libvirt: the only module of the agent that imports `libvirt`.
 
-Every call runs on the connection's own worker thread under a deadline, so a hung daemon never hangs the
-agent: a call past its deadline raises CallTimedOut, the connection is abandoned (its stuck thread is left
-to the client keepalive) and the next call opens a fresh one. Remote connections get an event loop and
-client keepalive, so a dead peer is noticed in keepalive_interval*(keepalive_count+1) seconds
-(libvirt src/rpc/virkeepalive.c).
+No call here blocks its caller. `LibvirtSource.begin(kind, function)` runs function(connection) on a thread
+of its own and returns a `Call`, which the caller waits on for as long as it chooses. At most ONE call of each
+kind (connect, probe, stats, counts, metadata) is outstanding: while one is, `begin` of that kind returns the
+same Call again, so a stuck probe is never joined by a second one and the agent never adds more than one
+waiting call of a kind to a drowning daemon.
+
+A call past its deadline is not abandoned: the connection stays open and keeps its place in the daemon's
+queue, and the caller reports the daemon hung for as long as the call waits. The connection is dropped only
+when libvirt says it is dead: the close callback (EOF, keepalive, error) or a connection error from a call.
+Remote connections run with libvirt's event loop and client keepalive, so a peer that stopped answering is
+noticed after keepalive_interval*(keepalive_count+1) seconds (libvirt src/rpc/virkeepalive.c).
+
+How a call ends, as `Call.result()` raises it:
+
+    LibvirtProblem
+    ├── CallFailed         the daemon answered with an error (it is alive)
+    ├── ConnectionLost     the connection closed under the call (`reason`: eof, keepalive, error, client)
+    └── NobodyListening    connecting failed: connection refused or no socket (evidence of absence)
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 import libvirt
@@ -26,22 +39,35 @@ log = logging.getLogger(__name__)
 STATS_NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
 STATS_STATE = libvirt.VIR_DOMAIN_STATS_STATE
 
-MAX_CONNECT_BACKOFF_SECONDS = 60.0
+#: virDomainControlState (include/libvirt/libvirt-domain.h): what a guest's monitor is doing
+CONTROL_STATES = {0: "ok", 1: "job", 2: "occupied", 3: "error"}
+
 _KEEPALIVE_TIMEOUT = by_name("keepalive_timeout").pattern
+#: errno values of a connect that found nobody: the socket file is missing, or nobody accepts on it
+_ABSENT_ERRNOS = (errno.ENOENT, errno.ECONNREFUSED)
+_ABSENT_TEXT = ("No such file or directory", "Connection refused")
 _event_loop_lock = threading.Lock()
 _event_loop_started = False
 
 
-class DaemonUnreachable(Exception):
-    """libvirt could not be reached, or the connection closed under the call."""
+class LibvirtProblem(Exception):
+    """A libvirt call did not give an answer."""
 
 
-class CallFailed(Exception):
-    """A libvirt call failed inside a daemon that still answers (e.g. a guest's monitor went away)."""
+class CallFailed(LibvirtProblem):
+    """The daemon answered with an error: it is alive (e.g. a guest went away during the call)."""
 
 
-class CallTimedOut(Exception):
-    """A libvirt call did not return within its deadline: the daemon is hung or saturated."""
+class ConnectionLost(LibvirtProblem):
+    """The connection closed under the call; `reason` is libvirt's close reason when it gave one."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+class NobodyListening(LibvirtProblem):
+    """Connecting failed because nobody listens: connection refused, or no socket file."""
 
 
 def start_event_loop() -> None:
@@ -61,23 +87,60 @@ def start_event_loop() -> None:
         _event_loop_started = True
 
 
+class Call:
+    """One libvirt call running on its own daemon thread: wait for it, ask how long it has waited."""
+
+    def __init__(self, kind: str, what: str, clock: Callable[[], float] = time.monotonic):
+        self.kind = kind
+        self.what = what
+        self._clock = clock
+        self.started = clock()
+        self.finished: float | None = None
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: LibvirtProblem | None = None
+
+    def _finish(self, value: Any = None, error: LibvirtProblem | None = None) -> None:
+        self._value, self._error = value, error
+        self.finished = self._clock()
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """Whether the call has ended, with an answer or a problem."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait up to `timeout` seconds (None: for ever); return whether the call has ended."""
+        return self._done.wait(timeout if timeout is None else max(0.0, timeout))
+
+    def seconds(self) -> float:
+        """How long the call took, or has been waiting so far."""
+        return (self.finished if self.finished is not None else self._clock()) - self.started
+
+    def result(self) -> Any:
+        """Return the call's value, or raise the LibvirtProblem it ended with (call after it is done)."""
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class LibvirtSource:
-    """One libvirt URI, every call under a deadline, reconnecting after any failure."""
+    """One libvirt URI: one connection, calls that never block the caller, one outstanding call per kind."""
 
     def __init__(self, uri: str, call_timeout_seconds: float = 5.0, keepalive_interval_seconds: int = 5,
                  keepalive_count: int = 5, read_only: bool = False, clock: Callable[[], float] = time.monotonic):
         self.uri = uri
         self.read_only = read_only
-        self.connect_attempts = 0
-        self._connect_failures = 0
-        self._next_connect = 0.0
-        self._clock = clock
         self.call_timeout_seconds = call_timeout_seconds
         self.keepalive = (keepalive_interval_seconds, keepalive_count)
         self.calls_total = 0
+        self.connections_opened_total = 0
+        self.clock = clock  # monotonic seconds: call durations and the monitor's connect backoff
+        self._lock = threading.Lock()
         self._conn: Any = None
+        self._outstanding: dict[str, Call] = {}
         self._probe_domain: Any = None  # a virDomain of the current connection, the probe's target
-        self._worker: ThreadPoolExecutor | None = None
         self._events: collections.deque[DomainEvent] = collections.deque(maxlen=10_000)
         #: why libvirt closed the last connection (eof, keepalive, error, client), until taken
         self._close_reason: str | None = None
@@ -85,46 +148,112 @@ class LibvirtSource:
         self.closed = threading.Event()
         start_event_loop()
 
-    def _open(self) -> None:
-        """Connect, unless a recent failure asks to wait (backoff: at once, then 1, 2, 4 ... 60 s)."""
-        wait = self._next_connect - self._clock()
-        if wait > 0:
-            raise DaemonUnreachable(f"{self.uri} unreachable ({self._connect_failures} failed connection attempts); "
-                                    f"next attempt in {wait:.0f} s")
-        self.connect_attempts += 1
-        try:
-            self._connect()
-        except (CallTimedOut, DaemonUnreachable):
-            self._connect_failures += 1
-            delay = 0.0 if self._connect_failures == 1 else min(MAX_CONNECT_BACKOFF_SECONDS,
-                                                                 2.0 ** (self._connect_failures - 2))
-            self._next_connect = self._clock() + delay
-            raise
-        self._connect_failures, self._next_connect = 0, 0.0
+    # --- calls -----------------------------------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtwatch-libvirt")
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (it may still be waiting on a call)."""
+        return self._conn is not None
+
+    def outstanding(self, kind: str) -> Call | None:
+        """Return the call of `kind` that has not ended yet, if any."""
+        call = self._outstanding.get(kind)
+        return call if call is not None and not call.done else None
+
+    def outstanding_calls(self) -> list[Call]:
+        """Every call that has not ended yet, oldest first."""
+        return sorted((c for c in list(self._outstanding.values()) if not c.done), key=lambda c: c.started)
+
+    def begin(self, kind: str, what: str, function: Callable[[Any], Any]) -> Call:
+        """Start function(connection) on a thread of its own; return the outstanding call of `kind` instead
+        when there is one. Raise ConnectionLost when there is no connection (call `connect` first)."""
+        with self._lock:
+            busy = self.outstanding(kind)
+            if busy is not None:
+                return busy
+            conn = self._conn
+            if conn is None:
+                raise ConnectionLost(f"{what}: no connection to {self.uri}")
+            call = Call(kind, what, self.clock)
+            self._outstanding[kind] = call
+            self.calls_total += 1
+        threading.Thread(target=self._run, args=(call, conn, function), name=f"virtwatch-libvirt-{kind}",
+                         daemon=True).start()
+        return call
+
+    def _run(self, call: Call, conn: Any, function: Callable[[Any], Any]) -> None:
+        try:
+            call._finish(function(conn))
+        except libvirt.libvirtError as error:
+            call._finish(error=self._classify(call.what, conn, error))
+        except Exception as error:  # noqa: BLE001 - a bug must end the call, not leave it outstanding for ever
+            log.exception("%s on %s raised", call.what, self.uri)
+            call._finish(error=CallFailed(f"{call.what} on {self.uri}: {type(error).__name__}: {error}"))
+
+    def _classify(self, what: str, conn: Any, error: Any) -> LibvirtProblem:
+        """Turn a libvirt error into the problem it shows; drop the connection when it is dead."""
+        message = error.get_error_message() or str(error)
+        reason = self._close_reason if conn is self._conn else None
+        if _KEEPALIVE_TIMEOUT.search(message):
+            reason = "keepalive"
+        if reason is not None or error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(conn):
+            self._drop(conn)
+            return ConnectionLost(f"{what} on {self.uri}: {message}", reason)
+        return CallFailed(f"{what} on {self.uri} failed: {message}")
+
+    def _drop(self, conn: Any) -> None:
+        """Forget a dead connection (if it is still the current one) and close it without waiting."""
+        with self._lock:
+            if conn is not self._conn:
+                return
+            self._conn, self._probe_domain = None, None
+        threading.Thread(target=_close_quietly, args=(conn,), daemon=True).start()
+
+    # --- the connection --------------------------------------------------------------------------------------
+
+    def connect(self) -> Call:
+        """Open the connection (keepalive, event callbacks) on a thread of its own; return the Call, whose
+        result raises NobodyListening when nobody listens. The outstanding connect is returned while there
+        is one; a connected source returns an ended Call."""
+        with self._lock:
+            busy = self.outstanding("connect")
+            if busy is not None:
+                return busy
+            call = Call("connect", f"connecting to {self.uri}", self.clock)
+            if self._conn is not None:
+                call._finish(self._conn)
+                return call
+            self._outstanding["connect"] = call
+            self.connections_opened_total += 1
+        threading.Thread(target=self._open, args=(call,), name="virtwatch-libvirt-connect", daemon=True).start()
+        return call
+
+    def _open(self, call: Call) -> None:
         try:
             opener = libvirt.openReadOnly if self.read_only else libvirt.open
-            self._conn = self._worker.submit(opener, self.uri).result(self.call_timeout_seconds)
-        except FutureTimeout:
-            self._abandon()
-            raise CallTimedOut(f"opening {self.uri} took longer than {self.call_timeout_seconds:g} s") from None
+            conn = opener(self.uri)
         except libvirt.libvirtError as error:
-            self._abandon()
-            raise DaemonUnreachable(f"cannot connect to {self.uri}: {error.get_error_message()}") from None
+            message = error.get_error_message() or str(error)
+            absent = error.get_int1() in _ABSENT_ERRNOS or any(text in message for text in _ABSENT_TEXT)
+            problem = NobodyListening if absent else CallFailed
+            call._finish(error=problem(f"cannot connect to {self.uri}: {message}"))
+            return
         try:
-            self._conn.setKeepAlive(*self.keepalive)
+            conn.setKeepAlive(*self.keepalive)
         except libvirt.libvirtError:
             pass  # in-process drivers (test:///, qemu:///embed) have no RPC to keep alive
         try:
-            self._worker.submit(self._register_callbacks, self._conn).result(self.call_timeout_seconds)
-        except FutureTimeout:
-            self._abandon()
-            raise CallTimedOut(f"registering event callbacks on {self.uri} took longer than "
-                               f"{self.call_timeout_seconds:g} s") from None
+            self._register_callbacks(conn)
         except libvirt.libvirtError as error:
+            if not connection_alive(conn):
+                _close_quietly(conn)
+                call._finish(error=ConnectionLost(f"connecting to {self.uri}: {error.get_error_message()}"))
+                return
             log.warning("no domain events from %s: %s", self.uri, error.get_error_message())
+        with self._lock:
+            self._conn, self._close_reason = conn, None
+            self.closed.clear()
+        call._finish(conn)
 
     def _register_callbacks(self, conn: Any) -> None:
         """Subscribe to lifecycle, I/O error and watchdog events and to the connection's close."""
@@ -139,8 +268,9 @@ class LibvirtSource:
 
         def closed(closing: Any, reason: int, _opaque: Any) -> None:
             if closing is not self._conn:
-                return  # a connection we abandoned ourselves
+                return  # a connection we dropped ourselves
             self._close_reason = CLOSE_REASONS.get(reason, str(reason))
+            self._drop(closing)
             self.closed.set()
 
         try:
@@ -149,7 +279,7 @@ class LibvirtSource:
             pass  # in-process drivers never close under us
 
     def _queue(self, conn: Any, event: DomainEvent | None) -> None:
-        """Keep an event from the current connection (an abandoned one may still deliver the same event)."""
+        """Keep an event from the current connection (a dropped one may still deliver the same event)."""
         if event is not None and conn is self._conn:
             self._events.append(event)
 
@@ -166,87 +296,118 @@ class LibvirtSource:
         self.closed.clear()
         return reason
 
-    def _abandon(self) -> None:
-        """Drop the connection and its worker without waiting: the worker may be stuck in a call."""
-        conn, worker = self._conn, self._worker
-        self._conn, self._worker, self._probe_domain = None, None, None
-        if worker is not None:
-            worker.shutdown(wait=False, cancel_futures=True)
-            if conn is not None:
-                threading.Thread(target=_close_quietly, args=(conn,), daemon=True).start()
+    def close(self) -> None:
+        """Close the connection without waiting for calls that may be stuck in it."""
+        conn = self._conn
+        if conn is not None:
+            self._drop(conn)
 
-    def call(self, what: str, function: Callable[[Any], Any]) -> Any:
-        """Run function(connection) on the worker under the deadline; raise CallTimedOut, DaemonUnreachable (the
-        connection is dropped and the next call opens a new one) or CallFailed (the daemon answered an error)."""
-        if self._conn is None:
-            self._open()
-        self.calls_total += 1
-        future = self._worker.submit(function, self._conn)
-        try:
-            return future.result(self.call_timeout_seconds)
-        except FutureTimeout:
-            self._abandon()
-            raise CallTimedOut(f"{what} on {self.uri} took longer than {self.call_timeout_seconds:g} s") from None
-        except libvirt.libvirtError as error:
-            message = error.get_error_message()
-            if _KEEPALIVE_TIMEOUT.search(message) or self._close_reason == "keepalive":
-                # the peer stopped answering keepalives: a live but unresponsive daemon, not a dead one
-                self._abandon()
-                raise CallTimedOut(f"{what} on {self.uri}: {message}") from None
-            if error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(self._conn):
-                self._abandon()
-                raise DaemonUnreachable(f"{what} on {self.uri} failed: {message}") from None
-            raise CallFailed(f"{what} on {self.uri} failed: {message}") from None
+    # --- the calls the agent makes ---------------------------------------------------------------------------
 
-    def probe_ms(self) -> float:
-        """Time a real stats call and return its latency in ms.
+    def probe(self) -> Call:
+        """Begin the stats probe: a real stats call whose value is its own latency in ms.
 
         It is the same RPC as the bulk call (CONNECT_GET_ALL_DOMAIN_STATS, served by a normal worker, unlike
         pings that priority workers answer), asked for the state group of ONE domain, so its cost does not
         grow with the host; the state group needs no job, so a wedged guest cannot block it. Before the
         first bulk call on a connection there is no domain to name, and it asks for every domain's state.
         """
-        target = self._probe_domain
-        started = time.perf_counter()
-        if target is not None:
-            try:
-                self.call("stats probe", lambda conn: conn.domainListGetStats([target], STATS_STATE, STATS_NOWAIT))
-            except CallFailed:  # the domain went away since the bulk call: ask for every domain's state
-                self._probe_domain = None
-                started = time.perf_counter()
-                self.call("stats probe", lambda conn: conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT))
-        else:
-            self.call("stats probe", lambda conn: conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT))
-        return (time.perf_counter() - started) * 1000.0
+        def timed(conn: Any) -> float:
+            target = self._probe_domain
+            started = time.perf_counter()
+            if target is not None:
+                try:
+                    conn.domainListGetStats([target], STATS_STATE, STATS_NOWAIT)
+                    return (time.perf_counter() - started) * 1000.0
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+                    self._probe_domain = None  # it went away since the bulk call: ask for every domain's state
+                    started = time.perf_counter()
+            conn.getAllDomainStats(STATS_STATE, STATS_NOWAIT)
+            return (time.perf_counter() - started) * 1000.0
+        return self.begin("probe", "stats probe", timed)
 
-    def domain_stats(self) -> list[tuple[str, dict]]:
-        """Return (name, stats record) of every domain from ONE bulk call with NOWAIT."""
-        def bulk(conn: Any) -> list[tuple[str, dict]]:
-            answer = conn.getAllDomainStats(0, STATS_NOWAIT)
-            if conn is self._conn:
-                self._probe_domain = answer[0][0] if answer else None
-            return [(domain.name(), record) for domain, record in answer]
-        return self.call("getAllDomainStats", bulk)
+    def domain_stats(self, leave_out: frozenset[str] = frozenset(),
+                     tags_for: Callable[[str], dict[str, str]] | None = None) -> Call:
+        """Begin the bulk stats call, whose value is a DomainStats.
+
+        Every domain's stats come from ONE call with NOWAIT (getAllDomainStats), except the guests in
+        `leave_out` (a stopped QEMU, a busy monitor): taking their job would make the agent part of their hang,
+        so the others are asked for by name (virDomainListGetStats) and those only for their state group and
+        their monitor's control info, neither of which needs the job. `tags_for(name)` (metadata tags, which
+        may call libvirt) runs on the same thread after the stats.
+        """
+        def bulk(conn: Any) -> DomainStats:
+            if not leave_out:
+                answer = conn.getAllDomainStats(0, STATS_NOWAIT)
+                left_states, control = [], {}
+            else:
+                domains = conn.listAllDomains(0)
+                kept = [d for d in domains if d.name() not in leave_out]
+                left = [d for d in domains if d.name() in leave_out]
+                answer = conn.domainListGetStats(kept, 0, STATS_NOWAIT) if kept else []
+                left_states = conn.domainListGetStats(left, STATS_STATE, STATS_NOWAIT) if left else []
+                control = {d.name(): control_info(d) for d in left}
+            if answer and conn is self._conn:
+                self._probe_domain = answer[0][0]
+            records = [(d.name(), r) for d, r in answer]
+            tags = {name: tags_for(name) for name, _ in records} if tags_for is not None else {}
+            return DomainStats(records, [(d.name(), r) for d, r in left_states], control, tags)
+        return self.begin("stats", "bulk stats (getAllDomainStats)", bulk)
+
+    def control_info(self, names: list[str]) -> Call:
+        """Begin reading the control info of guests by name: {name: (state, seconds in it) or None}.
+        virDomainGetControlInfo is a priority call that needs no job: it tells whether a guest's monitor is
+        busy with a command (occupied) and for how long, without waiting on it."""
+        def read(conn: Any) -> dict[str, tuple[str, float] | None]:
+            found = {}
+            for name in names:
+                try:
+                    found[name] = control_info(conn.lookupByName(name))
+                except libvirt.libvirtError:
+                    found[name] = None
+            return found
+        return self.begin("control", "control info", read)
 
     def domain_metadata(self, name: str, namespace: str) -> str | None:
-        """Return the XML of a domain's metadata element in `namespace`, or None when it has none."""
-        def read(conn: Any) -> str | None:
-            try:
-                return conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
-            except libvirt.libvirtError as error:
-                if error.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
-                    return None
-                raise
-        return self.call("domain metadata", read)
+        """Return the XML of a domain's metadata element in `namespace`, or None (blocks; runs on the
+        metadata call's own thread, see collector.domain_metadata)."""
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost(f"domain metadata: no connection to {self.uri}")
+        try:
+            return conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
+                return None
+            raise
 
-    def domain_counts(self) -> tuple[int, int]:
-        """Return (running, defined) domain counts."""
-        return self.call("domain counts", lambda conn: (
+    def domain_counts(self) -> Call:
+        """Begin counting domains: (running, defined)."""
+        return self.begin("counts", "domain counts", lambda conn: (
             conn.numOfDomains(), conn.numOfDomains() + conn.numOfDefinedDomains()))
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._abandon()
+
+class DomainStats:
+    """What one bulk stats call returned: full records, state-only records of the guests left out, those
+    guests' control info, and the metadata tags of each domain."""
+
+    def __init__(self, records: list[tuple[str, dict]], left_out: list[tuple[str, dict]],
+                 control: dict[str, tuple[str, float] | None], tags: dict[str, dict[str, str]] | None = None):
+        self.records = records
+        self.left_out = left_out
+        self.control = control
+        self.tags = tags or {}
+
+
+def control_info(domain: Any) -> tuple[str, float] | None:
+    """Return (state, seconds in that state) of a guest's control interface, None when the driver cannot."""
+    try:
+        state, _details, state_time_ms = domain.controlInfo()
+    except libvirt.libvirtError:
+        return None
+    return CONTROL_STATES.get(state, str(state)), state_time_ms / 1000.0
 
 
 #: errors of the connection itself (libvirt's virErrorDomain): anything else failed inside a live daemon

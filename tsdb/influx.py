@@ -75,8 +75,9 @@ class InfluxStore(Store):
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def write(self, points: Iterable[Point]) -> int:
-        """Write points in batches, encoding the next batch while the previous one is sent."""
+    def write(self, points: Iterable[Point], *, retry: bool = True) -> int:
+        """Write points in batches, encoding the next batch while the previous one is sent; `retry=False`
+        makes one attempt per batch."""
         written = 0
         pending = None
         try:
@@ -87,7 +88,7 @@ class InfluxStore(Store):
                 if pending is not None:
                     done, pending = pending, None
                     written += done.result()
-                pending = self._sender.submit(self._send, "\n".join(lines) + "\n", len(lines))
+                pending = self._sender.submit(self._send, "\n".join(lines) + "\n", len(lines), retry)
             if pending is not None:
                 done, pending = pending, None
                 written += done.result()
@@ -99,18 +100,19 @@ class InfluxStore(Store):
                     pass
         return written
 
-    def _send(self, body: str, count: int) -> int:
+    def _send(self, body: str, count: int, retry: bool = True) -> int:
         data = body.encode("utf-8")
         if self.gzip_enabled:
             data = gzip.compress(data, compresslevel=1)
         send = self._send_v1 if self.url.kind == "influxdb1" else self._send_v2
-        self._with_retries("write", lambda: send(data))
+        self._with_retries("write", lambda: send(data), retries=self.backoff.max_retries if retry else 0)
         return count
 
-    def _with_retries(self, what: str, attempt: Callable[[], None]) -> None:
+    def _with_retries(self, what: str, attempt: Callable[[], None], retries: int | None = None) -> None:
         """Run attempt() until it succeeds, retrying what is retryable; raise StoreUnavailable at the end."""
         last = ""
-        for retry in range(self.backoff.max_retries + 1):
+        retries = self.backoff.max_retries if retries is None else retries
+        for retry in range(retries + 1):
             if retry:
                 self._sleep(self.backoff.delay(retry - 1))
             try:
@@ -118,8 +120,8 @@ class InfluxStore(Store):
                 return
             except _Retryable as error:
                 last = str(error)
-        raise StoreUnavailable(f"{self.display_url}: {what} failed after {self.backoff.max_retries + 1} "
-                               f"attempts: {last}")
+        raise StoreUnavailable(f"{self.display_url}: {what} failed after {retries + 1} "
+                               f"attempt{'s' if retries else ''}: {last}")
 
     def _send_v1(self, data: bytes) -> None:
         fields = {"db": self.url.database, "precision": "ns"}

@@ -105,10 +105,17 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         "The libvirt daemon of one host: reachability, a timed stats probe, its process and its worker pool.",
         (HOST,),
         (
-            Field("up", "int", "1 when the agent holds a working connection to the daemon, else 0"),
-            Field("hung", "int", "1 while calls time out on a daemon that is still running (all workers stuck "
-                  "or the process stopped), else 0"),
-            Field("probe_ok", "int", "1 when the timed stats probe answered within its deadline, else 0"),
+            Field("up", "int", "1 unless the daemon is down (no process, nobody listening, connection lost with the "
+                  "process gone): a hung daemon is up and hung"),
+            Field("hung", "int", "1 while the daemon's process lives but a probe or connect waits past its deadline "
+                  "(stopped, D state, all workers stuck); a hang ends after `hang_end_probes` probes in a row "
+                  "answer in time, else 0"),
+            Field("probe_ok", "int", "1 when this interval's stats probe answered within its deadline, 0 when it "
+                  "did not (or the daemon is down or hung); absent while a probe still waits within its deadline"),
+            Field("probe_outstanding_seconds", "float", "how long the probe (or connect) in flight has waited for an "
+                  "answer, 0 when none waits: a hang measured continuously, not by repeated deadlines"),
+            Field("hang_seconds", "float", "how long the current hang has lasted, from the first unanswered call; 0 "
+                  "when not hung"),
             Field("probe_latency_ms", "float", "time of the stats probe (a real getAllDomainStats call, not a "
                   "ping: priority workers answer pings while normal workers are stuck)"),
             Field("pid", "int", "process id of the daemon"),
@@ -173,6 +180,14 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
             Field("points_replayed_total", "int", "spooled points written to the store later"),
             Field("points_dropped_total", "int", "points lost because the spool was full"),
             Field("spool_bytes", "int", "size of the on-disk spool"),
+            Field("points_queued", "int", "points waiting in memory for the shipper (not yet written nor spooled)"),
+            Field("store_reachable", "int", "1 while the last write reached the store, 0 while the agent spools"),
+            Field("libvirt_overruns_total", "int", "intervals at which the libvirt source was still busy with the "
+                  "last round (a call waiting on the daemon): no second round was started"),
+            Field("stats_overruns_total", "int", "rounds whose bulk stats call waited past the deadline, or found "
+                  "the last one still waiting, while the probe answered (a guest's monitor does not answer)"),
+            Field("daemon_overruns_total", "int", "intervals at which the daemon's process or admin API read was "
+                  "still running from the last one"),
         ),
     ),
     Measurement(
@@ -253,10 +268,14 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
 )}
 
 EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
-    EventKind("daemon_down", "critical", "the connection to libvirtd closed and the daemon cannot be reached"),
-    EventKind("daemon_up", "info", "libvirtd can be reached again"),
-    EventKind("hang_start", "critical", "calls into a running libvirtd stopped answering within the deadline"),
-    EventKind("hang_end", "info", "a hung libvirtd answers again"),
+    EventKind("daemon_down", "critical", "libvirtd is gone: no process, nobody listening on its socket, or the "
+              "connection lost with the process gone"),
+    EventKind("daemon_up", "info", "libvirtd is there again after being down (answering, or hung: then a "
+              "hang_start follows)"),
+    EventKind("hang_start", "critical", "a probe or connect into a running libvirtd waited past its deadline "
+              "(process stopped or in D state, worker pool exhausted); the message says what was seen"),
+    EventKind("hang_end", "info", "a hung libvirtd answered `hang_end_probes` probes in a row in time, or "
+              "went down"),
     EventKind("keepalive_timeout", "warning", "the client keepalive closed the connection"),
     EventKind("restart", "warning", "the libvirtd process changed (new pid or start time)"),
     EventKind("segfault", "critical", "the kernel logged a segfault in a libvirtd thread"),

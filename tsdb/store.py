@@ -28,8 +28,9 @@ class Store(abc.ABC):
     display_url: str = ""
 
     @abc.abstractmethod
-    def write(self, points: Iterable[Point]) -> int:
-        """Write points; return how many were stored. Raise StoreUnavailable, StoreRejected or PointError."""
+    def write(self, points: Iterable[Point], *, retry: bool = True) -> int:
+        """Write points; return how many were stored. Raise StoreUnavailable, StoreRejected or PointError.
+        `retry=False` makes one attempt (the agent's shipper retries through its spool instead)."""
 
     @abc.abstractmethod
     def read(self, query: Query) -> pd.DataFrame:

@@ -7,6 +7,7 @@ heavy packages (libvirt, dash, pandas) inside `run`, so `virtwatch --version` an
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -113,21 +114,44 @@ def run_agent(args: argparse.Namespace) -> int:
     # Move everything loaded so far (libraries, config) out of the collector's sight: full collections of
     # the garbage collector then skip tens of thousands of objects that live as long as the process.
     gc.freeze()
-    try:
-        if args.once:
+    if args.once:
+        try:
             return 0 if agent.collect_and_write() else 1
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        agent.run(stop)
-        return 0
-    finally:
-        gc.unfreeze()  # let extension objects be finalized normally at exit
-        if endpoint is not None:
-            endpoint.close()
-        source.close()
-        health.close()
-        spool.close()
+        finally:
+            agent.shutdown()
+            _close_agent_parts(endpoint, source, health, spool, store)
+            gc.unfreeze()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    finished = agent.run(stop)
+    # Close within a second whatever happens: a call stuck in libvirt or a write stuck in a store that never
+    # answers must not hold the exit (the spool already holds every point not written).
+    closer = threading.Thread(target=_close_agent_parts, args=(endpoint, source, health, spool,
+                                                               store if finished else None), daemon=True)
+    closer.start()
+    closer.join(EXIT_CLOSE_SECONDS)
+    if not finished or closer.is_alive():
+        logging.getLogger("virtwatch.agent").warning("exiting without waiting for %s",
+                                                     "a write stuck in the store" if not finished else "closes")
+        logging.shutdown()
+        os._exit(0)
+    gc.unfreeze()  # let extension objects be finalized normally at exit
+    return 0
+
+
+#: how long `virtwatch agent` waits for its parts to close at exit before leaving anyway
+EXIT_CLOSE_SECONDS = 0.8
+
+
+def _close_agent_parts(endpoint, source, health, spool, store) -> None:
+    """Close the agent's parts (store None: leave it, a write is stuck in it)."""
+    if endpoint is not None:
+        endpoint.close()
+    source.close()
+    health.close()
+    spool.close()
+    if store is not None:
         store.close()
 
 

@@ -241,6 +241,8 @@ class AgentConfig:
     admin_uri: str | None = _key(None, kind=str, check=_not_empty)
     daemon_pidfile: Path = _key(kind=Path, factory=lambda: Path("/run/libvirtd.pid"))
     daemon_log_file: Path | None = _key(None, kind=Path)
+    qemu_pid_dir: Path = _key(kind=Path, factory=lambda: Path("/run/libvirt/qemu"))
+    hang_end_probes: int = _key(2, kind=int, check=_positive)
     spool_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "spool")
     spool_max_bytes: int = _key(256 * MIB, kind=int, check=_positive)
     metrics_listen: str | None = _key(None, kind=str, check=_listen)

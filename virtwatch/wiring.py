@@ -66,6 +66,7 @@ def agent_from_config(config: AgentConfig, store: Store, spool: Spool | None = N
     """Build the collector agent of [agent] (arguments given override it); close its source and daemon_health."""
     from collector.agent import Agent
     from collector.daemon_health import DaemonHealth, default_admin_uri, runs_through_daemon
+    from collector.guest_processes import GuestProcesses
     from collector.libvirt_source import LibvirtSource
 
     uri = libvirt_uri or config.libvirt_uri
@@ -77,5 +78,7 @@ def agent_from_config(config: AgentConfig, store: Store, spool: Spool | None = N
                           kmsg_path="/dev/kmsg" if through_daemon else None)
     source = LibvirtSource(uri, config.probe_timeout_seconds, config.keepalive_interval_seconds,
                            config.keepalive_count, read_only=config.libvirt_read_only)
+    guests = GuestProcesses(config.qemu_pid_dir if through_daemon else None)
     return Agent(store, source, host_name or config.host_name, interval_seconds or config.interval_seconds,
-                 spool=spool, daemon_health=health, metadata_tags=config.metadata_tags)
+                 spool=spool, daemon_health=health, guests=guests, hang_end_probes=config.hang_end_probes,
+                 metadata_tags=config.metadata_tags)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import libvirt
 import pytest
 
 from collector.agent import Agent
@@ -32,8 +33,8 @@ def test_one_collection_from_the_test_driver_writes_domain_daemon_host_and_agent
 def test_an_unreachable_daemon_is_reported_down_with_an_event_and_host_load_keeps_coming(store, tmp_path):
     uri = f"test+unix:///default?socket={tmp_path}/no-daemon-here.sock"
     agent = Agent(store, LibvirtSource(uri, call_timeout_seconds=5), "hv2")
-    agent.daemon_state = "up"  # it was up a moment ago
     assert agent.collect_and_write()
+    assert agent.daemon_state == "down"
     daemon = store.latest("libvirtd", ["up", "probe_ok"], 0)
     assert daemon[["up", "probe_ok"]].values.tolist() == [[0.0, 0.0]]
     events = store.events(0)
@@ -43,34 +44,34 @@ def test_an_unreachable_daemon_is_reported_down_with_an_event_and_host_load_keep
 
 
 def test_configured_metadata_becomes_tags_on_the_domain_points(store):
-    import libvirt
-
     nova = "http://openstack.org/xmlns/libvirt/nova/1.1"
-    source = LibvirtSource("test:///default")
-    source.call("set metadata", lambda conn: conn.lookupByName("test").setMetadata(
+    conn = libvirt.open("test:///default")  # the test driver's state is shared by every connection of a process
+    conn.lookupByName("test").setMetadata(
         libvirt.VIR_DOMAIN_METADATA_ELEMENT, '<instance><owner><project>ops, "blue"</project></owner></instance>',
-        "nova", nova, libvirt.VIR_DOMAIN_AFFECT_LIVE))
-    agent = Agent(store, source, "hv1", metadata_tags={"nova_project": f"{nova} owner/project"})
+        "nova", nova, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    agent = Agent(store, LibvirtSource("test:///default"), "hv1", metadata_tags={"nova_project": f"{nova} owner/project"})
     assert agent.collect_and_write()
     frame = store.latest("domain", ["state_code"], 0, group_by=["domain", "nova_project"])
     assert frame[["domain", "nova_project"]].values.tolist() == [["test", 'ops, "blue"']]
+    conn.close()
 
 
 def test_the_probe_still_answers_when_the_domain_it_targets_is_undefined(store):
+    conn = libvirt.open("test:///default")
+    conn.defineXML("<domain type='test'><name>short-lived</name><memory>65536</memory><os><type>hvm</type></os>"
+                   "</domain>")
     source = LibvirtSource("test:///default")
-    source.call("define", lambda conn: conn.defineXML(
-        "<domain type='test'><name>short-lived</name><memory>65536</memory><os><type>hvm</type></os></domain>"))
     agent = Agent(store, source, "hv1")
     assert agent.collect_and_write()
-    names = [name for name, _ in source.domain_stats()]
-    target = source._probe_domain.name()
-    if target != "short-lived":  # make the probe target the domain about to go away
-        source._probe_domain = source.call("lookup", lambda conn: conn.lookupByName("short-lived"))
-    source.call("undefine", lambda conn: conn.lookupByName("short-lived").undefine())
-    assert source.probe_ms() > 0
+    source._probe_domain = source._conn.lookupByName("short-lived")  # the probe targets the domain about to go
+    conn.lookupByName("short-lived").undefine()
+    probe = source.probe()
+    assert probe.wait(5) and probe.result() > 0
     assert agent.collect_and_write()
-    assert "short-lived" in names
+    domains = store.query("domain", ["state_code"], 0, 2**62, group_by=["domain"])
+    assert "short-lived" in domains["domain"].tolist()
     assert store.latest("libvirtd", ["probe_ok"], 0)["probe_ok"].tolist() == [1.0]
+    conn.close()
 
 
 def test_the_agents_write_path_never_loads_pandas():
@@ -94,6 +95,6 @@ def test_an_unreachable_daemon_is_retried_with_backoff_while_every_interval_repo
     for second in (0, 1, 2, 3, 4, 5, 6, 7):  # one collection a second
         now[0] = float(second)
         agent.collect_and_write()
-        attempts.append(source.connect_attempts)
+        attempts.append(source.connections_opened_total)
     assert attempts == [1, 2, 3, 3, 4, 4, 4, 4]  # at once, then after 1 s, 2 s, 4 s ...
     assert store.query("libvirtd", ["up"], 0, 2**62)["up"].tolist() == [0.0] * 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+import libvirt
 import pytest
 
 from collector.agent import Agent
@@ -19,10 +20,10 @@ HOSTILE_MESSAGE = ('Timed out during operation: cannot acquire state change lock
 
 def test_a_hostile_domain_name_and_log_line_round_trip_exactly(tmp_path, influxdb_database):
     server, database = influxdb_database
+    conn = libvirt.open("test:///default")  # the test driver's state is shared by every connection of a process
+    conn.defineXML(f"<domain type='test'><name>{escape(HOSTILE_DOMAIN)}</name><memory>65536</memory>"
+                   "<os><type>hvm</type></os></domain>")
     source = LibvirtSource("test:///default")
-    source.call("define", lambda conn: conn.defineXML(
-        f"<domain type='test'><name>{escape(HOSTILE_DOMAIN)}</name><memory>65536</memory>"
-        "<os><type>hvm</type></os></domain>"))
     log_file = tmp_path / "libvirtd.log"
     log_file.write_text("")
     health = DaemonHealth(None, None, log_file=log_file)
@@ -35,7 +36,8 @@ def test_a_hostile_domain_name_and_log_line_round_trip_exactly(tmp_path, influxd
         try:
             assert agent.collect_and_write()
         finally:
-            source.call("undefine", lambda conn: conn.lookupByName(HOSTILE_DOMAIN).undefine())
+            conn.lookupByName(HOSTILE_DOMAIN).undefine()
+            conn.close()
         names = store.tag_values("domain", "domain")
         assert HOSTILE_DOMAIN in names
         frame = store.query("domain", ["state_code"], 0, 2**62, where={"domain": HOSTILE_DOMAIN, "host": 'hv "north", 1'})

@@ -56,7 +56,7 @@ def test_points_the_store_refuses_are_counted_not_spooled_forever(tmp_path, infl
         agent = Agent(store, LibvirtSource("test:///default"), "hv1", spool=spool)
         assert agent.collect_and_write()
         assert spool.pending_segments == 0
-        assert agent.points_rejected_total > 0
+        assert agent.shipper.points_rejected_total > 0
     store.close()
 
 

@@ -121,7 +121,7 @@ class EmbeddedStore(Store):
     def __repr__(self) -> str:
         return f"EmbeddedStore({self.path!r})"
 
-    def write(self, points: Iterable[Point]) -> int:
+    def write(self, points: Iterable[Point], *, retry: bool = True) -> int:
         """Store points; return how many were stored (points left without a field are not counted).
 
         Raise PointError (nothing stored) for a point no store can take, StoreRejected after storing the rest
