@@ -31,7 +31,7 @@ from collector.daemon_state import DOWN, HUNG, UNKNOWN, UP, DaemonState, Transit
 from collector.domain_metadata import MetadataTags
 from collector.domain_stats import domain_fields
 from collector.event_points import event_point
-from collector.guest_processes import GuestProcesses
+from collector.guest_processes import GuestProcesses, StuckGuest
 from collector.libvirt_source import (Call, CallFailed, ConnectionLost, DomainStats, LibvirtProblem, LibvirtSource,
                                       NobodyListening)
 from tsdb import Point
@@ -85,7 +85,8 @@ class LibvirtMonitor:
         self._next_connect = 0.0
         self._tick_probe: tuple[str, float] | None = None  # ("ok" | "late" | "error" | "none", ms) this round
         self.counts: tuple[int, int, int] | None = None  # (running, defined, round time ns) of the last read
-        self._wedged: dict[str, str] = {}  # guest -> why it is left out of / partial in the bulk call
+        self._wedged: dict[str, str] = {}  # guest -> why it is wedged (reported once)
+        self._held: set[str] = set()  # guests left out until their control info says their monitor is free
         self._running: set[str] = set()  # running or paused guests of the last bulk call
         self._last_overrun_log = 0.0
         self._last_still_hung_log = 0.0
@@ -175,7 +176,7 @@ class LibvirtMonitor:
         self._tick_probe = ("none", call.seconds() * 1000.0)
         self._emit_transitions(self.state.not_answering(
             self._clock(), self._wall(call.started), f"{what} has had no answer for {call.seconds():.1f} s "
-            f"(deadline {self.deadline_seconds:g} s)" + self._with_context(), process))
+            f"(deadline {self.deadline_seconds:g} s)" + self._with_context() + self._stuck_words(), process))
         last_process_check = time.monotonic()
         while not call.wait(WAIT_SLICE_SECONDS):
             if self._stop.is_set():
@@ -184,6 +185,7 @@ class LibvirtMonitor:
             if now - last_process_check >= 1.0:
                 last_process_check = now
                 process = self._process()
+                self._check_stuck_guests()
                 if process.running is False:
                     self._emit_transitions(self.state.absent(self._clock(), f"{what} had no answer for "
                                                              f"{call.seconds():.1f} s; {process.describe()}"))
@@ -280,10 +282,10 @@ class LibvirtMonitor:
             self.stats_overruns_total += 1
             self._find_busy_monitors(busy)
             return
-        stuck = self.guests.stuck(self._running)
-        leave_out = {name: f"left out of the bulk stats call: {guest.describe()}" for name, guest in stuck.items()}
-        for name, why in self._wedged.items():
-            leave_out.setdefault(name, why)
+        stuck = self._check_stuck_guests()
+        leave_out = {name: guest.describe() for name, guest in stuck.items()}
+        for name in self._held:
+            leave_out.setdefault(name, self._wedged.get(name, "its job was held at the last round"))
         call = self.source.domain_stats(frozenset(leave_out), self._metadata.tags if self._metadata.enabled else None)
         if not call.wait(self.deadline_seconds - call.seconds()):
             self.stats_overruns_total += 1
@@ -298,7 +300,7 @@ class LibvirtMonitor:
             if isinstance(problem, ConnectionLost):
                 self._problem(problem, call)
             return
-        self._domain_points(stats, leave_out)
+        self._domain_points(stats, stuck, leave_out)
         counts = self.source.domain_counts()
         if counts.wait(self.deadline_seconds - counts.seconds()):
             try:
@@ -306,7 +308,12 @@ class LibvirtMonitor:
             except LibvirtProblem as problem:
                 log.debug("domain counts: %s", problem)
 
-    def _domain_points(self, stats: DomainStats, leave_out: dict[str, str]) -> None:
+    def _domain_points(self, stats: DomainStats, stuck: dict[str, StuckGuest], leave_out: dict[str, str]) -> None:
+        """Turn a bulk call's records into domain points; tell which guests are wedged and which answer again.
+
+        A guest is wedged while its QEMU process cannot run (left out), while its job is held by another call
+        (NOWAIT came back partial: left out from the next round on) and while its monitor stays busy (left out
+        until its control info says `ok`)."""
         time_ns = self._round_time_ns
         points: list[Point] = []
         running: set[str] = set()
@@ -316,37 +323,50 @@ class LibvirtMonitor:
             if record.get("state.state") in (RUNNING, PAUSED):
                 running.add(name)
             if fields.get("stats_partial") == 1:
-                stuck = self.guests.stuck([name]).get(name)
-                wedged[name] = (stuck.describe() if stuck is not None else
-                                "its job is held by another call (bulk stats with NOWAIT came back partial)")
+                wedged[name] = "its job is held by another call (bulk stats with NOWAIT came back partial)"
             tags = {**stats.tags.get(name, {}), "host": self.host_name, "domain": name}
             points.append(Point("domain", tags, fields, time_ns))
         for name, record in stats.left_out:
-            fields = domain_fields(record)
             if record.get("state.state") not in (RUNNING, PAUSED):
                 continue  # stopped meanwhile: nothing is stuck any more
             running.add(name)
             control = stats.control.get(name)
-            why = leave_out.get(name, "left out of the bulk stats call")
-            stuck_process = "QEMU process" in why
-            if not stuck_process and control is not None and control[0] == "ok":
-                continue  # its monitor is free again: it is asked in full at the next round
-            if control is not None and control[0] == "occupied":
-                why = f"its monitor has been busy with one command for {control[1]:.1f} s"
-            wedged[name] = why
-            fields["stats_partial"] = 1
+            if name in stuck:
+                wedged[name] = stuck[name].describe()
+            elif control is not None and control[0] == "ok":
+                continue  # its monitor is free again: asked in full at the next round
+            elif control is not None and control[0] in ("occupied", "job"):
+                wedged[name] = f"its monitor has been busy with one command for {control[1]:.1f} s"
+            else:
+                wedged[name] = leave_out.get(name, "its job was held at the last round")
+            fields = {**domain_fields(record), "stats_partial": 1}
             tags = {**self._metadata.cached(name), "host": self.host_name, "domain": name}
             points.append(Point("domain", tags, fields, time_ns))
+        self._emit_points(points)
         for name, why in wedged.items():
-            if name not in self._wedged:
-                log.warning("domain %r is wedged: %s", name, why)
-                points.append(event_point(self.host_name, "domain_wedged", f"domain {name!r} is wedged: {why}",
-                                          time_ns, domain=name))
+            self._mark_wedged(name, why)
         for name in set(self._wedged) - set(wedged):
             log.info("domain %r answers again: full stats", name)
-        self._wedged, self._running = wedged, running
+            del self._wedged[name]
+        self._held = {name for name in wedged if name not in stuck}
+        self._running = running
         self._metadata.forget_except({name for name, _ in stats.records} | {name for name, _ in stats.left_out})
-        self._emit_points(points)
+
+    def _check_stuck_guests(self) -> dict[str, StuckGuest]:
+        """Read which running guests' QEMU processes are stopped or in D state (/proc only); mark them wedged."""
+        stuck = self.guests.stuck(self._running)
+        for name, guest in stuck.items():
+            self._mark_wedged(name, guest.describe())
+        return stuck
+
+    def _mark_wedged(self, name: str, why: str) -> None:
+        """Remember a wedged guest; the first time, log it and report a domain_wedged event."""
+        if name in self._wedged:
+            return
+        self._wedged[name] = why
+        log.warning("domain %r is wedged: %s", name, why)
+        self._emit_points([event_point(self.host_name, "domain_wedged", f"domain {name!r} is wedged: {why}",
+                                       self._round_time_ns, domain=name)])
 
     def _find_busy_monitors(self, busy: Call) -> None:
         """The last bulk call is still waiting: ask every guest's control info (no job needed) and leave out
@@ -363,12 +383,17 @@ class LibvirtMonitor:
             return
         for name, info in control.items():
             if info is not None and info[0] in ("occupied", "job") and info[1] >= self.deadline_seconds:
-                why = f"its monitor has been busy with one command for {info[1]:.1f} s"
-                self._wedged[name] = why
-                log.warning("domain %r is wedged: %s (the bulk stats call has waited %.0f s on it)", name, why,
-                            busy.seconds())
-                self._emit_points([event_point(self.host_name, "domain_wedged", f"domain {name!r} is wedged: {why}",
-                                               self._round_time_ns, domain=name)])
+                self._held.add(name)
+                self._mark_wedged(name, f"its monitor has been busy with one command for {info[1]:.1f} s (the "
+                                        f"agent's bulk stats call has waited {busy.seconds():.0f} s)")
+
+    def _stuck_words(self) -> str:
+        """'; ' and the guests whose QEMU cannot run, in words ('' when none)."""
+        stuck = self._check_stuck_guests()
+        if not stuck:
+            return ""
+        return "; guests whose QEMU cannot run: " + ", ".join(f"{name!r} ({guest.describe()[4:]})"
+                                                                for name, guest in sorted(stuck.items()))
 
     # --- what the tick reads ---------------------------------------------------------------------------------
 

@@ -1,17 +1,16 @@
 """The shipper: the one owner of the store and the spool, on a thread of its own.
 
-Collection hands each interval's points to `put`, which never waits. The shipper writes them with ONE
-attempt each (its retry is the spool, not a loop inside a write): when a write fails, the points go to the
-durable spool and the store is known to be down; while it is, new points go straight to the spool and one
-replay of the oldest spooled segment per interval is the cheap attempt that tells when the store is back.
-While a backlog replays (at most `replay_segments_per_round` segments a round), new points queue behind it
-on disk, so the store receives everything in the order it was collected.
+Collection hands each interval's points to `put`, which never waits on the store. The shipper writes them
+with ONE attempt each (its retry is the spool, not a loop inside a write). When a write fails, the points go
+to the durable spool; while the spool holds a backlog, new points go straight behind it on disk (by `put`
+itself, so an agent killed meanwhile loses nothing), and one replay of the oldest segments per interval is the
+cheap attempt that tells when the store is back, delivering everything in the order it was collected.
 
-A store that accepts connections and never answers holds one write for the store's timeout; meanwhile the
-queue in memory grows (bounded by `max_queued_points`, beyond which `put` spools directly) and collection goes
-on at its cadence. `stop` spools what the queue and an unfinished write hold, so an agent stopped at any
-moment loses nothing (a write that lands after all is replayed again: the store keeps one copy of a point,
-InfluxDB overwriting a series' point at the same time).
+A store that accepts connections and never answers holds one write until the store's timeout. Once that
+write has been in flight for an interval, the store is STALLED: `put` spools the batch in flight (again: if
+the write lands after all, the replay writes the same points twice, and InfluxDB keeps one copy of a series'
+point at one time), the queue and every new batch, so again a kill loses nothing. Only a kill within the
+first interval of a stuck write can lose that interval's points. `stop` spools whatever is still in memory.
 """
 
 from __future__ import annotations
@@ -46,10 +45,12 @@ class Shipper:
         self._clock = clock
         self._queue: collections.deque[list[Point]] = collections.deque()
         self._queued_points = 0
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # guards the queue, the batch in flight and every put into the spool
         self._ship_lock = threading.Lock()  # one shipping round at a time (the thread, or ship_now)
         self._next_attempt = 0.0
-        self._in_flight: list[Point] | None = None
+        self._in_flight: list[Point] = []
+        self._in_flight_since: float | None = None
+        self._in_flight_spooled = False
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._lost: list[str] = []  # why points were lost, for a points_dropped event
@@ -57,18 +58,30 @@ class Shipper:
     # --- handing points over ---------------------------------------------------------------------------------
 
     def put(self, points: list[Point]) -> None:
-        """Queue points for the store; never waits (beyond `max_queued_points` they go to the spool at once)."""
+        """Hand points over for the store; never waits on it. While the spool holds a backlog or the store is
+        stalled, they go to the spool at once (a local write), behind everything collected before them."""
         if not points:
             return
         with self._cond:
-            if self._queued_points + len(points) <= self.max_queued_points or self.spool is None:
-                self._queue.append(points)
-                self._queued_points += len(points)
-                self._cond.notify()
+            if self.spool is not None and (self._spilling() or self._stalled()
+                                           or self._queued_points + len(points) > self.max_queued_points):
+                if self._stalled() and not self._in_flight_spooled:
+                    self._in_flight_spooled = True
+                    log.warning("a write of %d points to %s has waited %.0f s: spooling it and what follows",
+                                len(self._in_flight), self.store.display_url, self._clock() - self._in_flight_since)
+                    self._spool(self._in_flight, "the write in flight is stalled")
+                self._spool(self._take_queue() + points, None)
                 return
-        log.warning("%d points queued for %s already: %d more go to the spool directly", self._queued_points,
-                    self.store.display_url, len(points))
-        self._spool(points, "the queue in memory was full")
+            self._queue.append(points)
+            self._queued_points += len(points)
+            self._cond.notify()
+
+    def _spilling(self) -> bool:
+        return self.spool is not None and self.spool.pending_segments > 0
+
+    def _stalled(self) -> bool:
+        return (self._in_flight_since is not None and bool(self._in_flight)
+                and self._clock() - self._in_flight_since > self.interval_seconds)
 
     @property
     def queued_points(self) -> int:
@@ -98,25 +111,24 @@ class Shipper:
                 points = self._take_queue()
             try:
                 self._ship(points)
-            except Exception:  # noqa: BLE001 - keep shipping; the points are spooled below
+            except Exception:  # noqa: BLE001 - keep shipping; the points are spooled
                 log.exception("shipping %d points failed", len(points))
-                self._spool(points, "shipping raised")
+                with self._cond:
+                    self._spool(points, "shipping raised")
 
     def _idle_wait(self) -> float:
-        if self.spool is not None and self.spool.pending_segments:
+        if self._spilling():
             return max(0.05, self._next_attempt - self._clock())
         return 1.0
 
     def _backlog_due(self) -> bool:
-        return (self.spool is not None and self.spool.pending_segments > 0
-                and self._clock() >= self._next_attempt)
+        return self._spilling() and self._clock() >= self._next_attempt
 
     def _take_queue(self) -> list[Point]:
         points: list[Point] = []
         while self._queue:
             points += self._queue.popleft()
         self._queued_points = 0
-        self._in_flight = points
         return points
 
     def stop(self, timeout: float = 1.0) -> bool:
@@ -130,15 +142,12 @@ class Shipper:
             self._thread.join(timeout)
             finished = not self._thread.is_alive()
         with self._cond:
-            left = self._in_flight if not finished else None
-            queued = self._take_queue()
-            self._in_flight = None
-        if left:
-            log.warning("a write of %d points to %s has not finished: spooled again", len(left),
-                        self.store.display_url)
-            self._spool(left, "the agent stopped during the write")
-        if queued:
-            self._spool(queued, "the agent stopped")
+            if not finished and self._in_flight and not self._in_flight_spooled:
+                log.warning("a write of %d points to %s has not finished: spooled", len(self._in_flight),
+                            self.store.display_url)
+                self._in_flight_spooled = True
+                self._spool(self._in_flight, "the agent stopped during the write")
+            self._spool(self._take_queue(), "the agent stopped")
         return finished
 
     # --- shipping --------------------------------------------------------------------------------------------
@@ -151,48 +160,54 @@ class Shipper:
         return self._ship(points, attempt_now=True)
 
     def _ship(self, points: list[Point], attempt_now: bool = False) -> tuple[int, bool]:
-        """One round: replay the backlog if due (or `attempt_now`), then write `points` behind it, or spool them."""
+        """One round: points behind a backlog go to the spool; the backlog is replayed when an attempt is due
+        (or `attempt_now`); otherwise the points are written, or spooled when the store does not take them."""
         with self._ship_lock:
             if attempt_now:
                 self._next_attempt = 0.0
-            try:
-                return self._ship_round(points)
-            finally:
-                self._in_flight = None
-
-    def _ship_round(self, points: list[Point]) -> tuple[int, bool]:
-        written = 0
-        if self.spool is not None and self.spool.pending_segments:
-            if self._clock() < self._next_attempt:
-                self._spool(points, None)
-                return 0, False
-            try:
-                replayed = self.spool.replay(self._write, self.replay_segments_per_round)
-            except StoreUnavailable as error:
-                self._down(error)
-                self._spool(points, None)
-                return 0, False
-            if replayed:
-                self._up()
-                log.info("replayed %d spooled points into %s (%d still spooled)", replayed, self.store.display_url,
-                         self.spool.pending_points)
-            written += replayed
-            if self.spool.pending_segments:  # keep the order: new points queue behind the backlog
-                self._spool(points, None)
+            with self._cond:
+                if self._spilling():
+                    self._spool(points, None)
+                    points = []
+            written = self._replay() if self._spilling() else 0
+            if self._spilling():
                 return written, False
-        elif not self.store_reachable and self._clock() < self._next_attempt:
-            self._spool(points, None)
-            return 0, False
-        if not points:
-            return written, True
+            if not points:
+                return written, True
+            return self._write_batch(points, written)
+
+    def _replay(self) -> int:
+        """Replay spooled segments if an attempt is due; return the points replayed."""
+        if self._clock() < self._next_attempt:
+            return 0
+        try:
+            replayed = self.spool.replay(self._write, self.replay_segments_per_round)
+        except StoreUnavailable as error:
+            self._down(error)
+            return 0
+        if replayed:
+            self._up()
+            log.info("replayed %d spooled points into %s (%d still spooled)", replayed, self.store.display_url,
+                     self.spool.pending_points)
+        return replayed
+
+    def _write_batch(self, points: list[Point], written: int) -> tuple[int, bool]:
+        with self._cond:
+            self._in_flight, self._in_flight_since, self._in_flight_spooled = points, self._clock(), False
         try:
             written += self._write(points)
         except StoreUnavailable as error:
             self._down(error)
-            self._spool(points, None)
+            with self._cond:
+                if not self._in_flight_spooled:
+                    self._spool(points, None)
             return written, False
+        finally:
+            with self._cond:
+                spooled_meanwhile = self._in_flight_spooled
+                self._in_flight, self._in_flight_since, self._in_flight_spooled = [], None, False
         self._up()
-        return written, True
+        return written, not spooled_meanwhile
 
     def _write(self, points: list[Point]) -> int:
         """Write once; points the store refuses (4xx) or that cannot be stored are counted and logged, not kept."""
@@ -220,8 +235,9 @@ class Shipper:
         self._next_attempt = 0.0
 
     def _spool(self, points: list[Point], why: str | None) -> None:
-        if not points or (self._stopping and threading.current_thread() is self._thread):
-            return  # a write that outlived stop(): stop() has spooled its points already
+        """Put points in the spool (call with the condition held, so spooled points keep their order)."""
+        if not points:
+            return
         if self.spool is None:
             self.points_lost_total += len(points)
             log.error("%d points for %s lost: the store is unavailable and there is no spool", len(points),

@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -269,3 +270,39 @@ class VictoriaMetricsServer(_Server):
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"no series matched {match} within {timeout_seconds} s")
             time.sleep(0.2)
+
+
+class BlackholeServer:
+    """A TCP port on 127.0.0.1 that accepts connections and never answers: a store that is there and is not."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(64)
+        self._held: list = []
+        self.connections_total = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections_total += 1
+            self._held.append(connection)  # read nothing, answer nothing, close nothing
+
+    def close(self) -> None:
+        """Stop listening and drop every held connection."""
+        self._listener.close()
+        for connection in self._held:
+            connection.close()
+
+    def __enter__(self) -> "BlackholeServer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -38,7 +38,8 @@ def test_points_collected_while_the_store_is_down_arrive_in_order_when_it_return
             server.start(port=server.port)
             assert agent.collect_and_write()
             assert spool.pending_segments == 0 and spool.replayed_total > 0
-            expected = [(1_700_000_000 + 10 * i) * 10**9 for i in range(4)]
+            assert agent.collect_and_write()  # its collector point counts what the recovery spooled and replayed
+            expected = [(1_700_000_000 + 10 * i) * 10**9 for i in range(5)]
             assert collector_times(store) == expected
             last = store.latest("collector", ["points_spooled_total", "points_replayed_total"], 0)
             assert last["points_spooled_total"].iloc[0] == spool.spooled_total
@@ -74,6 +75,7 @@ def test_a_full_spool_drops_the_oldest_points_and_says_so_with_an_event(tmp_path
         assert spool.dropped_total > 0 and spool.size_bytes <= 3000
         server.start(port=port)
         assert agent.collect_and_write()
+        assert agent.collect_and_write()  # its collector point counts what the recovery dropped
         events = store.events(0)
         dropped = events[events["kind"] == "points_dropped"]
         assert len(dropped) >= 1 and all("oldest points dropped" in m for m in dropped["message"])
