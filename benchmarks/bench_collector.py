@@ -3,6 +3,7 @@
 Run it from the repository root (needs libvirtd, see `make setup-test`; root, as for tests/libvirtd.py):
 
     .venv/bin/python benchmarks/bench_collector.py [--domains 200,2000] [--collections 20] [--profile]
+                                                   [--skip-faults]
 
 It starts a private libvirtd in a temp dir (tests/libvirtd.py), writes a test-driver node file with N running
 domains (`instance-000001f4`, ...) and, for each N, builds an Agent on the test driver THROUGH the daemon
@@ -16,8 +17,9 @@ Values are medians over the rounds; collect() also shows p90 and max. Targets (o
     one collection of 2000 domains, CPU time of the agent process         <  30 ms
     agent process RSS (VmRSS) at the end                                  <  80 MB
 
-Times are wall-clock (time.perf_counter); CPU is time.process_time (all threads of this process, so the
-libvirt worker and event-loop threads are included). The admin API is read by a helper SUBPROCESS
+Times are wall-clock (time.perf_counter); CPU of collect() is time.process_time (all threads of this process:
+the tick, the libvirt monitor and its call threads, the daemon sources, the event loop); the parts' CPU is
+each part's own thread's (time.thread_time), since the sources run concurrently. The admin API is read by a helper SUBPROCESS
 (collector/admin_api.py): its CPU is NOT in the agent's process time; it is shown on its own row, from
 /proc/<helper pid>/stat (utime+stime, clock-tick resolution: 10 ms over all rounds), and so is libvirtd's
 CPU. The test driver's stats records carry only the state group (2 fields per domain): a QEMU host's records
@@ -27,6 +29,11 @@ ends with the RSS of a fresh interpreter after each import the agent makes, to s
 Full garbage collections (generation 2) that fall inside collect() are counted with their pause time.
 `--profile` adds cProfile's top functions of collect() over 2000 domains, on the main thread and on the
 libvirt worker thread.
+
+Then the FAULT TABLE (benchmarks/fault_table.py, about 4 minutes; `--skip-faults` leaves it out): each fault of
+the README's fault matrix staged on a private libvirtd with real QEMU guests and held as production holds it,
+with what the agent reported, how soon, the share of intervals with host points, and the agent's own calls and
+connections in the daemon.
 """
 
 from __future__ import annotations
@@ -54,7 +61,8 @@ from libvirtd import PrivateLibvirtd  # noqa: E402
 from collector.agent import Agent  # noqa: E402
 from collector.daemon_health import DaemonHealth  # noqa: E402
 from collector.libvirt_source import LibvirtSource  # noqa: E402
-from table import print_table  # noqa: E402
+from fault_table import fault_rows, run_faults  # noqa: E402
+from table import print_columns, print_table  # noqa: E402
 from tsdb import open_store  # noqa: E402
 from tsdb.lineprotocol import encode_lines  # noqa: E402
 
@@ -105,7 +113,7 @@ def rss_mb(pid: int | str = "self") -> float:
 class Timed:
     """Wrap one bound method of an instance to add up its wall and CPU time per round (a part of collect()).
 
-    CPU is process-wide, so a libvirt call's CPU on the source's worker thread is counted here too."""
+    The agent's sources run on threads of their own, so CPU is the calling thread's own (time.thread_time)."""
 
     def __init__(self, owner: object, name: str):
         self.function: Callable = getattr(owner, name)
@@ -113,17 +121,49 @@ class Timed:
         setattr(owner, name, self)
 
     def __call__(self, *args, **kwargs):
-        cpu, began = time.process_time(), time.perf_counter()
+        cpu, began = time.thread_time(), time.perf_counter()
         try:
             return self.function(*args, **kwargs)
         finally:
             self.wall += time.perf_counter() - began
-            self.cpu += time.process_time() - cpu
+            self.cpu += time.thread_time() - cpu
 
     def take_ms(self) -> tuple[float, float]:
         """Return and reset (wall, CPU) in ms."""
         taken, self.wall, self.cpu = (self.wall * 1000, self.cpu * 1000), 0.0, 0.0
         return taken
+
+
+class TimedCalls:
+    """Add up the wall and CPU time of the source's libvirt calls of one kind (each runs on its own thread)."""
+
+    def __init__(self, source: LibvirtSource):
+        self.run = source._run
+        self.taken: dict[str, list[float]] = {}
+        source._run = self
+
+    def __call__(self, call, conn, function) -> None:
+        cpu, began = time.thread_time(), time.perf_counter()
+        try:
+            self.run(call, conn, function)
+        finally:
+            wall_cpu = self.taken.setdefault(call.kind, [0.0, 0.0])
+            wall_cpu[0] += time.perf_counter() - began
+            wall_cpu[1] += time.thread_time() - cpu
+
+    def part(self, kind: str) -> "CallPart":
+        return CallPart(self, kind)
+
+
+class CallPart:
+    """The calls of one kind as a part of collect(), with Timed's take_ms."""
+
+    def __init__(self, calls: TimedCalls, kind: str):
+        self.calls, self.kind = calls, kind
+
+    def take_ms(self) -> tuple[float, float]:
+        wall, cpu = self.calls.taken.pop(self.kind, [0.0, 0.0])
+        return wall * 1000, cpu * 1000
 
 
 class GcPauses:
@@ -171,8 +211,9 @@ def bench(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path) -> di
     node.write_text(node_xml(count))
     uri = f"test+unix://{node}?socket={daemon.sock_dir}/libvirt-sock"
     agent = make_agent(daemon, uri, workdir / f"bench{count}.duckdb")
-    parts = {"stats": Timed(agent.source, "domain_stats"), "probe": Timed(agent.source, "probe_ms"),
-             "counts": Timed(agent.source, "domain_counts"), "health": Timed(agent.daemon_health, "read"),
+    calls = TimedCalls(agent.source)
+    parts = {"stats": calls.part("stats"), "probe": calls.part("probe"), "counts": calls.part("counts"),
+             "health": Timed(agent._health, "_read"), "admin": Timed(agent._admin, "_read"),
              "host": Timed(agent.host_load, "read")}
     pauses = GcPauses()
     gc.callbacks.append(pauses)
@@ -187,16 +228,17 @@ def bench(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path) -> di
             timed.take_ms()
         helper, libvirtd = helper_pid(agent.daemon_health), daemon.pid
         assert helper, "the admin helper is not running: admin reads failed (see the warnings above)"
-        rows: dict[str, list[float]] = {k: [] for k in ("collect_wall", "collect_cpu", "encode_wall", "encode_cpu",
-                                                         "ship_wall", "ship_cpu", "points")}
+        rows: dict[str, list[float]] = {k: [] for k in ("collect_wall", "collect_cpu", "main_cpu", "encode_wall",
+                                                         "encode_cpu", "ship_wall", "ship_cpu", "points")}
         rows.update({f"{name}_{kind}": [] for name in parts for kind in ("wall", "cpu")})
         helper_cpu, libvirtd_cpu = cpu_seconds(helper), cpu_seconds(libvirtd)
         for _ in range(rounds):
             pauses.active = True
-            cpu, began = time.process_time(), time.perf_counter()
+            cpu, main_cpu, began = time.process_time(), time.thread_time(), time.perf_counter()
             points = agent.collect()
             rows["collect_wall"].append((time.perf_counter() - began) * 1000)
             rows["collect_cpu"].append((time.process_time() - cpu) * 1000)
+            rows["main_cpu"].append((time.thread_time() - main_cpu) * 1000)
             pauses.active = False
             for name, timed in parts.items():
                 wall, cpu = timed.take_ms()
@@ -233,16 +275,16 @@ def bench(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path) -> di
 
 
 def profile(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path, top: int = 20) -> str:
-    """Return cProfile's top functions over `rounds` collect() calls: on the main thread, and on the source's
-    worker thread, where every libvirt call (with the Python that wraps it) runs."""
+    """Return cProfile's top functions over `rounds` collect() calls: on the main thread, and on the threads of
+    the source's libvirt calls (with the Python that wraps them: building domain points included)."""
     node = workdir / f"node{count}.xml"
     uri = f"test+unix://{node}?socket={daemon.sock_dir}/libvirt-sock"
     agent = make_agent(daemon, uri, workdir / f"profile{count}.duckdb")
     main, worker = cProfile.Profile(), cProfile.Profile()
     measuring = []  # not empty while a measured collect() runs
-    call = agent.source.call
-    agent.source.call = lambda what, function: call(
-        what, (lambda conn: worker.runcall(function, conn)) if measuring else function)
+    run = agent.source._run
+    agent.source._run = lambda call, conn, function: (
+        worker.runcall(run, call, conn, function) if measuring else run(call, conn, function))
     try:
         for _ in range(WARMUPS):
             agent.ship(agent.collect())
@@ -258,7 +300,7 @@ def profile(daemon: PrivateLibvirtd, count: int, rounds: int, workdir: Path, top
     out = io.StringIO()
     for title, profiler in ((f"main thread ({rounds} collect() calls over {count} domains; the wait for the worker "
                              f"shows as lock acquire)", main),
-                            (f"libvirt worker thread (the calls those {rounds} collect() made)", worker)):
+                            (f"libvirt call threads (the calls those {rounds} collect() made)", worker)):
         print(f"--- cProfile, {title}", file=out)
         stats = pstats.Stats(profiler, stream=out).strip_dirs()
         stats.sort_stats("tottime").print_stats(top)
@@ -311,11 +353,10 @@ def table_rows(count: int, r: dict) -> list[tuple[str, str, str, str]]:
     """Return the table rows of one N."""
     target = count == TARGET_DOMAINS
     points = r["points"]
-    parts = (("stats", "bulk getAllDomainStats (domain_stats)"), ("probe", "stats probe (probe_ms)"),
-             ("counts", "domain_counts"), ("health", "daemon /proc + admin API (DaemonHealth.read)"),
-             ("host", "host /proc (HostLoad.read)"))
-    rest_wall = r["collect_wall"] - sum(r[f"{name}_wall"] for name, _ in parts)
-    rest_cpu = r["collect_cpu"] - sum(r[f"{name}_cpu"] for name, _ in parts)
+    parts = (("stats", "bulk stats call (its own thread)"), ("probe", "stats probe (its own thread)"),
+             ("counts", "domain counts (its own thread)"),
+             ("health", "daemon /proc, log, kmsg (DaemonHealth.read_local, its thread)"),
+             ("admin", "admin API (DaemonHealth.read_admin, its thread)"), ("host", "host /proc (HostLoad.read)"))
     return [
         (f"N = {count:,} domains: points per collection", f"{points:,.0f}", "points", "-"),
         ("  collect() wall time (median / p90 / max)",
@@ -326,7 +367,7 @@ def table_rows(count: int, r: dict) -> list[tuple[str, str, str, str]]:
          f"< {CPU_TARGET_MS:.0f} (median)" if target else "-"),
         *((f"    {label} (wall / CPU)", f"{r[f'{name}_wall']:.1f} / {r[f'{name}_cpu']:.1f}", "ms", "-")
           for name, label in parts),
-        ("    rest: domain_fields, Points, events (wall / CPU)", f"{rest_wall:.1f} / {rest_cpu:.1f}", "ms", "-"),
+        ("    the tick's own thread: asking, waiting, building points (CPU)", f"{r['main_cpu']:.1f}", "ms", "-"),
         (f"    full GC (gen 2) pauses inside collect(), {r['rounds']} rounds",
          f"{r['gc_full']} / {r['gc_full_ms']:.0f}", "n / ms", "-"),
         ("  admin helper subprocess CPU per collection (not above)", f"{r['helper_cpu_ms']:.1f}", "ms", "-"),
@@ -343,7 +384,7 @@ def table_rows(count: int, r: dict) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool) -> None:
+def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool, with_faults: bool = True) -> None:
     """Start a private libvirtd in workdir, benchmark each N, print the table (and a profile when asked)."""
     daemon = PrivateLibvirtd(workdir / "libvirtd")
     results = {}
@@ -380,6 +421,14 @@ def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool) -> No
     if profiled:
         print()
         print(profiled)
+    if with_faults:
+        print()
+        faults = fault_rows(run_faults(workdir))
+        print()
+        print(f"fault table: interval {2:g} s, probe deadline 5 s, keepalive 5 s x 5; private libvirtd (max_workers 10), "
+              f"real QEMU guests ({'kvm' if os.path.exists('/dev/kvm') else 'tcg'})")
+        print_columns(("fault", "what the agent reported", "detected after s", "host points", "agent calls in daemon",
+                       "connections opened", "clients max (admin)"), faults)
 
 
 def main() -> None:
@@ -387,13 +436,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", default="200,2000", help="comma-separated domain counts (default 200,2000)")
     parser.add_argument("--collections", type=int, default=20, help="measured collections per count (default 20)")
+    parser.add_argument("--skip-faults", action="store_true", help="leave out the fault table (about 4 minutes)")
     parser.add_argument("--profile", action="store_true",
                         help=f"also cProfile collect() over {TARGET_DOMAINS} domains and print the top functions")
     args = parser.parse_args()
     counts = [int(c) for c in args.domains.split(",") if c.strip()]
     # a short path: unix socket paths are limited to 107 bytes
     with tempfile.TemporaryDirectory(prefix="vw-bench-") as workdir:
-        run(counts, args.collections, Path(workdir), args.profile)
+        run(counts, args.collections, Path(workdir), args.profile, not args.skip_faults)
 
 
 if __name__ == "__main__":

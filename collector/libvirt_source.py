@@ -166,15 +166,16 @@ class LibvirtSource:
 
     def begin(self, kind: str, what: str, function: Callable[[Any], Any]) -> Call:
         """Start function(connection) on a thread of its own; return the outstanding call of `kind` instead
-        when there is one. Raise ConnectionLost when there is no connection (call `connect` first)."""
+        when there is one. Without a connection (it closed under us), the Call has ended with ConnectionLost."""
         with self._lock:
             busy = self.outstanding(kind)
             if busy is not None:
                 return busy
             conn = self._conn
-            if conn is None:
-                raise ConnectionLost(f"{what}: no connection to {self.uri}")
             call = Call(kind, what, self.clock)
+            if conn is None:
+                call._finish(error=ConnectionLost(f"{what}: no connection to {self.uri}", self._close_reason))
+                return call
             self._outstanding[kind] = call
             self.calls_total += 1
         threading.Thread(target=self._run, args=(call, conn, function), name=f"virtwatch-libvirt-{kind}",

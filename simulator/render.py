@@ -24,13 +24,16 @@ RENDER_STREAM = 6
 HOST_FIELDS = ("load1", "load5", "load15", "cpu_busy_percent", "cpus", "memory_total_bytes", "memory_available_bytes",
                "libvirt_calls_per_second")
 HOST_COUNT_FIELDS = ("domains_running", "domains_defined")  # the agent counts guests only when the daemon answers
-LIBVIRTD_ALWAYS = ("up", "hung", "probe_ok", "segfaults_total", "log_errors_total")  # from the agent, the kernel log
+LIBVIRTD_ALWAYS = ("up", "hung", "probe_ok", "probe_outstanding_seconds", "hang_seconds", "segfaults_total",
+                   "log_errors_total")  # from the agent, the kernel log
 LIBVIRTD_PROCESS = ("probe_latency_ms", "pid", "start_time_seconds", "restarts_total", "rss_bytes", "threads",
                     "open_fds", "max_fds", "cpu_user_seconds_total", "cpu_system_seconds_total", "workers_min",
                     "workers_max", "workers_current", "workers_free", "workers_priority", "job_queue_depth", "clients",
                     "clients_max")
-COLLECTOR_FIELDS = ("scrape_duration_ms", "points_written_total", "points_spooled_total", "points_replayed_total",
-                    "points_dropped_total", "spool_bytes")
+COLLECTOR_FIELDS = ("scrape_duration_ms", "points_written_total", "libvirt_overruns_total", "points_spooled_total",
+                    "points_replayed_total", "points_dropped_total", "spool_bytes", "points_queued", "store_reachable",
+                    "stats_overruns_total", "daemon_overruns_total")
+AGENT_INTERVAL_SECONDS = 10.0  # the agent's default: a hung step overruns the libvirt source once per interval
 #: what bulk stats give for a guest that is not running: its state and its definition's figures
 DOMAIN_DEFINED = ("state_code", "state_reason_code", "vcpus", "vcpus_max", "memory_max_bytes", "memory_current_bytes")
 DOMAIN_COUNTERS = ("cpu_time_seconds_total", "cpu_user_seconds_total", "cpu_system_seconds_total",
@@ -110,6 +113,7 @@ class Renderer:
         self.log_background = np.zeros(hosts)
         self._index_at_end: list[int] | None = None  # each host's process index at the last rendered step
         self.written = np.zeros(hosts, dtype=np.int64)
+        self.overruns = np.zeros(hosts, dtype=np.int64)  # libvirt_overruns_total so far, per host
         self.events = sim.events
         self.event_hosts = self.events["host"].map({n: i for i, n in enumerate(fleet.names)}).to_numpy(np.int64)
         self.event_steps = ((self.events["time_ns"].to_numpy(np.int64) - sim.start_ns) // self.step_ns)
@@ -293,12 +297,15 @@ class Renderer:
         calls = signal["host.libvirt_calls_per_second"]
         clients = signal["libvirtd.clients"]
         queue = signal["libvirtd.job_queue_depth"].copy()
+        hang_s = np.zeros((hosts, n))
         for h, history in enumerate(self.sim.histories):  # calls pile up behind stuck workers
             for start, end, kind in history.outages:
                 if kind == STATE_HUNG and start < times[-1] and end > times[0]:
                     stuck_s = np.clip(times - start, 0, None) / 1e9
                     piled = np.minimum(0.05 * calls[h] * stuck_s, HUNG_QUEUE_MAX).astype(np.int64)
-                    queue[h] = np.where(hung[h] & (times > start) & (times < end), queue[h] + piled, queue[h])
+                    during = hung[h] & (times > start) & (times < end)
+                    queue[h] = np.where(during, queue[h] + piled, queue[h])
+                    hang_s[h] = np.where(during, stuck_s, hang_s[h])
         workers_current = np.where(hung, MAX_WORKERS, signal["libvirtd.workers_current"])
         workers_free = np.where(hung, 0, signal["libvirtd.workers_free"])
         rss = (fleet.rss_base_bytes[:, None] + fleet.rss_growth_bytes_per_second[:, None] * proc["age_s"]
@@ -317,6 +324,7 @@ class Renderer:
         columns = {
             "up": (state != STATE_DOWN).astype(np.int64), "hung": hung.astype(np.int64),
             "probe_ok": (state == STATE_UP).astype(np.int64),
+            "probe_outstanding_seconds": hang_s, "hang_seconds": hang_s,  # the probe waits as long as the hang
             "segfaults_total": proc["segfaults_total"],
             "log_errors_total": log_errors.astype(np.int64) + proc["log_errors"],
             "probe_latency_ms": np.where(hung, PROBE_TIMEOUT_MS, signal["libvirtd.probe_latency_ms"]),
@@ -349,10 +357,15 @@ class Renderer:
         np.add.at(written, (self.event_hosts[in_chunk], self.event_steps[in_chunk] - c0), 1)
         total = self.written[:, None] + np.cumsum(written, axis=1) - written  # what was written before this point
         self.written = total[:, -1] + written[:, -1]
+        overran = (state == STATE_HUNG) * max(1, round(self.step_s / AGENT_INTERVAL_SECONDS))
+        overruns = self.overruns[:, None] + np.cumsum(overran, axis=1)
+        self.overruns = overruns[:, -1].copy()
         zeros = np.zeros((hosts, n), dtype=np.int64)
-        columns = {"scrape_duration_ms": scrape, "points_written_total": total, "points_spooled_total": zeros,
-                   "points_replayed_total": zeros, "points_dropped_total": zeros, "spool_bytes": zeros}
-        return self._host_level("collector", None, (COLLECTOR_FIELDS,), (COLLECTOR_FIELDS[2:],), columns)
+        columns = {"scrape_duration_ms": scrape, "points_written_total": total, "libvirt_overruns_total": overruns,
+                   "points_spooled_total": zeros, "points_replayed_total": zeros, "points_dropped_total": zeros,
+                   "spool_bytes": zeros, "points_queued": zeros, "store_reachable": zeros + 1,
+                   "stats_overruns_total": zeros, "daemon_overruns_total": zeros}
+        return self._host_level("collector", None, (COLLECTOR_FIELDS,), (COLLECTOR_FIELDS[3:],), columns)
 
     def _host_level(self, measurement: str, variant: np.ndarray | None, fields: tuple, constants: tuple,
                     columns: dict) -> Table:

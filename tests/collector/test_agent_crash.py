@@ -56,6 +56,8 @@ spool_dir = "{spool_dir}"
         agent.wait()
     expected = spooled_points(spool_dir)
     assert len(expected) >= 5 * 3  # at least libvirtd, host and collector points of five collections
+    collected = sorted(p.time_ns for p in expected if p.measurement == "collector")
+    assert len(collected) >= 0.95 * (round((collected[-1] - collected[0]) / 0.2e9) + 1)  # the cadence held
 
     server.start(port=port)
     try:
