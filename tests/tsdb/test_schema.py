@@ -10,7 +10,7 @@ UNITLESS = {"state_code", "state_reason_code", "stats_partial", "vcpus", "vcpus_
             "workers_free", "workers_priority", "job_queue_depth", "clients", "clients_max", "load1", "load5",
             "load15", "cpus", "domains_running", "domains_defined", "message", "count",
             "status", "fingerprint", "summary", "description", "silenced",
-            "burn_long", "burn_short", "factor", "firing"}
+            "burn_long", "burn_short", "factor", "firing", "points_queued", "store_reachable"}
 UNIT_SUFFIXES = ("_bytes", "_seconds", "_ms", "_percent", "_total", "_per_second")
 
 
