@@ -423,12 +423,17 @@ def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool, with_
         print(profiled)
     if with_faults:
         print()
-        faults = fault_rows(run_faults(workdir))
-        print()
-        print(f"fault table: interval {2:g} s, probe deadline 5 s, keepalive 5 s x 5; private libvirtd (max_workers 10), "
-              f"real QEMU guests ({'kvm' if os.path.exists('/dev/kvm') else 'tcg'})")
-        print_columns(("fault", "what the agent reported", "detected after s", "host points", "agent calls in daemon",
-                       "connections opened", "clients max (admin)"), faults)
+        print_fault_table(workdir)
+
+
+def print_fault_table(workdir: Path) -> None:
+    """Stage every fault of the matrix and print the fault table."""
+    faults = fault_rows(run_faults(workdir))
+    print()
+    print(f"fault table: interval 2 s, probe deadline 5 s, keepalive 5 s x 5; private libvirtd (max_workers 10), "
+          f"real QEMU guests ({'kvm' if os.path.exists('/dev/kvm') else 'tcg'})")
+    print_columns(("fault", "what the agent reported", "detected after s", "host points", "agent calls in daemon",
+                   "connections opened", "clients max (admin)"), faults)
 
 
 def main() -> None:
@@ -437,13 +442,17 @@ def main() -> None:
     parser.add_argument("--domains", default="200,2000", help="comma-separated domain counts (default 200,2000)")
     parser.add_argument("--collections", type=int, default=20, help="measured collections per count (default 20)")
     parser.add_argument("--skip-faults", action="store_true", help="leave out the fault table (about 4 minutes)")
+    parser.add_argument("--only-faults", action="store_true", help="print the fault table only")
     parser.add_argument("--profile", action="store_true",
                         help=f"also cProfile collect() over {TARGET_DOMAINS} domains and print the top functions")
     args = parser.parse_args()
     counts = [int(c) for c in args.domains.split(",") if c.strip()]
     # a short path: unix socket paths are limited to 107 bytes
     with tempfile.TemporaryDirectory(prefix="vw-bench-") as workdir:
-        run(counts, args.collections, Path(workdir), args.profile, not args.skip_faults)
+        if args.only_faults:
+            print_fault_table(Path(workdir))
+        else:
+            run(counts, args.collections, Path(workdir), args.profile, not args.skip_faults)
 
 
 if __name__ == "__main__":

@@ -79,29 +79,33 @@ class Watched:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join(30)
+        self.agent.source.close()
         self.health.close()
         self.store.close()
 
 
 def coverage(store, start_ns: int, end_ns: int) -> float:
-    """Share of the intervals in [start, end] that have a host point."""
-    times = store.query("host", ["load1"], start_ns, end_ns)["time"]
-    return len(times) / max(1, round((end_ns - start_ns) / 1e9 / INTERVAL_SECONDS))
+    """Share of the intervals between the first and the last host point in [start, end] that have one."""
+    times = store.query("host", ["load1"], start_ns, end_ns)["time"].astype("int64")
+    if len(times) < 2:
+        return 0.0
+    return len(times) / (round((times.iloc[-1] - times.iloc[0]) / 1e9 / INTERVAL_SECONDS) + 1)
 
 
-def story(store, since_ns: int) -> tuple[str, float | None]:
-    """The event kinds after `since_ns` (log signatures counted apart) and the first event's delay in s."""
+def story(store, since_ns: int, headline: str) -> tuple[str, float | None]:
+    """The event kinds after `since_ns` (log signatures counted apart) and the delay in s of the first
+    `headline` event (the one that tells the fault)."""
     events = store.events(since_ns)
     kinds = [k for k in events["kind"] if not k.startswith("log_")]
     logs = sum(k.startswith("log_") for k in events["kind"])
     text = " -> ".join(kinds) + (f" (+{logs} log lines)" if logs else "")
-    first = events[~events["kind"].str.startswith("log_")]["time"]
+    first = events[events["kind"] == headline]["time"]
     delay = (first.iloc[0].value - since_ns) / 1e9 if len(first) else None
     return text or "(nothing)", delay
 
 
-def daemon_fault(name: str, daemon: PrivateLibvirtd, uri: str, workdir: Path, do, undo, hold: float,
-                 after: int = 5) -> FaultResult:
+def daemon_fault(name: str, headline: str, daemon: PrivateLibvirtd, uri: str, workdir: Path, do, undo,
+                 hold: float, after: int = 5) -> FaultResult:
     """Run the agent, do the fault, hold it, undo it, and read back the story."""
     with Watched(daemon, uri, f"duckdb://{workdir / (name.replace(' ', '-') + '.duckdb')}") as watched:
         start = time.time_ns()
@@ -114,7 +118,7 @@ def daemon_fault(name: str, daemon: PrivateLibvirtd, uri: str, workdir: Path, do
         end = time.time_ns()
         watched.intervals(after)
         watched.sampling = False
-        reported, delay = story(watched.store, start)
+        reported, delay = story(watched.store, start, headline)
         clients = watched.store.query("libvirtd", ["clients"], start, end)["clients"].dropna()
         return FaultResult(name, reported, delay, coverage(watched.store, start, end), watched.calls_max,
                            watched.agent.source.connections_opened_total,
@@ -195,22 +199,22 @@ def run_faults(workdir: Path) -> list[FaultResult]:
     try:
         calm, victim = daemon.define_guest("calm"), daemon.define_guest('victim 2,"b"')
         print("fault: libvirtd stopped 25 s ...", flush=True)
-        results.append(daemon_fault("daemon stopped (SIGSTOP 25 s)", daemon, daemon.uri_qemu, workdir,
+        results.append(daemon_fault("daemon stopped (SIGSTOP 25 s)", "hang_start", daemon, daemon.uri_qemu, workdir,
                                     lambda: daemon.kill(signal.SIGSTOP), lambda: daemon.kill(signal.SIGCONT), 25))
         print("fault: worker pool exhausted 45 s ...", flush=True)
         hang = PoolHang(daemon, victim)
-        results.append(daemon_fault("pool exhausted (stopped QEMU + 14 clients, 45 s)", daemon, daemon.uri_qemu,
+        results.append(daemon_fault("pool exhausted (stopped QEMU + 14 clients, 45 s)", "hang_start", daemon, daemon.uri_qemu,
                                     workdir, hang.__enter__, lambda: hang.__exit__(None, None, None), 45))
         print("fault: one guest stopped 20 s ...", flush=True)
         qemu = daemon.qemu_pid(victim)
-        results.append(daemon_fault("wedged guest (its QEMU stopped 20 s)", daemon, daemon.uri_qemu, workdir,
+        results.append(daemon_fault("wedged guest (its QEMU stopped 20 s)", "domain_wedged", daemon, daemon.uri_qemu, workdir,
                                     lambda: os.kill(qemu, signal.SIGSTOP), lambda: os.kill(qemu, signal.SIGCONT), 20))
         print("fault: libvirtd killed, down 10 s, started again ...", flush=True)
-        results.append(daemon_fault("daemon killed (SIGKILL, down 10 s)", daemon, daemon.uri_qemu, workdir,
+        results.append(daemon_fault("daemon killed (SIGKILL, down 10 s)", "daemon_down", daemon, daemon.uri_qemu, workdir,
                                     lambda: daemon.kill(signal.SIGKILL), daemon.restart, 10))
         print("fault: libvirtd restarted ...", flush=True)
-        results.append(daemon_fault("daemon restarted (systemctl restart)", daemon, daemon.uri_qemu, workdir,
-                                    daemon.restart, lambda: None, 0))
+        results.append(daemon_fault("daemon restarted (SIGTERM, started again)", "restart", daemon, daemon.uri_qemu,
+                                    workdir, daemon.restart, lambda: None, 10))
     finally:
         daemon.stop()
     print("fault: store refused 20 s ...", flush=True)

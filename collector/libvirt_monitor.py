@@ -87,6 +87,7 @@ class LibvirtMonitor:
         self.counts: tuple[int, int, int] | None = None  # (running, defined, round time ns) of the last read
         self._wedged: dict[str, str] = {}  # guest -> why it is wedged (reported once)
         self._held: set[str] = set()  # guests left out until their control info says their monitor is free
+        self._suspects: dict[str, float] = {}  # guest -> since when (monotonic) its job was seen held
         self._running: set[str] = set()  # running or paused guests of the last bulk call
         self._last_overrun_log = 0.0
         self._last_still_hung_log = 0.0
@@ -177,7 +178,7 @@ class LibvirtMonitor:
         self._emit_transitions(self.state.not_answering(
             self._clock(), self._wall(call.started), f"{what} has had no answer for {call.seconds():.1f} s "
             f"(deadline {self.deadline_seconds:g} s)" + self._with_context() + self._stuck_words(), process))
-        last_process_check = time.monotonic()
+        last_process_check = self._last_still_hung_log = time.monotonic()
         while not call.wait(WAIT_SLICE_SECONDS):
             if self._stop.is_set():
                 return None
@@ -285,7 +286,7 @@ class LibvirtMonitor:
         stuck = self._check_stuck_guests()
         leave_out = {name: guest.describe() for name, guest in stuck.items()}
         for name in self._held:
-            leave_out.setdefault(name, self._wedged.get(name, "its job was held at the last round"))
+            leave_out.setdefault(name, self._wedged.get(name, "its job was held by another call"))
         call = self.source.domain_stats(frozenset(leave_out), self._metadata.tags if self._metadata.enabled else None)
         if not call.wait(self.deadline_seconds - call.seconds()):
             self.stats_overruns_total += 1
@@ -311,19 +312,23 @@ class LibvirtMonitor:
     def _domain_points(self, stats: DomainStats, stuck: dict[str, StuckGuest], leave_out: dict[str, str]) -> None:
         """Turn a bulk call's records into domain points; tell which guests are wedged and which answer again.
 
-        A guest is wedged while its QEMU process cannot run (left out), while its job is held by another call
-        (NOWAIT came back partial: left out from the next round on) and while its monitor stays busy (left out
-        until its control info says `ok`)."""
+        A guest whose QEMU process cannot run is wedged at once (/proc says so). A guest whose job another call
+        holds (NOWAIT came back partial) is only SUSPECT: its job may be held for a moment (libvirtd takes every
+        guest's job when it reconnects after a restart). It is left out of the bulk call and its control info,
+        which needs no job, decides: free again (`ok`), or wedged once its monitor has been busy with one command
+        for the probe deadline (or, without control info, once it has stayed suspect that long)."""
         time_ns = self._round_time_ns
+        now = time.monotonic()
         points: list[Point] = []
         running: set[str] = set()
         wedged: dict[str, str] = {}
+        suspects: dict[str, float] = {}
         for name, record in stats.records:
             fields = domain_fields(record)
             if record.get("state.state") in (RUNNING, PAUSED):
                 running.add(name)
             if fields.get("stats_partial") == 1:
-                wedged[name] = "its job is held by another call (bulk stats with NOWAIT came back partial)"
+                suspects[name] = self._suspects.get(name, now)
             tags = {**stats.tags.get(name, {}), "host": self.host_name, "domain": name}
             points.append(Point("domain", tags, fields, time_ns))
         for name, record in stats.left_out:
@@ -331,14 +336,22 @@ class LibvirtMonitor:
                 continue  # stopped meanwhile: nothing is stuck any more
             running.add(name)
             control = stats.control.get(name)
+            busy_for = control[1] if control is not None and control[0] in ("occupied", "job") else None
             if name in stuck:
                 wedged[name] = stuck[name].describe()
             elif control is not None and control[0] == "ok":
                 continue  # its monitor is free again: asked in full at the next round
-            elif control is not None and control[0] in ("occupied", "job"):
-                wedged[name] = f"its monitor has been busy with one command for {control[1]:.1f} s"
+            elif busy_for is not None and busy_for >= self.deadline_seconds:
+                wedged[name] = f"its monitor has been busy with one command for {busy_for:.1f} s"
+            elif busy_for is None and name in self._wedged:
+                wedged[name] = self._wedged[name]
             else:
-                wedged[name] = leave_out.get(name, "its job was held at the last round")
+                since = self._suspects.get(name, now)
+                if busy_for is None and now - since >= self.deadline_seconds:
+                    wedged[name] = (f"its job has been held by another call for at least {now - since:.0f} s (bulk "
+                                    f"stats with NOWAIT came back partial)")
+                else:
+                    suspects[name] = since
             fields = {**domain_fields(record), "stats_partial": 1}
             tags = {**self._metadata.cached(name), "host": self.host_name, "domain": name}
             points.append(Point("domain", tags, fields, time_ns))
@@ -348,7 +361,8 @@ class LibvirtMonitor:
         for name in set(self._wedged) - set(wedged):
             log.info("domain %r answers again: full stats", name)
             del self._wedged[name]
-        self._held = {name for name in wedged if name not in stuck}
+        self._suspects = suspects
+        self._held = {name for name in wedged if name not in stuck} | set(suspects)
         self._running = running
         self._metadata.forget_except({name for name, _ in stats.records} | {name for name, _ in stats.left_out})
 

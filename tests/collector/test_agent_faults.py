@@ -54,6 +54,7 @@ class Running:
     def __exit__(self, *exc_info) -> None:
         self.stop.set()
         self.thread.join(30)
+        self.agent.source.close()
         self.agent.daemon_health.close()
         assert not self.thread.is_alive(), "the agent did not stop"
 
