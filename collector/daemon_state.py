@@ -65,7 +65,7 @@ class DaemonState:
         if previous == UNKNOWN:
             log.log(level, "libvirtd is %s: %s", state, reason)
         else:
-            log.log(level, "libvirtd %s -> %s after %.1f s: %s", previous, state, lasted, reason)
+            log.log(level, "libvirtd %s -> %s (%s for %.1f s): %s", previous, state, previous, lasted, reason)
         return previous, lasted
 
     def answered(self, now: float, latency_seconds: float, deadline_seconds: float) -> list[Transition]:

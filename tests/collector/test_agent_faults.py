@@ -55,7 +55,8 @@ class Running:
         self.stop.set()
         self.thread.join(30)
         self.agent.source.close()
-        self.agent.daemon_health.close()
+        if self.agent.daemon_health is not None:
+            self.agent.daemon_health.close()
         assert not self.thread.is_alive(), "the agent did not stop"
 
 
@@ -211,8 +212,7 @@ def test_the_agent_needs_only_the_read_only_socket(store, libvirtd_with_guests):
     uri = daemon.uri_qemu.replace("libvirt-sock", "libvirt-sock-ro")
     source = LibvirtSource(uri, call_timeout_seconds=PROBE_DEADLINE_SECONDS, read_only=True)
     agent = Agent(store, source, "hv-ro", interval_seconds=0.5)
-    with Running(agent) as running:
-        running.agent.daemon_health = DaemonHealth(None, None)  # closed by Running
+    with Running(agent):
         wait_intervals(agent, 2)
         os.kill(daemon.qemu_pid(names[0]), signal.SIGKILL)
         while "domain_failed" not in event_kinds(store) and agent.collections_total < 100:
