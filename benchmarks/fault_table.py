@@ -197,7 +197,8 @@ def run_faults(workdir: Path) -> list[FaultResult]:
     results = []
     daemon.start()
     try:
-        calm, victim = daemon.define_guest("calm"), daemon.define_guest('victim 2,"b"')
+        daemon.define_guest("calm")
+        victim = daemon.define_guest('victim 2,"b"')
         print("fault: libvirtd stopped 25 s ...", flush=True)
         results.append(daemon_fault("daemon stopped (SIGSTOP 25 s)", "hang_start", daemon, daemon.uri_qemu, workdir,
                                     lambda: daemon.kill(signal.SIGSTOP), lambda: daemon.kill(signal.SIGCONT), 25))
