@@ -90,18 +90,16 @@ class DaemonState:
             return [Transition("hang_end", f"libvirtd answers again after {lasted:.1f} s hung: "
                                f"{self.hang_end_probes} probes in a row answered within {deadline_seconds:g} s "
                                f"(last {latency_seconds * 1000:.1f} ms)", {"duration_seconds": lasted})]
-        if self.state == DOWN:
-            _, lasted = self._move(UP, answer, now)
-            return [Transition("daemon_up", f"libvirtd answers again after {lasted:.1f} s down ({answer})",
-                               {"duration_seconds": lasted})]
-        if self.state == UNKNOWN:
-            self._move(UP, answer, now)
+        events = self._answers(now, answer)
         self.reason = answer
-        return []
+        return events
 
     def answered_with_error(self, now: float, message: str) -> list[Transition]:
         """The daemon answered a call with an error: it is there. Ends a down, not a hang (that needs probes)."""
-        reason = f"the daemon answers, with an error: {message}"
+        return self._answers(now, f"the daemon answers, with an error: {message}")
+
+    def _answers(self, now: float, reason: str) -> list[Transition]:
+        """The daemon answered while not hung: a down daemon is up again (daemon_up), an unknown one is up."""
         if self.state == DOWN:
             _, lasted = self._move(UP, reason, now)
             return [Transition("daemon_up", f"libvirtd answers again after {lasted:.1f} s down ({reason})",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from collector.daemon_process import ProcessEvidence, observe_daemon_process
-from collector.daemon_state import DOWN, HUNG, UNKNOWN, UP, DaemonState, Transition
+from collector.daemon_state import DOWN, HUNG, UP, DaemonState, Transition
 from collector.domain_metadata import MetadataTags
 from collector.domain_stats import domain_fields
 from collector.event_points import event_point
@@ -468,5 +468,3 @@ class LibvirtMonitor:
             with self._lock:
                 self._outbox.extend(points)
 
-
-__all__ = ["LibvirtMonitor", "DaemonSnapshot", "UNKNOWN"]

@@ -283,7 +283,8 @@ EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
     EventKind("domain_failed", "critical", "a guest stopped with reason failed (its QEMU process died)"),
     EventKind("domain_io_error", "warning", "a guest's disk reported an I/O error"),
     EventKind("domain_watchdog", "warning", "a guest's watchdog fired"),
-    EventKind("domain_wedged", "warning", "a guest's job lock is held: stats for it come back partial"),
+    EventKind("domain_wedged", "warning", "a guest cannot answer (its QEMU process stopped or in D state, its job "
+              "held, its monitor busy): it is left out of the bulk stats call and its points are partial"),
     EventKind("points_dropped", "warning", "the agent lost points: its spool was full while the store was "
               "unreachable, or the store refused them"),
     EventKind("log_error", "warning", "an error line in the daemon's log matched a known failure signature; "
