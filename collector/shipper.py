@@ -223,7 +223,7 @@ class Shipper:
 
     def _down(self, error: Exception) -> None:
         self._next_attempt = self._clock() + self.interval_seconds
-        if self.store_reachable:
+        if self.store_reachable and not self._stopping:  # a write that outlived stop() spools nothing more
             log.warning("store %s unavailable, spooling until it answers (one attempt per %g s): %s",
                         self.store.display_url, self.interval_seconds, error)
         self.store_reachable = False
