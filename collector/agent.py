@@ -16,11 +16,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from collector.admin_api import describe_pool
 from collector.daemon_health import DaemonHealth, DaemonReading
+from collector.daemon_process import ProcessEvidence, ProcessGone, observe_daemon_process
+from collector.daemon_state import HUNG
+from collector.daemon_threads import read_threads
+from collector.diagnosis import Diagnosis, Evidence, diagnose
 from collector.event_points import event_point
+from collector.forensics import CapturePolicy, ForensicsCapture, ForensicsWorker
 from collector.guest_processes import GuestProcesses
 from collector.libvirt_monitor import LibvirtMonitor
 from collector.libvirt_source import LibvirtSource
@@ -34,6 +39,8 @@ log = logging.getLogger("virtwatch.agent")
 
 #: how long `collect()` called on its own (a test, `--once`) waits for a whole libvirt round, in probe deadlines
 ONCE_WAIT_DEADLINES = 4.0
+#: a restart this soon after a segfault is that crash's restart
+RESTART_AFTER_CRASH_SECONDS = 300.0
 
 
 @dataclass
@@ -57,12 +64,26 @@ class Agent:
     summary_every_seconds: float = 60.0
     #: called with each collection's points (the optional Prometheus endpoint's update)
     on_collection: Callable[[list[Point]], None] | None = None
+    #: captures the evidence bundle at a hang that lasted `forensics_after_hang_seconds`, a segfault, a restart
+    forensics: ForensicsCapture | None = None
+    forensics_after_hang_seconds: float = 30.0
+    forensics_min_gap_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         pidfile = self.daemon_health.pidfile if self.daemon_health is not None else None
-        self._pool: dict = {}  # the latest admin API figures, evidence in a hang's message
+        self._pidfile = pidfile
+        # the latest evidence each source saw, for a diagnosis at any moment: (value, monotonic time)
+        self._pool: tuple[dict, float] | None = None
+        self._clients: tuple[list, float] | None = None
+        self._job_holders: list = []
+        self._last_segfault: tuple[float, str] | None = None  # (monotonic time, message) of the last segfault
+        self._diagnosis_lock = threading.Lock()
+        self._guest_states = GuestProcesses(self.guests.pid_dir if self.guests is not None else None,
+                                            self.guests.proc_root if self.guests is not None else Path("/proc"))
         self.monitor = LibvirtMonitor(self.source, self.host_name, pidfile, self.guests, self.metadata_tags,
-                                      self.hang_end_probes, context=self._describe_pool)
+                                      self.hang_end_probes, diagnose=self.diagnose)
+        self._policy = CapturePolicy(self.forensics_after_hang_seconds, self.forensics_min_gap_seconds)
+        self._forensics = ForensicsWorker(self.forensics) if self.forensics is not None else None
         self.shipper = Shipper(self.store, self.spool, self.interval_seconds, self.replay_segments_per_interval)
         health = self.daemon_health
         self._health = SourceThread("daemon process", health.read_local) if health is not None else None
@@ -99,9 +120,13 @@ class Agent:
         daemon = dict(snapshot.fields)
         for reading in readings:
             daemon.update(reading.fields)
-            if "workers_free" in reading.fields:
-                self._pool = {**reading.fields, "at": time.monotonic()}
+            self._remember(reading)
+        for reading in readings:
             points += self._reading_events(reading, now_ns)
+        if snapshot.state == HUNG:
+            points += self._hang_interval(snapshot.fields, now_ns)
+        if self._forensics is not None:
+            points += self._forensics.take_points()
         counts = self.monitor.counts
         if counts is not None and counts[2] == now_ns:
             host_fields.update(domains_running=counts[0], domains_defined=counts[1])
@@ -116,12 +141,73 @@ class Agent:
         self.collections_total += 1
         return points
 
-    def _describe_pool(self) -> str:
-        """The latest worker-pool figures in words, when they are at most two intervals old."""
-        pool = self._pool
-        if not pool or time.monotonic() - pool["at"] > 2 * self.interval_seconds:
-            return ""
-        return describe_pool(pool)
+    # --- diagnosis and forensics ------------------------------------------------------------------------------
+
+    def _remember(self, reading: DaemonReading) -> None:
+        """Keep a reading's evidence for later diagnoses: the pool, the clients, the job-lock holders."""
+        now = time.monotonic()
+        if "workers_free" in reading.fields:
+            self._pool = (dict(reading.fields), now)
+        if reading.clients is not None:
+            self._clients = (reading.clients, now)
+        if reading.job_holders is not None:
+            self._job_holders = reading.job_holders
+
+    def evidence(self, headline: str = "") -> Evidence:
+        """Return what the agent knows about the daemon now (/proc read now; pool, clients, log as last seen)."""
+        process = observe_daemon_process(self._pidfile) if self._pidfile is not None else ProcessEvidence()
+        threads = None
+        if process.running and process.pid is not None:
+            try:
+                threads = read_threads(process.pid, with_stack=False)
+            except (ProcessGone, OSError):
+                threads = None  # it exited meanwhile
+        now = time.monotonic()
+        pool, pool_at = self._pool if self._pool is not None else (None, now)
+        clients = self._clients[0] if self._clients is not None else None
+        names = self.monitor.running_guests or self._guest_states.names_from_pidfiles()
+        return Evidence(process=process, threads=threads, pool=pool, pool_age_seconds=now - pool_at,
+                        clients=clients, job_holders=list(self._job_holders),
+                        stuck_guests=self._guest_states.stuck(names), headline=headline)
+
+    def diagnose(self, trigger: str, hang_seconds: float = 0.0, headline: str = "") -> Diagnosis:
+        """Return the diagnosis of `trigger` from the evidence now (any thread may ask)."""
+        with self._diagnosis_lock:
+            return diagnose(self.host_name, trigger, self.evidence(headline), hang_seconds)
+
+    def _restart_headline(self, restarted: str) -> str:
+        """What ended the old process, as far as the agent saw: a segfault just before, or nothing."""
+        if self._last_segfault is not None and time.monotonic() - self._last_segfault[0] <= RESTART_AFTER_CRASH_SECONDS:
+            return (f"{restarted}; the old process crashed {time.monotonic() - self._last_segfault[0]:.0f} s before: "
+                    f"{self._last_segfault[1]}")
+        return (f"{restarted}; no segfault of the old process in the kernel log: it exited or was killed (kill, "
+                f"systemctl restart, OOM killer)")
+
+    def _hang_interval(self, fields: dict, now_ns: int) -> list[Point]:
+        """An interval of an ongoing hang: its diagnosis point, and the forensics once it has lasted long enough."""
+        hang_seconds = fields.get("hang_seconds", 0.0)
+        waited = fields.get("probe_outstanding_seconds", 0.0)
+        headline = f"the probe has had no answer for {waited:.0f} s" if waited else ""
+        diagnosis = self.diagnose("hang", hang_seconds, headline)
+        self._capture("hang", self.monitor.state.hang_began, now_ns, diagnosis, hang_seconds)
+        return [diagnosis.point(self.host_name, now_ns)]
+
+    def _capture(self, trigger: str, incident: object, time_ns: int, diagnosis: Diagnosis | None,
+                 hang_seconds: float = 0.0, kernel_line: str | None = None) -> None:
+        """Ask for a forensics bundle when the policy says so (once per incident, rate-limited)."""
+        if self._forensics is None:
+            return
+        why_not = self._policy.decide(trigger, incident, time.monotonic(), hang_seconds)
+        if why_not is not None:
+            if why_not.startswith("the last bundle"):
+                log.info("forensics for %s not captured: %s", trigger, why_not)
+            return
+        known = {"pool": self._pool[0] if self._pool is not None else None,
+                 "clients": [vars(group) for group in self._clients[0]] if self._clients is not None else None,
+                 "job_holders": [{**vars(h), "description": h.describe()} for h in self._job_holders],
+                 "threads_seen": self.daemon_health.threads_seen if self.daemon_health is not None else {},
+                 "kernel_line": kernel_line}
+        self._forensics.request(trigger, time_ns, diagnosis, known)
 
     def _daemon_sources(self) -> list[SourceThread]:
         return [source for source in (self._health, self._admin) if source is not None]
@@ -141,13 +227,24 @@ class Agent:
     def _reading_events(self, reading: DaemonReading, now_ns: int) -> list[Point]:
         """Return the restart and the log and kernel-log events of one daemon reading."""
         points = []
-        if reading.restarted:
-            log.warning("libvirtd restarted: %s", reading.restarted)
-            points.append(event_point(self.host_name, "restart", f"libvirtd restarted: {reading.restarted}", now_ns))
-        for event in reading.events:
-            log.warning("%s", event.message)
-            points.append(event_point(self.host_name, event.kind, event.message, event.time_ns, domain=event.domain,
+        for index, event in enumerate(reading.events):
+            message = event.message
+            if event.kind == "segfault":
+                self._last_segfault = (time.monotonic(), event.message)
+                diagnosis = self.diagnose("segfault", headline=event.message)
+                message = diagnosis.cause
+                points.append(diagnosis.point(self.host_name, event.time_ns))
+                self._capture("segfault", event.time_ns, event.time_ns, diagnosis,
+                              kernel_line=reading.kernel_lines.get(index))
+            log.warning("%s", message)
+            points.append(event_point(self.host_name, event.kind, message, event.time_ns, domain=event.domain,
                                       severity=event.severity))
+        if reading.restarted:
+            diagnosis = self.diagnose("restart", headline=self._restart_headline(reading.restarted))
+            log.warning("%s", diagnosis.cause)
+            points += [event_point(self.host_name, "restart", diagnosis.cause, now_ns),
+                       diagnosis.point(self.host_name, now_ns)]
+            self._capture("restart", reading.restarted, now_ns, diagnosis)
         return points
 
     def _agent_fields(self, started: float) -> dict:
@@ -237,5 +334,8 @@ class Agent:
         self.monitor.stop()
         for source in self._daemon_sources():
             source.stop()
+        if self._forensics is not None:
+            self._forensics.stop()
+            self.shipper.put(self._forensics.take_points())
         self.shipper.put(self.monitor.take_points())
         return self.shipper.stop(timeout=1.0)

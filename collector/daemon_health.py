@@ -9,12 +9,14 @@ carries on without it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.admin_api import AdminClient, AdminError, AdminTimeout
+from collector.admin_api import AdminClient, AdminError, AdminTimeout, ClientGroup, group_clients
 from collector.daemon_log import LogTailer
+from collector.job_locks import JobHolder, JobLocks
 from collector.daemon_process import NON_SCHEMA_KEYS, ProcessGone, RestartTracker, find_daemon_pid, read_process
 from collector.kmsg import KmsgReader, KmsgUnavailable, daemon_threads, is_daemon_thread, parse_segfault, wall_time_ns
 from collector.signatures import match
@@ -22,6 +24,8 @@ from collector.signatures import match
 log = logging.getLogger("virtwatch.agent")
 
 IN_PROCESS_URIS = ("test:///", "qemu:///embed", "ch:///embed")
+#: the admin API's client list is read every this many admin reads, and at every read while the pool is full
+CLIENTS_EVERY_READS = 6
 
 
 def runs_through_daemon(libvirt_uri: str) -> bool:
@@ -48,6 +52,9 @@ class DaemonReading:
     state: str | None = None
     restarted: str | None = None
     events: list[DaemonEvent] = field(default_factory=list)
+    clients: list[ClientGroup] | None = None  # connections by local process (admin API), when read
+    job_holders: list[JobHolder] | None = None  # who holds guests' job locks (daemon log), when it is read
+    kernel_lines: dict[int, str] = field(default_factory=dict)  # event index -> the kernel's own line
 
 
 class DaemonHealth:
@@ -58,6 +65,7 @@ class DaemonHealth:
         self.pidfile = pidfile
         self.log_errors_total = 0
         self.segfaults_total = 0
+        self.job_locks = JobLocks()
         self._log = LogTailer(log_file) if log_file else None
         self._log_missing_said = False
         self._kmsg = None
@@ -73,6 +81,7 @@ class DaemonHealth:
         self._admin = AdminClient(admin_uri, admin_timeout_seconds) if admin_uri else None
         self._admin_uri = admin_uri
         self._admin_problem: str | None = None
+        self._admin_reads = 0
         self._pid_missing_logged = False
 
     def read(self) -> DaemonReading:
@@ -101,6 +110,7 @@ class DaemonHealth:
         if self._log is not None:
             self._read_log(reading)
             reading.fields["log_errors_total"] = self.log_errors_total
+            reading.job_holders = self.job_locks.holders()
         if self._kmsg is not None:
             self._read_kmsg(reading)
             reading.fields["segfaults_total"] = self.segfaults_total
@@ -115,6 +125,7 @@ class DaemonHealth:
         if malformed:
             log.debug("daemon log: %d malformed lines skipped", malformed)
         for record in records:
+            self.job_locks.observe(record)
             if not record.is_problem:
                 continue
             self.log_errors_total += record.level == "error"
@@ -136,8 +147,9 @@ class DaemonHealth:
                 continue
             self.segfaults_total += 1
             when = wall_time_ns(record.monotonic_usec, time.monotonic_ns(), time.time_ns())
-            reading.events.append(DaemonEvent("segfault", "critical", f"libvirtd (pid {self._pid}) thread "
-                                              f"{segfault.describe()}", when))
+            reading.kernel_lines[len(reading.events)] = record.message
+            reading.events.append(DaemonEvent("segfault", "critical", f"{segfault.describe()} of libvirtd (pid "
+                                              f"{self._pid})", when))
 
     def _read_process(self, reading: DaemonReading) -> None:
         pid = find_daemon_pid(self.pidfile, self.proc_root)
@@ -159,9 +171,25 @@ class DaemonHealth:
         reading.restarted = self.restarts.observe(pid, float(figures["start_time_seconds"]))
         reading.fields["restarts_total"] = self.restarts.restarts_total
 
+    @property
+    def threads_seen(self) -> dict[int, str]:
+        """The daemon's threads {tid: name} at the last read (kept after a crash: the task list goes with it)."""
+        return dict(self._threads)
+
+    @property
+    def own_pids(self) -> frozenset[int]:
+        """This agent's processes that hold connections to the daemon: itself and its admin helper."""
+        helper = self._admin.helper_pid if self._admin is not None else None
+        return frozenset({os.getpid()} | ({helper} if helper else set()))
+
     def _read_admin(self, reading: DaemonReading) -> None:
         try:
             reading.fields.update(self._admin.read())
+            self._admin_reads += 1
+            pool = reading.fields
+            full = pool.get("workers_free", 1) == 0 or pool.get("job_queue_depth", 0) > 0
+            if full or self._admin_reads % CLIENTS_EVERY_READS == 1:
+                reading.clients = group_clients(self._admin.read_clients(), self.proc_root, self.own_pids)
         except AdminTimeout as error:
             log.debug("admin API: %s", error)
             return

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from collector.daemon_process import parse_stat
 
@@ -55,6 +55,25 @@ class GuestProcesses:
                 found[name] = StuckGuest(*state)
         for gone in set(self._pids) - seen:
             del self._pids[gone]
+        return found
+
+    def names_from_pidfiles(self) -> list[str]:
+        """Return the guests that have a pidfile (all running guests, as libvirt's QEMU driver knows them)."""
+        if self.pid_dir is None:
+            return []
+        try:
+            files = [entry.name for entry in self.pid_dir.iterdir() if entry.name.endswith(".pid")]
+        except OSError:
+            return []
+        return sorted(unescape(name[:-4], {v: k for k, v in XML_QUOTES.items()}) for name in files)
+
+    def states(self) -> dict[str, tuple[int, str]]:
+        """Return {guest: (QEMU pid, state letter)} of every guest with a pidfile whose QEMU process lives."""
+        found = {}
+        for name in self.names_from_pidfiles():
+            state = self._state(name)
+            if state is not None:
+                found[name] = state
         return found
 
     def _state(self, name: str) -> tuple[int, str] | None:

@@ -28,6 +28,7 @@ from typing import Callable
 
 from collector.daemon_process import ProcessEvidence, observe_daemon_process
 from collector.daemon_state import DOWN, HUNG, UP, DaemonState, Transition
+from collector.diagnosis import Diagnosis
 from collector.domain_metadata import MetadataTags
 from collector.domain_stats import domain_fields
 from collector.event_points import event_point
@@ -60,7 +61,8 @@ class LibvirtMonitor:
     def __init__(self, source: LibvirtSource, host_name: str, daemon_pidfile: Path | None = None,
                  guests: GuestProcesses | None = None, metadata_tags: dict[str, str] | None = None,
                  hang_end_probes: int = 2, proc_root: Path = Path("/proc"),
-                 clock: Callable[[], float] = time.time, context: Callable[[], str] | None = None):
+                 clock: Callable[[], float] = time.time,
+                 diagnose: Callable[[str, float, str], Diagnosis | None] | None = None):
         self.source = source
         self.host_name = host_name
         self.deadline_seconds = source.call_timeout_seconds
@@ -71,7 +73,7 @@ class LibvirtMonitor:
         self.overruns_total = 0
         self.stats_overruns_total = 0
         self._clock = clock
-        self._context = context or (lambda: "")  # more evidence for a hang's message (the worker pool)
+        self._diagnose = diagnose  # (trigger, hang seconds, headline) -> the hang's diagnosis (collector.diagnosis)
         self._metadata = MetadataTags(metadata_tags or {}, source.domain_metadata)
         self._lock = threading.Lock()
         self._outbox: list[Point] = []
@@ -175,9 +177,8 @@ class LibvirtMonitor:
             return True
         process = self._process()
         self._tick_probe = ("none", call.seconds() * 1000.0)
-        self._emit_transitions(self.state.not_answering(
-            self._clock(), self._wall(call.started), f"{what} has had no answer for {call.seconds():.1f} s "
-            f"(deadline {self.deadline_seconds:g} s)" + self._with_context() + self._stuck_words(), process))
+        self._not_answering(self._wall(call.started), f"{what} has had no answer for {call.seconds():.1f} s "
+                                                      f"(deadline {self.deadline_seconds:g} s)", process)
         last_process_check = self._last_still_hung_log = time.monotonic()
         while not call.wait(WAIT_SLICE_SECONDS):
             if self._stop.is_set():
@@ -246,9 +247,7 @@ class LibvirtMonitor:
                                            f"libvirt closed the connection to {self.source.uri}: no keepalive "
                                            f"answer for {interval * (count + 1)} s", int(now * 1e9))])
             waiting_since = self._wall(call.started) if call is not None else now
-            self._emit_transitions(self.state.not_answering(
-                now, waiting_since, f"no keepalive answer for {interval * (count + 1)} s" + self._with_context(),
-                process))
+            self._not_answering(waiting_since, f"no keepalive answer for {interval * (count + 1)} s", process)
             return True
         if process.running is False:
             self._emit_transitions(self.state.absent(now, f"the connection closed ({reason or message}) and "
@@ -435,6 +434,11 @@ class LibvirtMonitor:
         return points
 
     @property
+    def running_guests(self) -> frozenset[str]:
+        """The running or paused guests of the last bulk call."""
+        return frozenset(self._running)
+
+    @property
     def has_points(self) -> bool:
         """Whether points wait in the outbox (an event to ship at once)."""
         return bool(self._outbox)
@@ -444,10 +448,15 @@ class LibvirtMonitor:
     def _process(self) -> ProcessEvidence:
         return observe_daemon_process(self.daemon_pidfile, self.proc_root)
 
-    def _with_context(self) -> str:
-        """'; ' and the pool's figures in words (the agent's latest admin reading), or ''."""
-        context = self._context()
-        return f"; {context}" if context else ""
+    def _not_answering(self, waiting_since: float, headline: str, process: ProcessEvidence) -> None:
+        """A call has waited past its deadline: the hang's transitions; a hang that starts carries its diagnosis
+        (the event's message is its cause sentence, and a `diagnosis` point goes with it)."""
+        now = self._clock()
+        diagnosis = None
+        if self.state.state != HUNG and process.running is not False and self._diagnose is not None:
+            diagnosis = self._diagnose("hang_start", now - waiting_since, headline)
+        reason = diagnosis.reasons if diagnosis is not None else headline + self._stuck_words()
+        self._emit_transitions(self.state.not_answering(now, waiting_since, reason, process), diagnosis)
 
     def _wall(self, monotonic_time: float) -> float:
         """Convert a monotonic time of a Call into the clock's time."""
@@ -459,9 +468,16 @@ class LibvirtMonitor:
             return "no call outstanding"
         return ", ".join(f"{c.what} waiting {c.seconds():.1f} s" for c in calls)
 
-    def _emit_transitions(self, transitions: list[Transition]) -> None:
+    def _emit_transitions(self, transitions: list[Transition], diagnosis: Diagnosis | None = None) -> None:
         now_ns = int(self._clock() * 1e9)
-        self._emit_points([event_point(self.host_name, t.kind, t.message, now_ns, **t.fields) for t in transitions])
+        points = []
+        for t in transitions:
+            if t.kind == "hang_start" and diagnosis is not None:
+                points += [event_point(self.host_name, t.kind, diagnosis.cause, now_ns, **t.fields),
+                           diagnosis.point(self.host_name, now_ns)]
+            else:
+                points.append(event_point(self.host_name, t.kind, t.message, now_ns, **t.fields))
+        self._emit_points(points)
 
     def _emit_points(self, points: list[Point]) -> None:
         if points:

@@ -13,7 +13,7 @@ RUNTIME_PACKAGES=(libvirt-dev pkg-config libvirt-clients libvirt-daemon python3-
 #   qemu-system-x86       -> real QEMU guests (KVM when /dev/kvm exists, TCG otherwise)
 #   prometheus-alertmanager -> a private Alertmanager that the alertmanager notifier pushes alerts to
 #   chromium              -> headless browser the dashboard tests drive through Playwright (no `playwright install`)
-TEST_PACKAGES=(influxdb victoria-metrics libvirt-daemon-system qemu-system-x86 prometheus-alertmanager chromium)
+TEST_PACKAGES=(influxdb victoria-metrics libvirt-daemon-system qemu-system-x86 prometheus-alertmanager chromium gdb)
 
 MIN_PYTHON="3.11"
 

@@ -170,6 +170,71 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         ),
     ),
     Measurement(
+        "diagnosis",
+        "Why libvirtd is failing, from evidence the agent reads without the daemon's help (its process and "
+        "threads in /proc, the admin API's worker pool and client list, job-lock holders in its log, the QEMU "
+        "processes of its guests): one point with every hang_start, every interval of a hang, every segfault "
+        "and every restart. `cause` is the sentence the event message, the page and the dashboard carry.",
+        (HOST, Tag("trigger", "what it explains: hang_start, hang (an interval of an ongoing hang), segfault or "
+                   "restart")),
+        (
+            Field("cause", "str", "an engineer's first line in the incident channel, e.g. `libvirtd on hv-07 hung "
+                  "45 s: 10 of 10 workers busy, 8 calls queued; they wait on guest 'web 1' whose QEMU is stopped "
+                  "(state T); 14 connections from memstat-poller (pid 4242)`"),
+            Field("hang_seconds", "float", "how long the hang has lasted (0 for segfault and restart)"),
+            Field("process_state", "str", "the daemon process's state letter (R, S, D, T, Z), or `gone`"),
+            Field("threads_total", "int", "threads of the daemon process"),
+            Field("threads_running", "int", "threads in state R"),
+            Field("threads_disk_wait", "int", "threads in uninterruptible sleep (D)"),
+            Field("threads_stopped", "int", "threads stopped (T, t)"),
+            Field("threads_not_sleeping", "str", "the threads that are not sleeping, in words: name, tid, state, "
+                  "wchan"),
+            Field("workers_busy", "int", "admin API: workers busy with a call (current minus free)"),
+            Field("workers_max", "int", "admin API: maximum worker threads"),
+            Field("workers_priority", "int", "admin API: priority worker threads"),
+            Field("job_queue_depth", "int", "admin API: calls waiting for a free worker"),
+            Field("pool_age_seconds", "float", "age of the admin API reading used (it cannot be read from a "
+                  "stopped daemon: then the last one before the hang)"),
+            Field("clients_total", "int", "admin API: connected clients listed"),
+            Field("top_client", "str", "the local process holding the most connections, e.g. `nova-compute (pid "
+                  "4242)`"),
+            Field("top_client_connections", "int", "connections of that process"),
+            Field("agent_connections", "int", "connections of the virtwatch agent itself (its libvirt connection "
+                  "and admin helper)"),
+            Field("clients", "str", "connections by local process, in words, the agent's own named as such"),
+            Field("job_domain", "str", "the guest whose job lock the daemon's log shows held (the newest)"),
+            Field("job_waiting_api", "str", "the API that waited for that job lock"),
+            Field("job_holder_api", "str", "the API that holds it"),
+            Field("job_holder_thread", "int", "the daemon thread id that holds it"),
+            Field("job_held_by_agent", "int", "1 when the QEMU guest agent part of the job holds it"),
+            Field("job_age_seconds", "float", "how long the job had been held when the log line was written"),
+            Field("stuck_guests", "int", "guests whose QEMU process is stopped (T) or in D state"),
+            Field("stuck_guest_names_json", "str", "their names, a JSON list (names are data: any character)"),
+        ),
+    ),
+    Measurement(
+        "forensics",
+        "The evidence captured at the moment of failure, before anyone restarts the daemon: every libvirtd "
+        "thread (name, state, wchan, syscall, kernel stack), the worker pool and client list, the daemon log's "
+        "and kernel log's last lines, the QEMU processes' states and the diagnosis; at most once per incident, "
+        "read only from /proc, the admin socket and files (never the libvirt connection), each step under its "
+        "own deadline. Also written as a file in the agent's data directory. Decode with "
+        "`tsdb.forensics.decode_bundle`.",
+        (HOST, Tag("trigger", "hang (a hang that lasted `forensics_after_hang_seconds`), segfault, restart or "
+                   "manual (`virtwatch diagnose`)")),
+        (
+            Field("bundle", "str", "the bundle: JSON, or zlib-compressed JSON in base64 when the JSON is over "
+                  "the store's 64 KB string limit (see `encoding`)"),
+            Field("encoding", "str", "`json` or `zlib+base64`"),
+            Field("size_bytes", "int", "size of the bundle's JSON before encoding"),
+            Field("capture_ms", "float", "how long the capture took"),
+            Field("steps_cut", "str", "the capture steps abandoned at their deadline or failed, comma-separated "
+                  "(empty when every step finished)"),
+            Field("cause", "str", "the diagnosis's cause sentence"),
+            Field("file", "str", "where the bundle was written on the agent's host"),
+        ),
+    ),
+    Measurement(
         "collector",
         "The agent's own health, once per interval.",
         (HOST,),

@@ -17,6 +17,7 @@ import virtwatch
 from virtwatch.alerts_command import add_alerts_arguments, run_alerts
 from virtwatch.config import ConfigError, load_config, load_config_or_defaults, print_problems
 from virtwatch.demo import add_demo_arguments, run_demo
+from virtwatch.diagnose_command import add_diagnose_arguments, run_diagnose
 from virtwatch.dashboard_command import add_dashboard_arguments, run_dashboard
 from virtwatch.silence_command import add_silence_arguments, run_silence
 from virtwatch.soak_command import add_soak_arguments, run_soak
@@ -166,6 +167,8 @@ COMMANDS: list[Command] = [
             add_check_config_arguments, run_check_config),
     Command("dashboard", "serve the web dashboard: fleet, hosts, SLOs, events, alerts and silences",
             add_dashboard_arguments, run_dashboard),
+    Command("diagnose", "capture libvirtd's forensics now (threads, pool, clients, logs, guests) and print them",
+            add_diagnose_arguments, run_diagnose),
     Command("silence", "add, list or expire alert silences", add_silence_arguments, run_silence),
     Command("soak", "burn in libvirtd under load: concurrent clients, their load recorded, a table of what broke",
             add_soak_arguments, run_soak),

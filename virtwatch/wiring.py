@@ -79,6 +79,25 @@ def agent_from_config(config: AgentConfig, store: Store, spool: Spool | None = N
     source = LibvirtSource(uri, config.probe_timeout_seconds, config.keepalive_interval_seconds,
                            config.keepalive_count, read_only=config.libvirt_read_only)
     guests = GuestProcesses(config.qemu_pid_dir if through_daemon else None)
-    return Agent(store, source, host_name or config.host_name, interval_seconds or config.interval_seconds,
+    host = host_name or config.host_name
+    forensics = forensics_from_config(config, host, lambda: health.own_pids) if through_daemon else None
+    return Agent(store, source, host, interval_seconds or config.interval_seconds,
                  spool=spool, daemon_health=health, guests=guests, hang_end_probes=config.hang_end_probes,
-                 metadata_tags=config.metadata_tags)
+                 metadata_tags=config.metadata_tags, forensics=forensics,
+                 forensics_after_hang_seconds=config.forensics_after_hang_seconds,
+                 forensics_min_gap_seconds=config.forensics_min_gap_seconds)
+
+
+def forensics_from_config(config: AgentConfig, host_name: str, own_pids=None):
+    """Build the forensics capture of [agent]: what it reads (pidfile, admin socket, log, kernel log, QEMU
+    pidfiles, gdb when `forensics_gdb`) and where bundles go."""
+    from collector.daemon_health import default_admin_uri
+    from collector.forensics import CaptureSources, ForensicsCapture
+
+    sources = CaptureSources(pidfile=config.daemon_pidfile,
+                             admin_uri=config.admin_uri or default_admin_uri(config.libvirt_uri),
+                             log_file=config.daemon_log_file, kmsg_path="/dev/kmsg",
+                             qemu_pid_dir=config.qemu_pid_dir, gdb=config.forensics_gdb)
+    options = {"own_pids": own_pids} if own_pids is not None else {}
+    return ForensicsCapture(host_name, sources, config.forensics_dir, config.forensics_step_deadline_seconds,
+                            config.forensics_keep_files, **options)
