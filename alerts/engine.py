@@ -5,7 +5,8 @@ Each round (`Engine.run_round`):
 1. every `slo_interval_seconds`: write each SLO's minute and hour rollups (alerts.rollups), evaluate every host
    and the fleet through them (alerts.burn.evaluate_hosts), and make one observation per SLO, scope and tier:
    the page tier is active while any page window pair burns past its factor, the ticket tier likewise;
-2. every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules);
+2. every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules), whose hang, segfault and
+   restart alerts carry the agent's diagnosis and a link to its forensics bundle below `external_url`;
 3. hand the observations to the AlertTracker (alerts.state) with the active silences (alerts.silences) as
    mutes; the transitions it returns are grouped by (host, slo), like Alertmanager's `group_by`, into one
    Notification per group and receiver, and put in the outbox before the new state is saved;
@@ -215,7 +216,7 @@ class Engine:
         names = {rule.alertname for rule in self.rules}
         hosts = {s.labels["host"] for s in self.tracker.states().values()
                  if s.labels.get("alertname") in names and "host" in s.labels}
-        results = evaluate_event_rules(self.store, self.rules, now, hosts=hosts)
+        results = evaluate_event_rules(self.store, self.rules, now, hosts=hosts, external_url=self.external_url)
         report.rules_evaluated = len(results)
         observations = [(r.labels, r.annotations, r.active, 0.0) for r in results]
         return observations + self._stale(observations, names)

@@ -14,12 +14,20 @@ Besides events, the rules read each host's newest `libvirtd` point (up, hung) an
 a down or hung daemon whose newest point says it answers again is not down or hung, even with no end event (the
 agent restarted meanwhile and never saw it come back); and an agent that stopped writing is an alert of its own
 (AgentSilentRule), because a host that sends nothing is the failure other tools show as a gap in a graph.
+
+Every hang, segfault and restart says why. The agent writes a `diagnosis` point (a `cause` sentence) with each
+hang_start, each interval of a hang, each segfault and restart, and a `forensics` point (the evidence bundle)
+once per incident. The rules of those incidents put the newest cause of the incident at the start of the
+`description` annotation, and name the newest bundle in a `forensics` annotation: the dashboard's link
+`{external_url}/forensics?host=...&time=<ns>` when `external_url` is set, else `on <host>: <file>`. Both
+measurements are read once per round for all hosts (the newest point per host and trigger), never per host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 import pandas as pd
 
@@ -28,6 +36,12 @@ from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
 
 DEFAULT_LOOKBACK_SECONDS = 7 * 86400
+DIAGNOSIS, FORENSICS = "diagnosis", "forensics"  # the measurements that explain an incident (tsdb.schema)
+#: a diagnosis is stamped when the agent wrote it, which may be a moment before the event it comes with
+CAUSE_SLACK_SECONDS = 5.0
+#: a segfault or restart this long before libvirtd was seen down may be why it went down (the kernel log is
+#: read on its own schedule, and a daemon that restarts and dies again is a crash loop)
+DOWN_CAUSE_BEFORE_SECONDS = 60.0
 
 
 def _positive(rule, *names: str) -> None:
@@ -49,16 +63,44 @@ def _quote(rows: pd.DataFrame, limit: int = 3) -> str:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A host's newest `diagnosis` or `forensics` point of one trigger: its time, cause and (forensics) file."""
+
+    trigger: str
+    time: pd.Timestamp
+    cause: str
+    file: str = ""
+
+
+@dataclass(frozen=True)
 class HostState:
-    """A host's newest libvirtd point (time, up, hung) and newest collector point time, None when not seen."""
+    """A host's newest libvirtd point (time, up, hung), newest collector point time (None when not seen), and
+    its newest diagnosis and forensics bundle of each trigger."""
 
     libvirtd_time: pd.Timestamp | None = None
     up: float | None = None
     hung: float | None = None
     collector_time: pd.Timestamp | None = None
+    diagnoses: tuple[Finding, ...] = ()
+    bundles: tuple[Finding, ...] = ()
 
 
 NOT_SEEN = HostState()
+
+
+def newest_finding(findings: Iterable[Finding], triggers: Iterable[str], after: pd.Timestamp) -> Finding | None:
+    """Return the newest finding of `triggers` later than `after`, None when there is none."""
+    wanted = set(triggers)
+    found = [f for f in findings if f.trigger in wanted and f.time > after]
+    return max(found, key=lambda f: f.time) if found else None
+
+
+def forensics_link(host: str, bundle: Finding, external_url: str | None) -> str:
+    """Return where on-call opens a bundle: the dashboard's URL, or the file on the host without one."""
+    if external_url:
+        query = urlencode({"host": host, "time": str(int(bundle.time.value))})
+        return f"{external_url.rstrip('/')}/forensics?{query}"
+    return f"on {host}: {bundle.file}" if bundle.file else ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +121,8 @@ class EventRule:
     alertname: str = ""
     severity: str = "page"
     kinds: tuple[str, ...] = field(default=(), repr=False)
+    #: the `diagnosis` and `forensics` triggers that explain this rule's incidents (none: nothing explains them)
+    explained_by: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def window_seconds_needed(self) -> float:
@@ -89,11 +133,27 @@ class EventRule:
         """Return (active, summary, description) from one host's events of `kinds`, oldest first."""
         raise NotImplementedError
 
-    def result(self, host: str, events: pd.DataFrame, now: pd.Timestamp, state: HostState = NOT_SEEN) -> RuleResult:
-        """Evaluate the rule for one host."""
-        active, summary, description = self.check(events[events["kind"].isin(self.kinds)], now, state)
+    def explained_after(self, events: pd.DataFrame, now: pd.Timestamp) -> pd.Timestamp | None:
+        """Return the time after which a diagnosis or bundle belongs to the current incident, None without one."""
+        return None
+
+    def result(self, host: str, events: pd.DataFrame, now: pd.Timestamp, state: HostState = NOT_SEEN,
+               external_url: str | None = None) -> RuleResult:
+        """Evaluate the rule for one host; a link to a forensics bundle goes below `external_url` when set."""
+        mine = events[events["kind"].isin(self.kinds)]
+        active, summary, description = self.check(mine, now, state)
+        annotations = {"summary": summary, "description": description}
+        after = self.explained_after(mine, now) if self.explained_by else None
+        if after is not None:
+            diagnosis = newest_finding(state.diagnoses, self.explained_by, after)
+            if diagnosis is not None and diagnosis.cause:
+                annotations["description"] = f"{diagnosis.cause}\n\n{description}"
+            bundle = newest_finding(state.bundles, self.explained_by, after)
+            link = "" if bundle is None else forensics_link(host, bundle, external_url)
+            if link:
+                annotations["forensics"] = link
         return RuleResult(self, host, {"alertname": self.alertname, "severity": self.severity, "host": host},
-                          {"summary": summary, "description": description}, active)
+                          annotations, active)
 
 
 @dataclass(frozen=True)
@@ -106,17 +166,37 @@ class _StateRule(EventRule):
     recovered_field: str = field(default="", repr=False)  # the libvirtd field that says it is over ...
     recovered_value: float = field(default=0.0, repr=False)  # ... when it has this value
 
+    #: how long before the first start a diagnosis or bundle may be stamped and still explain the incident
+    explained_before_seconds: float = field(default=CAUSE_SLACK_SECONDS, repr=False)
+
     def __post_init__(self) -> None:
         _positive(self, "after_seconds")
 
-    def check(self, events, now, state):
+    def _run(self, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.Timestamp | None] | None:
+        """Return the current run of starts (no end kind between them) and the end before it, None when the
+        newest event is not a start."""
         if events.empty or events["kind"].iloc[-1] != self.start_kind:
-            return False, f"libvirtd is not {self.what}", "the last event ended it, or there was none"
+            return None
         started = events[events["kind"] == self.start_kind]
-        # since the first start of this run of starts (no end kind between them)
         ends = events[events["kind"] != self.start_kind]
-        if not ends.empty:
-            started = started[started["time"] > ends["time"].iloc[-1]]
+        ended = None if ends.empty else ends["time"].iloc[-1]
+        if ended is not None:
+            started = started[started["time"] > ended]
+        return started, ended
+
+    def explained_after(self, events, now):
+        run = self._run(events)
+        if run is None:
+            return None
+        started, ended = run
+        after = started["time"].iloc[0] - pd.Timedelta(seconds=self.explained_before_seconds)
+        return after if ended is None else max(after, ended)  # never the previous incident's
+
+    def check(self, events, now, state):
+        run = self._run(events)
+        if run is None:
+            return False, f"libvirtd is not {self.what}", "the last event ended it, or there was none"
+        started, _ended = run
         since = started["time"].iloc[0]
         newest = getattr(state, self.recovered_field)
         if state.libvirtd_time is not None and state.libvirtd_time > since and newest == self.recovered_value:
@@ -138,6 +218,8 @@ class DaemonDownRule(_StateRule):
     what: str = field(default="down", repr=False)
     recovered_field: str = field(default="up", repr=False)
     recovered_value: float = field(default=1.0, repr=False)
+    explained_by: tuple[str, ...] = field(default=("segfault", "restart"), repr=False)
+    explained_before_seconds: float = field(default=DOWN_CAUSE_BEFORE_SECONDS, repr=False)
 
 
 @dataclass(frozen=True)
@@ -152,6 +234,7 @@ class DaemonHungRule(_StateRule):
     what: str = field(default="hung", repr=False)
     recovered_field: str = field(default="hung", repr=False)
     recovered_value: float = field(default=0.0, repr=False)
+    explained_by: tuple[str, ...] = field(default=("hang_start", "hang"), repr=False)
 
 
 @dataclass(frozen=True)
@@ -164,6 +247,10 @@ class _CountRule(EventRule):
 
     def __post_init__(self) -> None:
         _positive(self, "count", "window_seconds")
+
+    def explained_after(self, events, now):
+        after = now - pd.Timedelta(seconds=self.window_seconds)
+        return after if (events["time"] > after).any() else None
 
     def check(self, events, now, state):
         recent = events[events["time"] > now - pd.Timedelta(seconds=self.window_seconds)]
@@ -181,6 +268,7 @@ class RestartRule(_CountRule):
     alertname: str = "LibvirtdRestarting"
     severity: str = "ticket"
     kinds: tuple[str, ...] = field(default=("restart",), repr=False)
+    explained_by: tuple[str, ...] = field(default=("restart",), repr=False)
     count: int = 3
     window_seconds: float = 3600.0
     what: str = field(default="libvirtd restarts", repr=False)
@@ -192,6 +280,7 @@ class SegfaultRule(_CountRule):
 
     alertname: str = "LibvirtdSegfault"
     kinds: tuple[str, ...] = field(default=("segfault",), repr=False)
+    explained_by: tuple[str, ...] = field(default=("segfault",), repr=False)
     count: int = 1
     window_seconds: float = 3600.0
     what: str = field(default="libvirtd segfaults", repr=False)
@@ -242,8 +331,10 @@ def default_rules() -> list[EventRule]:
 
 
 def evaluate_event_rules(store: Store, rules: Sequence[EventRule], now: TimeLike, *, hosts: Iterable[str] = (),
-                         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS) -> list[RuleResult]:
-    """Evaluate every rule for every host with events in the lookback (and every host in `hosts`) at `now`."""
+                         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+                         external_url: str | None = None) -> list[RuleResult]:
+    """Evaluate every rule for every host with events in the lookback (and every host in `hosts`) at `now`;
+    links to forensics bundles go below `external_url` (the dashboard) when it is set."""
     now_ns = to_ns(now, "now")
     lookback = max([lookback_seconds, *(rule.window_seconds_needed for rule in rules)])
     since = now_ns - int(lookback * 10**9)
@@ -253,11 +344,15 @@ def evaluate_event_rules(store: Store, rules: Sequence[EventRule], now: TimeLike
     events = (store.events(since, now_ns + 1, where={"kind": kinds}) if kinds
               else pd.DataFrame({"time": pd.Series(dtype="datetime64[ns, UTC]"), "host": [], "kind": []}))
     states = _host_states(store, since, now_ns)
+    watched = set(events["host"]) | set(hosts) | set(states)
+    triggers = sorted({trigger for rule in rules for trigger in rule.explained_by})
+    if triggers:
+        states = _with_findings(store, states, triggers, since, now_ns)
     moment = pd.Timestamp(now_ns, tz="UTC")
     results = []
-    for host in sorted(set(events["host"]) | set(hosts) | set(states)):
+    for host in sorted(watched):
         mine = events[events["host"] == host]
-        results += [rule.result(host, mine, moment, states.get(host, NOT_SEEN)) for rule in rules]
+        results += [rule.result(host, mine, moment, states.get(host, NOT_SEEN), external_url) for rule in rules]
     return results
 
 
@@ -272,6 +367,31 @@ def _host_states(store: Store, since_ns: int, now_ns: int) -> dict[str, HostStat
         previous = states.get(host, NOT_SEEN)
         states[host] = HostState(previous.libvirtd_time, previous.up, previous.hung, time)
     return states
+
+
+def _with_findings(store: Store, states: dict[str, HostState], triggers: Sequence[str], since_ns: int,
+                   now_ns: int) -> dict[str, HostState]:
+    """Return the states with each host's newest diagnosis and forensics bundle of each trigger in [since, now]:
+    one read of each measurement for every host, the bundle itself never read."""
+    where = {"trigger": list(triggers)}
+    diagnoses = store.latest(DIAGNOSIS, ["cause"], since_ns, now_ns, where=where, group_by=["host", "trigger"])
+    bundles = store.latest(FORENSICS, ["cause", "file"], since_ns, now_ns, where=where,
+                           group_by=["host", "trigger"])
+    found: dict[str, tuple[list[Finding], list[Finding]]] = {}
+    for row in diagnoses.itertuples(index=False):
+        found.setdefault(row.host, ([], []))[0].append(Finding(row.trigger, row.time, _text(row.cause)))
+    for row in bundles.itertuples(index=False):
+        found.setdefault(row.host, ([], []))[1].append(Finding(row.trigger, row.time, _text(row.cause),
+                                                               _text(row.file)))
+    merged = dict(states)
+    for host, (mine, theirs) in found.items():
+        merged[host] = replace(states.get(host, NOT_SEEN), diagnoses=tuple(mine), bundles=tuple(theirs))
+    return merged
+
+
+def _text(value) -> str:
+    """Return a string field's value, "" when missing."""
+    return value if isinstance(value, str) else ""
 
 
 def _number(value) -> float | None:

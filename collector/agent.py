@@ -66,7 +66,7 @@ class Agent:
     on_collection: Callable[[list[Point]], None] | None = None
     #: captures the evidence bundle at a hang that lasted `forensics_after_hang_seconds`, a segfault, a restart
     forensics: ForensicsCapture | None = None
-    forensics_after_hang_seconds: float = 30.0
+    forensics_after_hang_seconds: float = 10.0
     forensics_min_gap_seconds: float = 300.0
 
     def __post_init__(self) -> None:
@@ -123,8 +123,8 @@ class Agent:
             self._remember(reading)
         for reading in readings:
             points += self._reading_events(reading, now_ns)
-        if snapshot.state == HUNG:
-            points += self._hang_interval(snapshot.fields, now_ns)
+        if snapshot.state == HUNG and self.monitor.state.since <= now:  # a hang that began during this tick
+            points += self._hang_interval(snapshot.fields, now_ns)     # has its hang_start's diagnosis
         if self._forensics is not None:
             points += self._forensics.take_points()
         counts = self.monitor.counts

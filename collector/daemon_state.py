@@ -117,7 +117,7 @@ class DaemonState:
             return self.absent(now, _join(what, process.describe()))
         if self.state == HUNG:
             return []
-        reason = _join(what, process.describe())
+        reason = what if process.describe() in what else _join(what, process.describe())
         previous, lasted = self._move(HUNG, reason, now)
         self.hang_began = waiting_since
         events = [Transition("hang_start", f"libvirtd hung: {reason}")]

@@ -315,7 +315,7 @@ class CapturePolicy:
     """When to capture: a hang that lasted `after_hang_seconds`, a segfault, a restart; once per incident,
     at most once per `min_gap_seconds` (a segfault's restart is the same incident)."""
 
-    after_hang_seconds: float = 30.0
+    after_hang_seconds: float = 10.0
     min_gap_seconds: float = 300.0
     _done: set = field(default_factory=set)
     _last: float | None = None

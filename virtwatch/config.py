@@ -244,7 +244,7 @@ class AgentConfig:
     qemu_pid_dir: Path = _key(kind=Path, factory=lambda: Path("/run/libvirt/qemu"))
     hang_end_probes: int = _key(2, kind=int, check=_positive)
     forensics_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "forensics")
-    forensics_after_hang_seconds: float = _key(30.0, kind=float, check=_positive)
+    forensics_after_hang_seconds: float = _key(10.0, kind=float, check=_positive)
     forensics_min_gap_seconds: float = _key(300.0, kind=float, check=_not_negative)
     forensics_step_deadline_seconds: float = _key(2.0, kind=float, check=_positive)
     forensics_keep_files: int = _key(200, kind=int, check=_positive)

@@ -4,6 +4,10 @@ The dedup_key is the SHA-256 of the group key (as Alertmanager's PagerDuty recei
 the resolve of a group, a re-send after an engine restart, and the same group from a second engine replica all
 land on the same PagerDuty incident. PagerDuty answers 202 when it accepted an event, 400 for a bad event or
 routing key, 429 when rate limited (https://developer.pagerduty.com/docs/events-api-v2/overview/).
+
+`custom_details` carries the first alert's `description` (which starts with the diagnosis's cause sentence) and
+every alert's labels and annotations, as they are; each alert's `forensics` URL is also one of the event's
+`links`. Only `summary` is cut (to PagerDuty's 1024 characters); the whole event must stay under 512 KB.
 """
 
 from __future__ import annotations
@@ -69,11 +73,28 @@ def event_json(notification: Notification, routing_key: str, external_url: str =
         },
         "client": "virtwatch",
     }
+    first = (notification.firing or notification.resolved)[0]
+    if first.annotations.get("description"):
+        event["payload"]["custom_details"]["description"] = first.annotations["description"]
     if "alertname" in common:
         event["payload"]["class"] = common["alertname"]
     if external_url:
         event["client_url"] = external_url
+    found = links(notification)
+    if found:
+        event["links"] = found
     return event
+
+
+def links(notification: Notification) -> list[dict[str, str]]:
+    """Return the events' `links`: each alert's forensics bundle that is a URL (not a file on a host), once."""
+    found: dict[str, str] = {}
+    for alert in notification.firing + notification.resolved:
+        href = alert.annotations.get("forensics", "")
+        if href.startswith(("https://", "http://")) and href not in found:
+            where = f" on {alert.labels['host']}" if "host" in alert.labels else ""
+            found[href] = f"forensics bundle: {alert.name}{where}"
+    return [{"href": href, "text": text} for href, text in found.items()]
 
 
 def _details(alert) -> dict[str, Any]:

@@ -113,6 +113,7 @@ def test_a_stopped_daemon_pages_hung_and_continuing_it_resolves_the_page(libvirt
         libvirtd.kill(signal.SIGCONT)
     assert status == "firing" and alert["labels"] == {"alertname": "LibvirtdHung", "severity": "page", "host": HOST}
     assert "hung for" in alert["annotations"]["summary"]
+    assert alert["annotations"]["description"].startswith(f"libvirtd on {HOST} hung ")  # the agent's diagnosis
     wait_for("the resolve", lambda: len(notifications(http_receiver, "LibvirtdHung")) == 2, running)
     time.sleep(2)  # a few more rounds: nothing else may arrive about it
     assert [n[1] for n in notifications(http_receiver, "LibvirtdHung")] == ["firing", "resolved"]

@@ -5,19 +5,24 @@ and the tests count intervals."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from collector.agent import Agent
 from collector.daemon_health import DaemonHealth
+from collector.forensics import CaptureSources, ForensicsCapture
 from collector.guest_processes import GuestProcesses
 from collector.libvirt_source import LibvirtSource
-from faults import POOL_HANG_CLIENTS, PoolHang
+from faults import POLLER_NAME, POOL_HANG_CLIENTS, PoolHang
 from tsdb import open_store
+from tsdb.forensics import decode_bundle
 
 pytestmark = pytest.mark.slow
 INTERVAL_SECONDS = 2.0
@@ -30,13 +35,19 @@ def store(tmp_path):
         yield store
 
 
-def make_agent(store, daemon, uri: str, interval: float = INTERVAL_SECONDS) -> Agent:
-    """The agent as `virtwatch agent` builds it, on the private daemon (default keepalive: 5 s x 5)."""
+def make_agent(store, daemon, uri: str, interval: float = INTERVAL_SECONDS, forensics_after: float = 30.0,
+               kmsg: bool = False) -> Agent:
+    """The agent as `virtwatch agent` builds it, on the private daemon (default keepalive: 5 s x 5), with
+    forensics captured into the daemon's temp dir once a hang has lasted `forensics_after` s."""
     source = LibvirtSource(uri, call_timeout_seconds=PROBE_DEADLINE_SECONDS)
     health = DaemonHealth(daemon.pidfile, daemon.admin_uri, admin_timeout_seconds=PROBE_DEADLINE_SECONDS / 2,
-                          log_file=daemon.log_path)
+                          log_file=daemon.log_path, kmsg_path="/dev/kmsg" if kmsg else None)
+    sources = CaptureSources(daemon.pidfile, admin_uri=daemon.admin_uri, log_file=daemon.log_path,
+                             kmsg_path="/dev/kmsg", qemu_pid_dir=daemon.tmp / "run" / "qemu")
+    forensics = ForensicsCapture("hv-fault", sources, daemon.tmp / "forensics", own_pids=lambda: health.own_pids)
     return Agent(store, source, "hv-fault", interval_seconds=interval, daemon_health=health,
-                 guests=GuestProcesses(daemon.tmp / "run" / "qemu"))
+                 guests=GuestProcesses(daemon.tmp / "run" / "qemu"), forensics=forensics,
+                 forensics_after_hang_seconds=forensics_after)
 
 
 class Running:
@@ -79,13 +90,28 @@ def interval_coverage(store, measurement: str, field: str) -> float:
     return len(times) / spanned
 
 
+def diagnoses(store):
+    """Every diagnosis point, oldest first, with its trigger."""
+    return store.query("diagnosis", ["cause", "hang_seconds", "process_state", "threads_total", "threads_stopped",
+                                     "workers_busy", "workers_max", "job_queue_depth", "top_client", "top_client_connections",
+                                     "job_domain", "job_holder_api", "job_holder_thread", "job_age_seconds",
+                                     "stuck_guest_names_json"], 0, 2**62, group_by=["trigger"]).sort_values("time")
+
+
+def bundles(store):
+    """Every forensics record, oldest first, decoded."""
+    rows = store.query("forensics", ["bundle", "encoding", "steps_cut", "file"], 0, 2**62,
+                       group_by=["trigger"]).sort_values("time")
+    return [(row.trigger, decode_bundle(row.bundle, row.encoding), row) for row in rows.itertuples()]
+
+
 def daemon_rows(store):
     return store.query("libvirtd", ["up", "hung", "probe_ok", "hang_seconds", "probe_outstanding_seconds", "pid",
                                     "restarts_total", "clients", "workers_free"], 0, 2**62)
 
 
 def test_a_daemon_stopped_for_25_s_is_one_hang_never_down_with_host_points_at_every_interval(store, libvirtd):
-    agent = make_agent(store, libvirtd, libvirtd.uri_test)
+    agent = make_agent(store, libvirtd, libvirtd.uri_test, forensics_after=10)
     with Running(agent):
         wait_intervals(agent, 3)
         libvirtd.kill(signal.SIGSTOP)
@@ -93,10 +119,27 @@ def test_a_daemon_stopped_for_25_s_is_one_hang_never_down_with_host_points_at_ev
             time.sleep(25)  # the fault, held as production holds it
         finally:
             libvirtd.kill(signal.SIGCONT)
+            resumed_ns = time.time_ns()
         wait_intervals(agent, 5)
     assert event_kinds(store) == ["hang_start", "hang_end"]
     events = store.events(0)
-    assert "stopped (state T)" in events["message"].iloc[0]
+    start = events["message"].iloc[0]
+    assert start.startswith("libvirtd on hv-fault hung ") and f"(pid {libvirtd.pid}) is stopped (state T)" in start
+    assert "threads stopped (T)" in start
+    # the cause at the start and at every interval of the hang, the same process state each time
+    told = diagnoses(store)
+    assert told["trigger"].tolist() == ["hang_start"] + ["hang"] * (len(told) - 1)
+    stopped = told[told["time"].astype("int64") < resumed_ns]  # then it runs, hung until 2 probes answer
+    assert len(stopped) >= 8 and (stopped["process_state"] == "T").all()
+    assert (stopped["threads_stopped"] == stopped["threads_total"]).all()
+    assert told["cause"].iloc[0] == start
+    # one bundle, at 10 s into the hang: every thread stopped; the admin API, which a stopped daemon cannot
+    # answer, is named as the step that failed
+    [(trigger, bundle, row)] = bundles(store)
+    assert trigger == "hang" and bundle["diagnosis"]["hang_seconds"] >= 10
+    assert len(bundle["threads"]) == bundle["process"]["threads"] >= 5
+    assert {thread["state"] for thread in bundle["threads"]} == {"T"}
+    assert row.steps_cut == "admin" and json.loads(Path(row.file).read_text())["cause"] == bundle["cause"]
     assert "2 probes in a row" in events["message"].iloc[1]
     rows = daemon_rows(store)
     hung = rows[rows["hung"] == 1]
@@ -114,20 +157,42 @@ def test_a_daemon_stopped_for_25_s_is_one_hang_never_down_with_host_points_at_ev
 
 def test_the_production_pool_hang_is_one_incident_and_the_agent_never_joins_it(store, libvirtd_with_guests):
     daemon, (calm, victim) = libvirtd_with_guests  # the victim's name is hostile: space, comma, quotes
-    agent = make_agent(store, daemon, daemon.uri_qemu)
+    agent = make_agent(store, daemon, daemon.uri_qemu, forensics_after=33)
     with Running(agent):
         wait_intervals(agent, 3)
         before = daemon_rows(store)["clients"].dropna().iloc[-1]
         with PoolHang(daemon, victim) as hang:
             time.sleep(45)
-            assert hang.calls_total > 0
+        lifted_ns = time.time_ns()
+        assert hang.calls_total > 0
         wait_intervals(agent, 5)
     kinds = event_kinds(store)
     assert sorted(kinds) == ["domain_wedged", "hang_end", "hang_start"]
     assert kinds.index("hang_start") < kinds.index("hang_end")
     events = store.events(0)
     start = events[events["kind"] == "hang_start"]["message"].iloc[0]
-    assert "worker pool: 0 of" in start and "runs (state S)" in start
+    # the cause names the full pool, the guest it waits on (its hostile name as it is) and who holds the clients
+    assert start.startswith("libvirtd on hv-fault hung ") and " of 10 workers busy" in start
+    assert f"they wait on guest '{victim}' whose QEMU is stopped (state T)" in start
+    assert f"{POOL_HANG_CLIENTS} connections from {POLLER_NAME} (pid {hang.poller_pid})" in start
+    told = diagnoses(store)
+    assert told["trigger"].iloc[0] == "hang_start" and set(told["trigger"].iloc[1:]) == {"hang"} and len(told) >= 15
+    held_up = told[told["time"].astype("int64") < lifted_ns]
+    full = (held_up["workers_busy"] == held_up["workers_max"]) | (held_up["job_queue_depth"] > 0)
+    assert full.all()  # every interval: all workers busy or calls queued (as read: a worker frees for a moment)
+    assert (held_up["top_client"] == f"{POLLER_NAME} (pid {hang.poller_pid})").all()
+    assert (held_up["stuck_guest_names_json"].map(json.loads) == [[victim]] * len(held_up)).all()
+    # 30 s into the hang the daemon's log names the job's holder: later diagnoses say who it is
+    held = held_up[held_up["job_domain"] == victim]
+    assert len(held) >= 2 and (held["job_holder_api"] == "remoteDispatchDomainMemoryStats").all()
+    assert (held["job_age_seconds"] >= 30).all() and "its job held 30 s by thread" in held["cause"].iloc[-1]
+    # one bundle: every libvirtd thread, the poller's 14 connections, the stopped QEMU
+    [(trigger, bundle, row)] = bundles(store)
+    assert trigger == "hang" and row.steps_cut == "" and bundle["cause"].startswith("libvirtd on hv-fault hung 3")
+    assert len(bundle["threads"]) == bundle["process"]["threads"]
+    assert held["job_holder_thread"].iloc[-1] in {thread["tid"] for thread in bundle["threads"]}
+    assert sum(client["pid"] == hang.poller_pid for client in bundle["clients"]) == POOL_HANG_CLIENTS
+    assert [guest["state"] for guest in bundle["qemu"] if guest["domain"] == victim] == ["T"]
     wedged = events[events["kind"] == "domain_wedged"]
     assert wedged["domain"].tolist() == [victim] and "QEMU process" in wedged["message"].iloc[0]
     domains = store.query("domain", ["stats_partial", "memory_rss_bytes"], 0, 2**62, group_by=["domain"])
@@ -166,6 +231,42 @@ def test_a_killed_and_restarted_daemon_is_down_at_once_then_restart_and_up_and_n
     assert f"pid {first_pid}" in events["message"].iloc[1]
     rows = daemon_rows(store)
     assert rows["restarts_total"].iloc[-1] == 1 and rows["up"].iloc[-1] == 1
+
+
+def test_a_real_segfault_is_told_with_the_crashing_thread_then_the_restart_with_one_bundle(store, libvirtd):
+    agent = make_agent(store, libvirtd, libvirtd.uri_test, kmsg=True)
+    with Running(agent):
+        wait_intervals(agent, 3)
+        crashed = libvirtd.pid
+        # A real fault: gdb points the main thread at address 0 and detaches, and the daemon faults on its own.
+        # (With `continue` under gdb the kernel logs nothing: it does not report faults of a traced process,
+        # and gdb's detach then delivers the SIGSEGV as a plain signal.)
+        subprocess.run(["gdb", "-p", str(crashed), "-batch", "-nx", "-ex", "set $pc = 0"],
+                       capture_output=True, timeout=120, check=False)
+        while os.path.exists(f"/proc/{crashed}") and open(f"/proc/{crashed}/stat").read().split()[2] != "Z":
+            time.sleep(0.1)
+        wait_intervals(agent, 3)
+        libvirtd.restart()
+        wait_intervals(agent, 4)
+    events = store.events(0)
+    kinds = event_kinds(store)
+    assert sorted(kinds) == ["daemon_down", "daemon_up", "restart", "segfault"]
+    assert kinds.index("segfault") < kinds.index("restart") < kinds.index("daemon_up")
+    segfault = events[events["kind"] == "segfault"]["message"].iloc[0]
+    assert segfault.startswith("libvirtd on hv-fault crashed: segfault in thread ")
+    assert f"of libvirtd (pid {crashed})" in segfault and "before it: " in segfault
+    restart = events[events["kind"] == "restart"]["message"].iloc[0]
+    assert restart.startswith(f"libvirtd on hv-fault restarted: pid {crashed} → {libvirtd.pid}; the old process "
+                              f"crashed ") and "segfault in thread" in restart
+    told = diagnoses(store)
+    assert told["trigger"].tolist() == ["segfault", "restart"]
+    # one bundle, for the segfault (the restart is the same incident): the kernel's line and the thread names
+    # the agent read while the process lived
+    [(trigger, bundle, row)] = bundles(store)
+    assert trigger == "segfault" and f"libvirtd[{crashed}]: segfault at " in bundle["kernel_line"]
+    assert any(bundle["kernel_line"] in line for line in bundle["kernel_log"])
+    assert len(bundle["threads_seen_before"]) >= 5 and "threads" not in bundle
+    assert "process" in row.steps_cut  # the process was gone: said, not guessed
 
 
 def test_a_guest_stopped_alone_is_left_out_and_wedged_while_the_others_keep_full_stats(store, libvirtd_with_guests):

@@ -104,3 +104,52 @@ def test_the_console_receiver_prints_the_headline_and_every_alert_of_a_notificat
     ConsoleNotifier(stream=stream).send(sample_notification())
     text = stream.getvalue()
     assert text.startswith("*** FIRING: ") and "host: host-a" in text and text.endswith("\n")
+
+
+def test_slack_text_is_escaped_and_a_cut_never_splits_an_escape():
+    from alerts.notify.slack import slack_text
+
+    text = "guest 'a<b>&c' *x* _y_ ü😀 " * 20
+    assert slack_text(text, 10_000) == text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for limit in range(2, 200):
+        cut = slack_text(text, limit)
+        assert len(cut) <= limit and cut.endswith("…")
+        shown = cut[:-1].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        assert text.startswith(shown)  # what Slack shows is the text's beginning, exactly
+        assert "&" not in cut[:-1].replace("&lt;", "").replace("&gt;", "").replace("&amp;", "")
+
+
+def _explained(forensics: str) -> Notification:
+    alert = Alert(labels={"alertname": "LibvirtdSegfault", "severity": "page", "host": "hv 1"},
+                  annotations={"summary": "1 libvirtd segfaults in the last 3600 s (alert at 1)",
+                               "description": "libvirtd on hv 1 segfaulted in rpc-worker\n\nfirst at ...",
+                               "forensics": forensics}, starts_at=T0)
+    return Notification("oncall", "k", {"host": "hv 1"}, [alert])
+
+
+def test_pagerduty_links_a_forensics_url_but_not_a_file_on_the_host(http_receiver):
+    config = ReceiverConfig(name="pd", type="pagerduty", url=http_receiver.url, routing_key=ROUTING_KEY)
+    url = "https://dash.example/forensics?host=hv+1&time=1"
+    notifier_for(config).send(_explained(url))
+    notifier_for(config).send(_explained("on hv 1: /var/lib/virtwatch/forensics/a.json"))
+    linked, unlinked = (r.json() for r in http_receiver.requests)
+    assert linked["links"] == [{"href": url, "text": "forensics bundle: LibvirtdSegfault on hv 1"}]
+    assert "links" not in unlinked
+    details = unlinked["payload"]["custom_details"]
+    assert details["description"].startswith("libvirtd on hv 1 segfaulted in rpc-worker\n")
+    assert details["firing"][0]["annotations"]["forensics"] == "on hv 1: /var/lib/virtwatch/forensics/a.json"
+
+
+def test_slack_shows_a_bundle_file_as_text_without_a_button_and_the_console_unescaped():
+    import io
+
+    from alerts.notify.console import ConsoleNotifier
+    from alerts.notify.slack import message_json
+
+    notification = _explained("on hv 1: /var/lib/<x>&/a.json")
+    message = message_json(notification)
+    assert [block["type"] for block in message["blocks"]] == ["header", "section"]
+    assert message["blocks"][1]["text"]["text"].endswith("\nforensics: on hv 1: /var/lib/&lt;x&gt;&amp;/a.json")
+    stream = io.StringIO()
+    ConsoleNotifier(stream=stream).send(notification)
+    assert "    forensics: on hv 1: /var/lib/<x>&/a.json\n" in stream.getvalue()
