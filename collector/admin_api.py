@@ -75,16 +75,6 @@ VIR_ERR_NO_CLIENT = 96  # virErrorNumber (include/libvirt/virterror.h): the clie
 # 1 ms for 15 clients, 31 ms for 200, 0.38 s for 1000, 1.4 s for 1000 of 3000. libvirtd allows 5000 (max_clients).
 MAX_CLIENTS_LISTED = 1000
 
-def describe_pool(fields: dict) -> str:
-    """Return the worker pool and clients in words, e.g. 'worker pool: 0 of 10 workers free, 6 calls queued,
-    15 clients' ('' without the figures)."""
-    if "workers_free" not in fields:
-        return ""
-    text = (f"worker pool: {fields['workers_free']} of {fields.get('workers_current', '?')} workers free "
-            f"(max {fields.get('workers_max', '?')}), {fields.get('job_queue_depth', 0)} calls queued")
-    return text + (f", {fields['clients']} clients" if "clients" in fields else "")
-
-
 CLOSE_GRACE_SECONDS = 1.0  # close(): how long the helper may take to close its connection before it is killed
 
 

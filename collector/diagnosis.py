@@ -126,7 +126,7 @@ def _fields(trigger: str, evidence: Evidence, hang_seconds: float, holder: JobHo
     if evidence.threads is not None:
         counted = census(evidence.threads)
         by_state = counted.by_state
-        fields.update(threads_total=counted.total, threads_running=by_state.get("R", 0),
+        fields.update(threads=counted.total, threads_running=by_state.get("R", 0),
                       threads_disk_wait=by_state.get("D", 0),
                       threads_stopped=by_state.get("T", 0) + by_state.get("t", 0),
                       threads_not_sleeping="; ".join(t.describe() for t in counted.not_sleeping[:20]))
@@ -139,14 +139,14 @@ def _fields(trigger: str, evidence: Evidence, hang_seconds: float, holder: JobHo
             fields["pool_age_seconds"] = round(evidence.pool_age_seconds, 3)
     if evidence.clients is not None:
         groups = evidence.clients
-        fields["clients_total"] = sum(g.connections for g in groups)
+        fields["clients_listed"] = sum(g.connections for g in groups)
         fields["agent_connections"] = sum(g.connections for g in groups if g.own)
         others = [g for g in groups if not g.own]
         if others:
             top = others[0]
             fields["top_client"] = f"{top.process} (pid {top.pid})" if top.pid is not None else top.process
             fields["top_client_connections"] = top.connections
-        fields["clients"] = describe_clients(groups, limit=10)
+        fields["clients_by_process"] = describe_clients(groups, limit=10)
     if holder is not None:
         fields["job_domain"] = holder.domain
         for name, value in (("job_waiting_api", holder.waiting_api), ("job_holder_api", holder.holder_api),

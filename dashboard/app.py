@@ -141,7 +141,8 @@ def register_shell_callbacks(app: dash.Dash) -> None:
                                 data.get("refresh", tr.DEFAULT_REFRESH)).params()
         suffix = tr.build_search(keep)
         current = app.strip_relative_path(pathname or "/") or ""
-        page_of_path = "fleet" if current.startswith("host/") or current == "" else current.split("/")[0]
+        drill_down = current.startswith("host/") or current in ("", "forensics")  # a host's pages belong to the fleet
+        page_of_path = "fleet" if drill_down else current.split("/")[0]
         hrefs = [app.get_relative_path(path) + suffix for _page, _label, path in NAV]
         classes = ["nav-link active" if page == page_of_path else "nav-link" for page, _label, _path in NAV]
         return hrefs, classes

@@ -183,7 +183,7 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
                   "(state T); 14 connections from memstat-poller (pid 4242)`"),
             Field("hang_seconds", "float", "how long the hang has lasted (0 for segfault and restart)"),
             Field("process_state", "str", "the daemon process's state letter (R, S, D, T, Z), or `gone`"),
-            Field("threads_total", "int", "threads of the daemon process"),
+            Field("threads", "int", "threads of the daemon process"),
             Field("threads_running", "int", "threads in state R"),
             Field("threads_disk_wait", "int", "threads in uninterruptible sleep (D)"),
             Field("threads_stopped", "int", "threads stopped (T, t)"),
@@ -195,13 +195,14 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
             Field("job_queue_depth", "int", "admin API: calls waiting for a free worker"),
             Field("pool_age_seconds", "float", "age of the admin API reading used (it cannot be read from a "
                   "stopped daemon: then the last one before the hang)"),
-            Field("clients_total", "int", "admin API: connected clients listed"),
+            Field("clients_listed", "int", "admin API: connected clients listed (virAdmServerListClients)"),
             Field("top_client", "str", "the local process holding the most connections, e.g. `nova-compute (pid "
                   "4242)`"),
             Field("top_client_connections", "int", "connections of that process"),
             Field("agent_connections", "int", "connections of the virtwatch agent itself (its libvirt connection "
                   "and admin helper)"),
-            Field("clients", "str", "connections by local process, in words, the agent's own named as such"),
+            Field("clients_by_process", "str", "connections by local process, in words, the agent's own named as "
+                  "such"),
             Field("job_domain", "str", "the guest whose job lock the daemon's log shows held (the newest)"),
             Field("job_waiting_api", "str", "the API that waited for that job lock"),
             Field("job_holder_api", "str", "the API that holds it"),
@@ -338,12 +339,15 @@ EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
     EventKind("daemon_up", "info", "libvirtd is there again after being down (answering, or hung: then a "
               "hang_start follows)"),
     EventKind("hang_start", "critical", "a probe or connect into a running libvirtd waited past its deadline "
-              "(process stopped or in D state, worker pool exhausted); the message says what was seen"),
+              "(process stopped or in D state, worker pool exhausted); the message is the diagnosis's cause "
+              "sentence (a `diagnosis` point goes with it)"),
     EventKind("hang_end", "info", "a hung libvirtd answered `hang_end_probes` probes in a row in time, or "
               "went down"),
     EventKind("keepalive_timeout", "warning", "the client keepalive closed the connection"),
-    EventKind("restart", "warning", "the libvirtd process changed (new pid or start time)"),
-    EventKind("segfault", "critical", "the kernel logged a segfault in a libvirtd thread"),
+    EventKind("restart", "warning", "the libvirtd process changed (new pid or start time); the message is the "
+              "diagnosis's cause sentence (what ended the old process, as far as the agent saw)"),
+    EventKind("segfault", "critical", "the kernel logged a segfault in a libvirtd thread; the message is the "
+              "diagnosis's cause sentence (the thread, where, and the daemon's state before it)"),
     EventKind("domain_crashed", "critical", "a guest crashed (lifecycle CRASHED or state crashed)"),
     EventKind("domain_failed", "critical", "a guest stopped with reason failed (its QEMU process died)"),
     EventKind("domain_io_error", "warning", "a guest's disk reported an I/O error"),

@@ -82,19 +82,19 @@ def active(range_data, _tick):
         row["silenced"] = f"silenced by {muting.created_by}" if muting else ""
         row["state_label"] = "✖ firing" if row["state"] == "firing" else "◔ pending"
     return views.grid("alerts-active-grid", rows, [
-        {"field": "state_label", "headerName": "state", "minWidth": 110,
+        {"field": "state_label", "headerName": "state", "minWidth": 100,
          "cellClassRules": {"status-down": "params.data.state == 'firing'",
                             "status-hung": "params.data.state == 'pending'"}},
         {"field": "severity", "headerName": "severity", "minWidth": 90,
          "cellClassRules": {"sev-critical": "params.value == 'page'", "sev-warning": "params.value == 'ticket'"}},
-        {"field": "alertname", "headerName": "alert", "minWidth": 140},
-        {"field": "host", "headerName": "host", "minWidth": 140},
-        {"field": "slo", "headerName": "SLO", "minWidth": 100},
-        {"field": "since", "headerName": "since (UTC)", "minWidth": 160},
-        {"field": "summary", "headerName": "summary", "minWidth": 240, "flex": 2, "wrapText": True, "autoHeight": True},
+        {"field": "alertname", "headerName": "alert", "minWidth": 130},
+        {"field": "host", "headerName": "host", "minWidth": 130},
+        {"field": "slo", "headerName": "SLO", "minWidth": 70},
+        {"field": "since", "headerName": "since (UTC)", "minWidth": 175},
+        {"field": "summary", "headerName": "summary", "minWidth": 180, "flex": 2, "wrapText": True, "autoHeight": True},
         {"field": "description", "headerName": "evidence", "minWidth": 300, "flex": 3, "wrapText": True,
-         "autoHeight": True},
-        {"field": "silenced", "headerName": "silenced", "minWidth": 120},
+         "autoHeight": True, "cellClass": "cell-pre-wrap"},
+        {"field": "silenced", "headerName": "silenced", "minWidth": 100},
     ])
 
 
@@ -109,17 +109,17 @@ def history(range_data, _tick):
     for row in rows:
         row["status_label"] = {"firing": "✖ firing", "resolved": "✔ resolved"}.get(row["status"], row["status"])
     return views.grid("alerts-history-grid", rows, [
-        {"field": "time", "headerName": "time (UTC)", "minWidth": 160},
-        {"field": "status_label", "headerName": "status", "minWidth": 110,
+        {"field": "time", "headerName": "time (UTC)", "minWidth": 175},
+        {"field": "status_label", "headerName": "status", "minWidth": 100,
          "cellClassRules": {"status-down": "params.data.status == 'firing'",
                             "status-up": "params.data.status == 'resolved'"}},
         {"field": "severity", "headerName": "severity", "minWidth": 90},
-        {"field": "alertname", "headerName": "alert", "minWidth": 140},
-        {"field": "host", "headerName": "host", "minWidth": 140},
-        {"field": "slo", "headerName": "SLO", "minWidth": 100},
-        {"field": "summary", "headerName": "summary", "minWidth": 240, "flex": 2, "wrapText": True, "autoHeight": True},
+        {"field": "alertname", "headerName": "alert", "minWidth": 130},
+        {"field": "host", "headerName": "host", "minWidth": 130},
+        {"field": "slo", "headerName": "SLO", "minWidth": 70},
+        {"field": "summary", "headerName": "summary", "minWidth": 180, "flex": 2, "wrapText": True, "autoHeight": True},
         {"field": "description", "headerName": "evidence", "minWidth": 300, "flex": 3, "wrapText": True,
-         "autoHeight": True},
+         "autoHeight": True, "cellClass": "cell-pre-wrap"},
         {"field": "silenced", "headerName": "silenced", "minWidth": 90},
     ], height_px=None if len(rows) <= 15 else 520)
 

@@ -1,4 +1,5 @@
-"""Host: the daemon's health and the host's load on one time axis with its failure events, its guests, its events."""
+"""Host: why its libvirtd last failed (the newest diagnosis) and the evidence captured then, the daemon's health and
+the host's load on one time axis with its failure events, its guests, its events."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from urllib.parse import unquote
 import dash
 from dash import Input, Output, callback, dcc, html
 
-from dashboard import data, views
+from dashboard import data, forensics_data, forensics_view, views
 
 dash.register_page(__name__, path_template="/host/<name>", name="Host", title="virtwatch: host", order=1)
 
@@ -19,6 +20,10 @@ def layout(name=None, **_other):
     shown = unquote(name) if isinstance(name, str) else ""
     return html.Div([
         views.page_header("Host", "", [html.Span(shown, id="host-title", className="host-name")]),
+        views.section("Why", "host-why", "The newest diagnosis in the range: what the agent found when libvirtd "
+                      "hung, crashed or restarted."),
+        views.section("Forensics", "host-forensics", "Evidence captured at each failure (threads, worker pool, "
+                      "clients, logs, guests), newest first; open one to read it."),
         views.section("libvirtd health, host load and events", "host-health",
                       "Worst value per window; ✖ red markers and dotted lines are critical events, ▲ warnings."),
         views.section("Domains", "host-domains",
@@ -129,3 +134,39 @@ def host_events(range_data, _tick, pathname):
     rows = data.event_rows(frame)
     return views.grid("host-events-grid", rows, views.event_columns(), height_px=None if len(rows) <= 15 else 420)
 
+
+
+@callback(Output("host-why", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),
+          Input("url", "pathname"))
+@views.guarded("the host's diagnosis")
+def why(range_data, _tick, pathname):
+    """Return the Why panel: the newest diagnosis of the range, or the empty state saying there is none."""
+    context, rng = views.page_range(range_data)
+    host = host_from_path(pathname)
+    unknown = _known(context, host)
+    if unknown is not None:
+        return unknown
+    return forensics_view.why_panel(forensics_data.latest_diagnosis(context.store, host, rng), host, rng.label)
+
+
+@callback(Output("host-forensics", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),
+          Input("url", "pathname"))
+@views.guarded("the host's forensics bundles")
+def forensics(range_data, _tick, pathname):
+    """Return the host's forensics records in the range, newest first, each linking to its bundle page."""
+    context, rng = views.page_range(range_data)
+    host = host_from_path(pathname)
+    unknown = _known(context, host)
+    if unknown is not None:
+        return unknown
+    records = forensics_data.forensics_records(context.store, host, rng)
+    return forensics_view.forensics_list(records, _range_search(range_data), rng.label)
+
+
+def _range_search(range_data: dict) -> str:
+    """Return the query string of the shell's range (so a link out keeps it), "" for the default."""
+    from dashboard import timerange as tr
+
+    spec = tr.RangeSpec(range_data["range"], range_data.get("start", ""), range_data.get("end", ""),
+                        range_data.get("refresh", tr.DEFAULT_REFRESH))
+    return tr.build_search(spec.params())

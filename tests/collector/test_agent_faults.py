@@ -92,7 +92,7 @@ def interval_coverage(store, measurement: str, field: str) -> float:
 
 def diagnoses(store):
     """Every diagnosis point, oldest first, with its trigger."""
-    return store.query("diagnosis", ["cause", "hang_seconds", "process_state", "threads_total", "threads_stopped",
+    return store.query("diagnosis", ["cause", "hang_seconds", "process_state", "threads", "threads_stopped",
                                      "workers_busy", "workers_max", "job_queue_depth", "top_client", "top_client_connections",
                                      "job_domain", "job_holder_api", "job_holder_thread", "job_age_seconds",
                                      "stuck_guest_names_json"], 0, 2**62, group_by=["trigger"]).sort_values("time")
@@ -131,7 +131,7 @@ def test_a_daemon_stopped_for_25_s_is_one_hang_never_down_with_host_points_at_ev
     assert told["trigger"].tolist() == ["hang_start"] + ["hang"] * (len(told) - 1)
     stopped = told[told["time"].astype("int64") < resumed_ns]  # then it runs, hung until 2 probes answer
     assert len(stopped) >= 8 and (stopped["process_state"] == "T").all()
-    assert (stopped["threads_stopped"] == stopped["threads_total"]).all()
+    assert (stopped["threads_stopped"] == stopped["threads"]).all()
     assert told["cause"].iloc[0] == start
     # one bundle, at 10 s into the hang: every thread stopped; the admin API, which a stopped daemon cannot
     # answer, is named as the step that failed

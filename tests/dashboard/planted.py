@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from planted_forensics import hang_cause, plant_forensics
 from tsdb import Point
 
 MINUTE_NS = 60 * 10**9
@@ -32,6 +33,12 @@ sli = "libvirtd_latency"
 threshold_ms = 1000
 """
 
+#: the alert's description as the engine now writes it: the cause sentence, then the figures, on their own lines
+ALERT_DESCRIPTION = (f"{hang_cause(60)}\n"
+                     "probes failing for 30 min; 7 calls queued, 0 free workers\n"
+                     "runbook: https://runbooks.example/virtwatch/libvirtd-hung#when-every-worker-waits-on-one-guest-"
+                     "whose-qemu-is-stopped")
+
 
 @dataclass(frozen=True)
 class PlantedEvent:
@@ -49,8 +56,7 @@ EVENTS = (
     PlantedEvent(90, "kvm-up-01", "domain_crashed", "critical", 'db "primary"',
                  'guest db "primary" crashed: QEMU exited with signal 11'),
     PlantedEvent(45, "kvm-up-01", "domain_io_error", "warning", "web-1", "guest web-1: I/O error on vda, paused"),
-    PlantedEvent(30, "kvm-hung-02", "hang_start", "critical", "", "stats probe timed out after 5 s; 20/20 workers "
-                 "busy, 7 calls queued"),
+    PlantedEvent(30, "kvm-hung-02", "hang_start", "critical", "", hang_cause(5)),
     PlantedEvent(20, "kvm-down-03", "daemon_down", "critical", "", "connection to libvirtd closed: Connection "
                  "reset by peer"),
     PlantedEvent(2, "kvm-restart-04", "restart", "warning", "", "libvirtd pid 4711 replaced by 4790"),
@@ -110,9 +116,10 @@ def plant(store, now_ns: int) -> None:
                             now_ns - event.minutes_ago * MINUTE_NS))
     points.append(Point("alert", {"host": "kvm-hung-02", "alertname": "LibvirtdHung", "severity": "page"},
                         {"status": "firing", "fingerprint": "00000000000000aa", "summary": "libvirtd on kvm-hung-02 "
-                         "is hung", "description": "hang_start 30 min ago: 7 calls queued", "silenced": 0},
+                         "is hung", "description": ALERT_DESCRIPTION, "silenced": 0},
                         now_ns - 29 * MINUTE_NS))
     store.write(points)
+    plant_forensics(store, now_ns, HOSTILE_HOST)
 
 
 def roll_up_slis(store, slos, now_ns: int) -> None:
@@ -130,5 +137,5 @@ def plant_alert_state(state_dir: Path, now: dt.datetime) -> None:
 
     tracker = AlertTracker(alert_state_path(state_dir), lambda: now)
     tracker.observe({"alertname": "LibvirtdHung", "host": "kvm-hung-02", "severity": "page"},
-                    {"summary": "libvirtd on kvm-hung-02 is hung", "description": "7 calls queued, 0 free workers"},
+                    {"summary": "libvirtd on kvm-hung-02 is hung", "description": ALERT_DESCRIPTION},
                     True)

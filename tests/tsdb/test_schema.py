@@ -10,7 +10,14 @@ UNITLESS = {"state_code", "state_reason_code", "stats_partial", "vcpus", "vcpus_
             "workers_free", "workers_priority", "job_queue_depth", "clients", "clients_max", "load1", "load5",
             "load15", "cpus", "domains_running", "domains_defined", "message", "count",
             "status", "fingerprint", "summary", "description", "silenced",
-            "burn_long", "burn_short", "factor", "firing", "points_queued", "store_reachable"}
+            "burn_long", "burn_short", "factor", "firing", "points_queued", "store_reachable",
+            # diagnosis: counts, flags and words
+            "cause", "process_state", "threads_running", "threads_disk_wait", "threads_stopped",
+            "threads_not_sleeping", "workers_busy", "clients_listed", "top_client", "top_client_connections",
+            "agent_connections", "clients_by_process", "job_domain", "job_waiting_api", "job_holder_api",
+            "job_holder_thread", "job_held_by_agent", "stuck_guests", "stuck_guest_names_json",
+            # forensics
+            "bundle", "encoding", "steps_cut", "file"}
 UNIT_SUFFIXES = ("_bytes", "_seconds", "_ms", "_percent", "_total", "_per_second")
 
 
