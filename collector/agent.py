@@ -159,7 +159,7 @@ class Agent:
         threads = None
         if process.running and process.pid is not None:
             try:
-                threads = read_threads(process.pid, with_stack=False)
+                threads = read_threads(process.pid, with_stack=False, with_syscall=False)
             except (ProcessGone, OSError):
                 threads = None  # it exited meanwhile
         now = time.monotonic()

@@ -151,7 +151,7 @@ def _text(data: bytes | None) -> str | None:
     return None if data is None else data.decode("utf-8", errors="replace")
 
 
-def _read_thread(task: Path, tid: int, with_stack: bool) -> ThreadInfo:
+def _read_thread(task: Path, tid: int, with_stack: bool, with_syscall: bool = True) -> ThreadInfo:
     """Read one thread's files; raise _Vanished when it is gone."""
     stat = _text(_read(task / "stat", task))
     if stat is None:
@@ -167,7 +167,7 @@ def _read_thread(task: Path, tid: int, with_stack: bool) -> ThreadInfo:
         name = stat.partition("(")[2].rpartition(")")[0]
     wchan = _text(_read(task / "wchan", task))
     wchan = None if wchan is None or wchan.strip() in ("", "0") else wchan.strip()
-    syscall_text = _text(_read(task / "syscall", task))
+    syscall_text = _text(_read(task / "syscall", task)) if with_syscall else None
     stack_text = _text(_read(task / "stack", task)) if with_stack else None
     return ThreadInfo(tid=tid, name=name, state=state, wchan=wchan,
                       syscall=parse_syscall(syscall_text) if syscall_text is not None else None,
@@ -175,8 +175,12 @@ def _read_thread(task: Path, tid: int, with_stack: bool) -> ThreadInfo:
 
 
 def read_threads(pid: int, proc_root: Path = Path("/proc"), with_stack: bool = True,
-                 max_threads: int = 2000) -> list[ThreadInfo]:
+                 max_threads: int = 2000, with_syscall: bool = True) -> list[ThreadInfo]:
     """Return the threads of process `pid`, by thread id (the first `max_threads` of them).
+
+    stat, comm and wchan never wait on the process; the kernel stack and the syscall take its exec lock
+    (`with_stack`, `with_syscall`: the agent's tick leaves them to the forensics capture, whose steps have
+    deadlines).
 
     Raises ProcessGone when the process has no task list (it exited, or never was).
     """
@@ -188,7 +192,7 @@ def read_threads(pid: int, proc_root: Path = Path("/proc"), with_stack: bool = T
     threads = []
     for tid in tids[:max_threads]:
         try:
-            threads.append(_read_thread(tasks / str(tid), tid, with_stack))
+            threads.append(_read_thread(tasks / str(tid), tid, with_stack, with_syscall))
         except _Vanished:
             continue
     return threads

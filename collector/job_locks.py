@@ -86,7 +86,7 @@ class JobHolder:
         else:
             who = monitor or "by an unknown thread"
         waits = f"; {self.waiting_api} waits" if self.waiting_api else ""
-        return f"guest {self.domain!r}: job ({self.job}) {held} {who}{waits}"
+        return f"guest '{self.domain}': job ({self.job}) {held} {who}{waits}"
 
 
 def _by_thread(thread: int | None, api: str | None) -> str:

