@@ -3,7 +3,8 @@
 Run it from the repository root (needs libvirtd, see `make setup-test`; root, as for tests/libvirtd.py):
 
     .venv/bin/python benchmarks/bench_collector.py [--domains 200,2000] [--collections 20] [--profile]
-                                                   [--skip-faults]
+                                                   [--skip-faults] [--skip-forensics]
+    .venv/bin/python benchmarks/bench_collector.py --only-faults | --only-forensics
 
 It starts a private libvirtd in a temp dir (tests/libvirtd.py), writes a test-driver node file with N running
 domains (`instance-000001f4`, ...) and, for each N, builds an Agent on the test driver THROUGH the daemon
@@ -34,6 +35,12 @@ Then the FAULT TABLE (benchmarks/fault_table.py, about 4 minutes; `--skip-faults
 the README's fault matrix staged on a private libvirtd with real QEMU guests and held as production holds it,
 with what the agent reported, how soon, the share of intervals with host points, and the agent's own calls and
 connections in the daemon.
+
+Then the FORENSICS TABLE (benchmarks/forensics_table.py, about 3 minutes; `--skip-forensics` leaves it out,
+`--only-forensics` prints it alone): the time and size of each forensics capture (trigger hang, segfault,
+restart, manual; and `virtwatch diagnose` end to end) on a private libvirtd with 2000 test-driver domains and
+with 2 real QEMU guests, each trigger staged for real while the agent loop runs, with the agent's tick gaps
+and scrape times around each capture.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from collector.agent import Agent  # noqa: E402
 from collector.daemon_health import DaemonHealth  # noqa: E402
 from collector.libvirt_source import LibvirtSource  # noqa: E402
 from fault_table import fault_rows, run_faults  # noqa: E402
+from forensics_table import FORENSICS_HEADER, environment, forensics_rows, run_forensics, step_rows  # noqa: E402
 from table import print_columns, print_table  # noqa: E402
 from tsdb import open_store  # noqa: E402
 from tsdb.lineprotocol import encode_lines  # noqa: E402
@@ -384,7 +392,8 @@ def table_rows(count: int, r: dict) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool, with_faults: bool = True) -> None:
+def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool, with_faults: bool = True,
+        with_forensics: bool = True) -> None:
     """Start a private libvirtd in workdir, benchmark each N, print the table (and a profile when asked)."""
     daemon = PrivateLibvirtd(workdir / "libvirtd")
     results = {}
@@ -424,6 +433,9 @@ def run(counts: list[int], rounds: int, workdir: Path, with_profile: bool, with_
     if with_faults:
         print()
         print_fault_table(workdir)
+    if with_forensics:
+        print()
+        print_forensics_table(workdir)
 
 
 def print_fault_table(workdir: Path) -> None:
@@ -436,6 +448,18 @@ def print_fault_table(workdir: Path) -> None:
                    "connections opened", "clients max (admin)"), faults)
 
 
+def print_forensics_table(workdir: Path) -> None:
+    """Stage every forensics trigger on 2000 test-driver domains and on QEMU guests; print the tables."""
+    rows = run_forensics(workdir, node_xml(TARGET_DOMAINS), TARGET_DOMAINS)
+    print()
+    print(f"forensics table: each capture staged for real on a private libvirtd while the agent loop runs; "
+          f"{environment()}")
+    print_columns(FORENSICS_HEADER, forensics_rows(rows))
+    print()
+    print("each capture step's ms (* not ok: cut, failed or skipped), and the bundle's biggest sections")
+    print_columns(*step_rows(rows))
+
+
 def main() -> None:
     """Parse arguments and run the benchmark in a temp dir that is removed afterwards."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -443,16 +467,23 @@ def main() -> None:
     parser.add_argument("--collections", type=int, default=20, help="measured collections per count (default 20)")
     parser.add_argument("--skip-faults", action="store_true", help="leave out the fault table (about 4 minutes)")
     parser.add_argument("--only-faults", action="store_true", help="print the fault table only")
+    parser.add_argument("--skip-forensics", action="store_true",
+                        help="leave out the forensics table (about 3 minutes)")
+    parser.add_argument("--only-forensics", action="store_true", help="print the forensics table only")
     parser.add_argument("--profile", action="store_true",
                         help=f"also cProfile collect() over {TARGET_DOMAINS} domains and print the top functions")
     args = parser.parse_args()
     counts = [int(c) for c in args.domains.split(",") if c.strip()]
     # a short path: unix socket paths are limited to 107 bytes
     with tempfile.TemporaryDirectory(prefix="vw-bench-") as workdir:
-        if args.only_faults:
-            print_fault_table(Path(workdir))
+        if args.only_faults or args.only_forensics:
+            if args.only_faults:
+                print_fault_table(Path(workdir))
+            if args.only_forensics:
+                print_forensics_table(Path(workdir))
         else:
-            run(counts, args.collections, Path(workdir), args.profile, not args.skip_faults)
+            run(counts, args.collections, Path(workdir), args.profile, not args.skip_faults,
+                not args.skip_forensics)
 
 
 if __name__ == "__main__":

@@ -526,6 +526,8 @@ def _comm(proc_root: Path, pid: int) -> str | None:
 def describe_clients(groups: list[ClientGroup], limit: int = 3) -> str:
     """Say who holds the connections, e.g. '14 connections from python3 (pid 4242), 2 from the virtwatch agent
     itself (pid 77), and 5 more from 3 other processes'."""
+    from tsdb.point import printable  # here, not at the top: this file also runs as the helper, without tsdb
+
     if not groups:
         return "no connections"
     parts = []
@@ -533,7 +535,7 @@ def describe_clients(groups: list[ClientGroup], limit: int = 3) -> str:
         count = f"{group.connections} connection{'s' if group.connections != 1 else ''}" if not parts \
             else str(group.connections)
         pid = f" (pid {group.pid})" if group.pid is not None else ""
-        parts.append(f"{count} from {AGENT_ITSELF if group.own else group.process}{pid}")
+        parts.append(f"{count} from {AGENT_ITSELF if group.own else printable(group.process)}{pid}")
     rest = groups[limit:]
     if rest:
         others = f"{len(rest)} other process{'es' if len(rest) != 1 else ''}"

@@ -197,10 +197,7 @@ class Agent:
         """Ask for a forensics bundle when the policy says so (once per incident, rate-limited)."""
         if self._forensics is None:
             return
-        why_not = self._policy.decide(trigger, incident, time.monotonic(), hang_seconds)
-        if why_not is not None:
-            if why_not.startswith("the last bundle"):
-                log.info("forensics for %s not captured: %s", trigger, why_not)
+        if self._policy.decide(trigger, incident, time.monotonic(), hang_seconds) is not None:
             return
         known = {"pool": self._pool[0] if self._pool is not None else None,
                  "clients": [vars(group) for group in self._clients[0]] if self._clients is not None else None,

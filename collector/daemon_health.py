@@ -143,7 +143,7 @@ class DaemonHealth:
             segfault = parse_segfault(record.message) if record.from_kernel else None
             if segfault is None or not is_daemon_thread(segfault.thread_name, segfault.tid,
                                                         known_names=set(self._threads.values()),
-                                                        known_tids=self._threads.keys()):
+                                                        known_tids=self._threads.keys(), daemon_pid=self._pid):
                 continue
             self.segfaults_total += 1
             when = wall_time_ns(record.monotonic_usec, time.monotonic_ns(), time.time_ns())

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.daemon_process import ProcessGone
+from tsdb.point import printable
 
 # x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl) of the syscalls a stuck thread usually sits in.
 SYSCALL_NAMES_X86_64 = {
@@ -86,8 +87,9 @@ class ThreadInfo:
 
 
 def show_name(name: str) -> str:
-    """Return a thread name as it may be shown in a message: as it is when plain, else quoted (repr)."""
-    return name if _PLAIN_NAME.fullmatch(name) else repr(name)
+    """Return a thread name as it may be shown in a message: as it is when plain, else in quotes (control
+    characters escaped: tsdb.point.printable)."""
+    return name if _PLAIN_NAME.fullmatch(name) else f"'{printable(name)}'"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,8 @@ def describe_census(census: ThreadCensus, limit: int = 4) -> str:
     noun = "thread" if census.total == 1 else "threads"
     if len(words) == 1:
         word = next(iter(words))
+        if census.total == 1:
+            return f"its one thread {word}"
         return f"{census.total} {noun}, all sleeping" if word == "sleeping" else f"all {census.total} {noun} {word}"
     parts = []
     for word, count in sorted(words.items(), key=lambda item: (item[0] != "sleeping", -item[1], item[0])):

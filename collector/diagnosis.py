@@ -24,6 +24,7 @@ from collector.daemon_threads import ThreadInfo, census, describe_census
 from collector.guest_processes import StuckGuest
 from collector.job_locks import JobHolder
 from tsdb import Point
+from tsdb.point import printable
 
 TRIGGERS = ("hang_start", "hang", "segfault", "restart", "manual")
 #: an admin reading older than this is said to be old in the sentence
@@ -62,7 +63,7 @@ class Diagnosis:
 
 
 def _quoted(name: str) -> str:
-    return f"'{name}'"
+    return f"'{printable(name)}'"
 
 
 def _pool_words(pool: dict, age: float | None) -> str:
@@ -102,7 +103,12 @@ def _process_words(process: ProcessEvidence, threads: list[ThreadInfo] | None) -
         return "no libvirtd process is running"
     counted = census(threads) if threads else None
     if process.state in ("T", "t", "D"):
-        return process.describe() + (f": {describe_census(counted)}" if counted else "")
+        if counted is None:
+            return process.describe()
+        if counted.by_state.get(process.state) == counted.total:  # every thread in the process's state
+            return process.describe() + (" (one thread)" if counted.total == 1 else
+                                         f", all {counted.total} of its threads")
+        return f"{process.describe()}: {describe_census(counted)}"
     if counted is not None and counted.not_sleeping:
         return f"libvirtd's {describe_census(counted)}"
     return ""
@@ -117,7 +123,7 @@ def _job_holder(holders: list[JobHolder], stuck: dict[str, StuckGuest]) -> JobHo
 
 
 def _fields(trigger: str, evidence: Evidence, hang_seconds: float, holder: JobHolder | None) -> dict:
-    fields: dict = {"hang_seconds": round(hang_seconds, 3)}
+    fields: dict = {"hang_seconds": round(float(hang_seconds), 3)}
     process = evidence.process
     if process.running is False:
         fields["process_state"] = "gone"
@@ -136,7 +142,7 @@ def _fields(trigger: str, evidence: Evidence, hang_seconds: float, holder: JobHo
                       workers_max=pool.get("workers_max", 0), workers_priority=pool.get("workers_priority", 0),
                       job_queue_depth=pool.get("job_queue_depth", 0))
         if evidence.pool_age_seconds is not None:
-            fields["pool_age_seconds"] = round(evidence.pool_age_seconds, 3)
+            fields["pool_age_seconds"] = round(float(evidence.pool_age_seconds), 3)
     if evidence.clients is not None:
         groups = evidence.clients
         fields["clients_listed"] = sum(g.connections for g in groups)
@@ -170,7 +176,7 @@ def _job_words(holder: JobHolder, named_guest: bool) -> str:
         by.append(f"in {holder.holder_api}")
     who = " ".join(by) or "another call"
     if holder.held_by_agent:
-        who = "the guest agent" + (f" ({who})" if by else "")
+        who = "the guest agent" + (f", {who}" if by else "")
     whose = "its job" if named_guest else f"the job of guest {_quoted(holder.domain)}"
     return f"{whose} held{held} by {who} (daemon log)"
 
@@ -187,7 +193,7 @@ def diagnose(host: str, trigger: str, evidence: Evidence, hang_seconds: float = 
     guests = _guest_words(evidence.stuck_guests, _saturated(evidence.pool))
     if holder is not None:
         named = len(evidence.stuck_guests) == 1 and holder.domain in evidence.stuck_guests
-        guests = ", ".join(part for part in (guests, _job_words(holder, named)) if part)
+        guests = (", " if named else "; ").join(part for part in (guests, _job_words(holder, named)) if part)
     pool = _pool_words(evidence.pool or {}, evidence.pool_age_seconds)
     if crashed and pool:
         pool = f"before it: {pool}"
@@ -200,6 +206,7 @@ def diagnose(host: str, trigger: str, evidence: Evidence, hang_seconds: float = 
     if not crashed:
         clauses.append(evidence.headline)
     said = "; ".join(clause for clause in clauses if clause)
+    host = printable(host)
     opening = {"hang_start": f"libvirtd on {host} hung {hang_seconds:.0f} s",
                "hang": f"libvirtd on {host} hung {hang_seconds:.0f} s", "segfault": f"libvirtd on {host} crashed",
                "restart": f"libvirtd on {host} restarted", "manual": f"libvirtd on {host}"}[trigger]

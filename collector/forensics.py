@@ -292,7 +292,9 @@ def evidence_from_bundle(bundle: dict, sources: CaptureSources, own_pids: frozen
     clients = bundle.get("clients")
     stuck = {g["domain"]: StuckGuest(g["pid"], g["state"]) for g in bundle.get("qemu", [])
              if g["state"] in STUCK_STATES}
-    return Evidence(process=ProcessEvidence(bool(process), process.get("pid"), process.get("state")),
+    # no "process" key: no daemon was found; {}: its read was cut or failed, which says nothing about it
+    running = None if bundle.get("process") == {} else bool(process)
+    return Evidence(process=ProcessEvidence(running, process.get("pid"), process.get("state")),
                     threads=threads or None, pool=bundle.get("pool"), pool_age_seconds=0.0,
                     clients=group_clients(clients, sources.proc_root, own_pids) if clients is not None else None,
                     job_holders=locks.holders(), stuck_guests=stuck)
@@ -313,27 +315,44 @@ def _process_name(pid: int | None, groups) -> str | None:
 @dataclass
 class CapturePolicy:
     """When to capture: a hang that lasted `after_hang_seconds`, a segfault, a restart; once per incident,
-    at most once per `min_gap_seconds` (a segfault's restart is the same incident)."""
+    at most once per `min_gap_seconds` (so a segfault's restart, moments later, adds no second bundle; a hang
+    that outlasts the gap is captured when the gap has passed)."""
 
     after_hang_seconds: float = 10.0
     min_gap_seconds: float = 300.0
-    _done: set = field(default_factory=set)
+    _done: dict = field(default_factory=dict)  # incidents captured (the newest REMEMBERED_INCIDENTS)
+    _held_back: dict = field(default_factory=dict)  # incidents the gap held back (said once each)
     _last: float | None = None
 
     def decide(self, trigger: str, incident: object, now: float, hang_seconds: float = 0.0) -> str | None:
-        """Return None to capture now (and remember it), else why not."""
+        """Return None to capture now (and remember it), else why not (logged once per incident)."""
         if trigger == "hang" and hang_seconds < self.after_hang_seconds:
             return f"the hang has lasted {hang_seconds:.0f} s of {self.after_hang_seconds:g}"
         key = (trigger, incident)
         if key in self._done:
             return "captured for this incident already"
         if self._last is not None and now - self._last < self.min_gap_seconds:
-            self._done.add(key)
-            return (f"the last bundle was captured {now - self._last:.0f} s ago (at most one per "
-                    f"{self.min_gap_seconds:g} s: forensics_min_gap_seconds)")
-        self._done.add(key)
+            why = (f"the last bundle was captured {now - self._last:.0f} s ago (at most one per "
+                   f"{self.min_gap_seconds:g} s: forensics_min_gap_seconds)")
+            if _remember(self._held_back, key):
+                log.info("forensics for %s not captured now: %s", trigger, why)
+            return why
+        _remember(self._done, key)
         self._last = now
         return None
+
+
+REMEMBERED_INCIDENTS = 100
+
+
+def _remember(seen: dict, key: object) -> bool:
+    """Add `key` to `seen` (keeping the newest REMEMBERED_INCIDENTS); return whether it is new."""
+    if key in seen:
+        return False
+    seen[key] = True
+    while len(seen) > REMEMBERED_INCIDENTS:
+        del seen[next(iter(seen))]
+    return True
 
 
 class ForensicsWorker:

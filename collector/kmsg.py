@@ -43,6 +43,7 @@ LIBVIRTD_THREAD_NAMES = frozenset({
 })
 # A per-guest event loop thread is "vm-" + the domain name, cut to 15 bytes (src/qemu/qemu_process.c).
 LIBVIRTD_THREAD_PREFIXES = ("vm-",)
+DAEMON_MAIN_THREAD_NAMES = frozenset({"libvirtd", "virtqemud"})  # a process's main thread carries its name
 # GLib's own threads: libvirtd has them, but so has every GLib program (NetworkManager, polkitd, udisksd...).
 # A fault in one of these is the daemon's only when its thread id is known to be one of the daemon's.
 GENERIC_THREAD_NAMES = frozenset({"gmain", "gdbus", "pool-spawner"})
@@ -168,17 +169,21 @@ def parse_segfault(message: str) -> Segfault | None:
 
 
 def is_daemon_thread(name: str, tid: int | None = None, *, known_names: Collection[str] = (),
-                     known_tids: Collection[int] = ()) -> bool:
+                     known_tids: Collection[int] = (), daemon_pid: int | None = None) -> bool:
     """Return True when a faulting thread (kernel comm `name`, thread id `tid`) belongs to libvirtd.
 
     `known_tids` and `known_names` are what the caller last read from /proc/<daemon pid>/task/*/comm (see
     `daemon_threads`; read before the crash, since the task list goes with the process). A known thread id
     decides alone. GLib's generic names (gmain, gdbus) count only by thread id: by name they would blame
-    libvirtd for a crash in any GLib program. Other names count when known or when they are libvirtd's own.
+    libvirtd for a crash in any GLib program. Other names count when known or when they are libvirtd's own;
+    but a MAIN thread (named as the daemon: `libvirtd`, `virtqemud`) is the process itself, whose thread id is
+    its pid: one with another id than `daemon_pid` is another daemon's (a second libvirtd on the host).
     """
     if tid is not None and tid in known_tids:
         return True
     if name in GENERIC_THREAD_NAMES:
+        return False
+    if name in DAEMON_MAIN_THREAD_NAMES and daemon_pid is not None and tid is not None and tid != daemon_pid:
         return False
     if name in known_names or name in LIBVIRTD_THREAD_NAMES:
         return True

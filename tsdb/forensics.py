@@ -14,6 +14,8 @@ import json
 import zlib
 from typing import Any
 
+from tsdb.point import printable
+
 #: InfluxDB's limit on a string field is 64 KB; keep room for the line protocol's escaping
 MAX_STORED_BYTES = 60_000
 JSON, ZLIB_BASE64 = "json", "zlib+base64"
@@ -40,8 +42,8 @@ def encode_bundle(bundle: dict[str, Any], limit: int = MAX_STORED_BYTES) -> tupl
 
 
 def shrink_bundle(bundle: dict[str, Any]) -> dict[str, Any] | None:
-    """Return a copy with half of its biggest list section dropped (oldest log lines, kernel stacks), noting
-    it in `shrunk`; None when there is nothing left to drop."""
+    """Return a copy made smaller by one step, noted in `shrunk`: the daemon log's oldest half, then the kernel
+    log's, then every kernel stack, then whole sections; None when there is nothing left to drop."""
     bundle = dict(bundle)
     for section in ("daemon_log", "kernel_log"):
         lines = bundle.get(section) or []
@@ -85,6 +87,8 @@ def render_bundle(bundle: dict[str, Any]) -> str:
     """Return the bundle as plain text for a person: cause, steps, threads, pool, clients, logs, guests."""
     out = [f"virtwatch forensics: {bundle.get('trigger', '?')} on {bundle.get('host', '?')} at "
            f"{bundle.get('time', '?')}", f"cause: {bundle.get('cause', '')}"]
+    if bundle.get("kernel_line"):
+        out.append(f"kernel: {bundle['kernel_line']}")
     steps = bundle.get("steps") or []
     if steps:
         out += _section("capture steps")
@@ -97,9 +101,13 @@ def render_bundle(bundle: dict[str, Any]) -> str:
         out += _section("process")
         out += [f"{key}: {value}" for key, value in process.items()]
     threads = bundle.get("threads") or []
+    seen = bundle.get("threads_seen_before") or {}
+    if not threads and seen:
+        out += _section(f"threads the agent saw before the process went ({len(seen)})")
+        out += [f"{tid} '{printable(str(name))}'" for tid, name in seen.items()]
     out += _section(f"threads ({len(threads)})")
     for thread in threads:
-        out.append(f"{thread.get('tid')} {thread.get('name')!r} state {thread.get('state')} wchan "
+        out.append(f"{thread.get('tid')} '{printable(str(thread.get('name')))}' state {thread.get('state')} wchan "
                    f"{thread.get('wchan') or '-'} syscall {thread.get('syscall') or '-'}")
         out += [f"    {frame}" for frame in thread.get("stack") or []]
     for title, key in (("worker pool", "pool"),):
@@ -116,7 +124,7 @@ def render_bundle(bundle: dict[str, Any]) -> str:
         out += [holder.get("description") or json.dumps(holder, ensure_ascii=False) for holder in holders]
     qemu = bundle.get("qemu") or []
     out += _section(f"QEMU processes ({len(qemu)})")
-    out += [f"{guest.get('pid')} state {guest.get('state')} guest {guest.get('domain')!r}" for guest in qemu]
+    out += [f"{guest.get('pid')} state {guest.get('state')} guest '{printable(str(guest.get('domain')))}'" for guest in qemu]
     for title, key in (("daemon log (last lines)", "daemon_log"), ("kernel log (around the event)", "kernel_log")):
         out += _section(title)
         out += list(bundle.get(key) or []) or ["(nothing)"]

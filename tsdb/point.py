@@ -51,6 +51,15 @@ def clean_name(name: str) -> str:
     return name
 
 
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7f]} | {0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t"}
+
+
+def printable(name: str) -> str:
+    """Return a name as one line of text shows it: control characters as \\n, \\r, \\t or \\xNN (so a name
+    can never start a line of its own), everything else (quotes, backslashes, unicode) as it is."""
+    return name.translate(_CONTROL) if not name.isprintable() else name
+
+
 @dataclass(slots=True)
 class Point:
     """One measurement at one instant: `time_ns` is nanoseconds since the Unix epoch (UTC)."""

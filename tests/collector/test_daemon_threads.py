@@ -145,7 +145,7 @@ def test_a_census_counts_states_and_names_the_threads_that_are_not_sleeping():
      "22 threads: 20 sleeping, 2 in D state (rpc-libvirtd 4711 in nfs_wait_bit_killable, rpc-libvirtd 4712 in read)"),
     ([thread(tid, "T") for tid in range(22)], "all 22 threads stopped (T)"),
     ([thread(tid, "S") for tid in range(3)] + [thread(9, "I")], "4 threads, all sleeping"),
-    ([thread(1, "R")], "all 1 thread running (R)"),
+    ([thread(1, "R")], "its one thread running (R)"),
     ([], "no threads"),
     ([thread(tid, "D", wchan="io_schedule") for tid in range(6)] + [thread(7, "S"), thread(8, "R", syscall="running")],
      "8 threads: 1 sleeping, 6 in D state (rpc-libvirtd 0 in io_schedule, rpc-libvirtd 1 in io_schedule, "

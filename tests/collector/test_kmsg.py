@@ -278,3 +278,10 @@ def test_a_segfault_line_written_to_the_kernel_log_parses_but_is_not_from_the_ke
         "libvirtd", tid, "libvirt.so.0.9000.0", 0x10a647)
     assert is_daemon_thread(segfault.thread_name, segfault.tid)
     assert not record.from_kernel  # user space cannot write facility 0: a real segfault line has it
+
+
+def test_a_segfault_of_another_libvirtd_main_thread_is_not_ours():
+    # a second libvirtd on the host (another test's, a nested one) crashes: its main thread's id is its pid
+    assert not is_daemon_thread("libvirtd", 2382, known_tids={2435, 2436}, daemon_pid=2435)
+    assert is_daemon_thread("libvirtd", 2435, known_tids=set(), daemon_pid=2435)
+    assert is_daemon_thread("rpc-libvirtd", 2999, known_tids={2435}, daemon_pid=2435)  # a worker born since
