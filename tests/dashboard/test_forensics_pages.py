@@ -13,6 +13,7 @@ from planted_forensics import (CORRUPT_HOST, HOSTILE_GUEST, HUNG_HOST, KERNEL_LI
                                SEGFAULT_HOST, THREAD_LINE, corrupt_bundle_time, hang_bundle_time, hang_cause,
                                manual_bundle_time, segfault_bundle_time)
 from test_dashboard_pages import SETTLED_MS, open_page, settle
+from tsdb.point import printable
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def test_a_crashed_hosts_page_says_why_and_its_bundle_shows_the_threads_and_the_
     open_bundle_from_list(tab, segfault_bundle_time(to_ns(dashboard_server.now)))
     text = tab.page.inner_text("#forensics-bundle-text")
     assert THREAD_LINE in text and KERNEL_LINE in text
-    assert f"guest {HOSTILE_GUEST!r}" in text  # the QEMU processes' list, name as the bundle's text spells it
+    assert f"guest '{printable(HOSTILE_GUEST)}'" in text  # the QEMU processes' list: the name, on one line
     assert SEGFAULT_CAUSE in tab.page.inner_text("#forensics-header")
     assert_markup_stayed_text(tab)
     shot(tab, "bundle-segfault")

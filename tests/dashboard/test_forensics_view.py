@@ -16,6 +16,7 @@ from planted_forensics import (CORRUPT_HOST, HOSTILE_GUEST, HUNG_HOST, KERNEL_LI
 from dashboard import forensics_data, forensics_view, views
 from dashboard.context import DashboardContext
 from dashboard.timerange import TimeRange
+from tsdb.point import printable
 
 NOW = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.timezone.utc)
 NOW_NS = to_ns(NOW)
@@ -99,7 +100,7 @@ def test_a_good_address_shows_the_header_the_download_and_the_bundle_as_text(bun
     bundle_text = find(page, "forensics-bundle-text")
     assert type(bundle_text).__name__ == "Pre"
     lines = [line.children for line in bundle_text.children]
-    assert THREAD_LINE in lines and f"5120 state T guest {HOSTILE_GUEST!r}" in lines
+    assert THREAD_LINE in lines and f"5120 state T guest '{printable(HOSTILE_GUEST)}'" in lines
     assert find(page, "forensics-download-button") is not None and find(page, "forensics-download") is not None
     back = find(page, "forensics-back")
     assert back.href == views.host_href(HUNG_HOST, "?range=24h")
