@@ -67,10 +67,14 @@ def _quoted(name: str) -> str:
 
 
 def _pool_words(pool: dict, age: float | None) -> str:
+    """'10 of 10 workers busy, 8 calls queued'; a pool that has not grown to its maximum says so ('3 of 3
+    workers busy (max 10)': measured, libvirt 9.0 may queue calls rather than start more workers)."""
     if "workers_free" not in pool:
         return ""
-    busy = pool.get("workers_current", 0) - pool["workers_free"]
-    text = f"{busy} of {pool.get('workers_max', '?')} workers busy"
+    current = pool.get("workers_current", 0)
+    text = f"{current - pool['workers_free']} of {current} workers busy"
+    if pool.get("workers_max", current) != current:
+        text += f" (max {pool.get('workers_max')})"
     text += f", {pool.get('job_queue_depth', 0)} calls queued"
     if age is not None and age >= STALE_POOL_SECONDS:
         text += f" (admin API as of {age:.0f} s ago)"

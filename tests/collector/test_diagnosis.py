@@ -88,7 +88,7 @@ CAUSES = {
         "hang", Evidence(process=ProcessEvidence(True, 900, "D"), threads=[thread(900, "D", wchan="io_schedule")],
                          pool=CALM_POOL, pool_age_seconds=1.0), 12.0,
         "libvirtd on hv-07 hung 12 s: the libvirtd process (pid 900) is in uninterruptible sleep (state D) (one "
-        "thread); 0 of 20 workers busy, 0 calls queued"),
+        "thread); 0 of 5 workers busy (max 20), 0 calls queued"),
     "a transient running thread comes after the pool and the clients": (
         "hang", Evidence(process=RUNNING, threads=[*sleeping(2), thread(901, "R", syscall="running")],
                          pool=FULL_POOL, pool_age_seconds=1.0, clients=[POLLER], headline=PROBE), 45.0,
@@ -106,7 +106,7 @@ CAUSES = {
                             pool_age_seconds=20.0, headline="pid 900 → 901; no segfault of the old process in the "
                                                             "kernel log"), 0.0,
         "libvirtd on hv-07 restarted: pid 900 → 901; no segfault of the old process in the kernel log; before it: "
-        "0 of 20 workers busy, 0 calls queued (admin API as of 20 s ago)"),
+        "0 of 5 workers busy (max 20), 0 calls queued (admin API as of 20 s ago)"),
     "a restarted daemon that is stopped at once is said after the headline, not before it": (
         "restart", Evidence(process=ProcessEvidence(True, 901, "T"), threads=[thread(901, "T")],
                             headline="pid 900 → 901"), 0.0,
@@ -126,7 +126,7 @@ CAUSES = {
     "stuck guests with workers free are not said to be what the workers wait on": (
         "hang", Evidence(pool=CALM_POOL, pool_age_seconds=1.0,
                          stuck_guests={"b": StuckGuest(2, "D"), "a": StuckGuest(1, "T")}), 30.0,
-        "libvirtd on hv-07 hung 30 s: 0 of 20 workers busy, 0 calls queued; the QEMU of guests 'a' (state T), "
+        "libvirtd on hv-07 hung 30 s: 0 of 5 workers busy (max 20), 0 calls queued; the QEMU of guests 'a' (state T), "
         "'b' (state D) cannot run"),
     "one stuck guest and no pool reading: its QEMU's state in words": (
         "hang", Evidence(stuck_guests={"a": StuckGuest(1, "t")}), 30.0,
