@@ -8,8 +8,9 @@
     write_simulation(store, sim, progress=lambda done, total: ...)
 
 Modules: `spec` (FleetSpec, Effect), `fleet` (fixed facts), `signals` (load), `hazard` (the model below and
-its draws), `incidents` (the demo's story), `timeline` (consequences), `render` (fields and Points),
-`simulation` (simulate, write_simulation). The model, which tests rely on, is HAZARD_MODEL:
+its draws), `incidents` (the demo's story), `timeline` (consequences), `diagnoses` (the agent's cause sentences,
+diagnosis points and forensics bundles), `render` (fields) and `points` (Points), `simulation` (simulate,
+write_simulation). The model, which tests rely on, is HAZARD_MODEL:
 
 """
 

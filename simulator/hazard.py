@@ -14,7 +14,8 @@ Hazard model
 ------------
 Time is a grid of steps: step t of the span starts at T_t = end_ns - (steps - t) * step_seconds, so every
 point and event lies in [end_ns - steps * step_seconds, end_ns). Each host writes one `host`, `libvirtd` and
-`collector` point at every T_t, and one `domain` point per guest at every T_t where its daemon is up.
+`collector` point at every T_t, and one `domain` point per guest at every T_t where its daemon is up; its
+events, and the `diagnosis` and `forensics` points that explain them (below), at their own instants.
 
 Failures. For host h, failure kind k and step t the number of failures drawn is
 
@@ -50,7 +51,12 @@ guest kinds, and fields message, count = 1, duration_seconds on ending kinds):
   event (cause "segfault") before the next point.
 - hang_start: from the next point, up = 1, hung = 1, probe_ok = 0, probe_latency_ms = the probe timeout
   (5000 ms), no free workers and a growing job queue, and no domain points; it lasts at least one step, then
-  `hang_end` with duration_seconds (none when it runs past the end of the span).
+  `hang_end` with duration_seconds (none when it runs past the end of the span). The hang began with the probe
+  the agent sent a deadline (5 s) before hang_start: hang_seconds, probe_outstanding_seconds and duration_seconds
+  count from there. Its cause (Simulation.histories[h].hangs): the scripted hang's workers all wait on a guest
+  whose QEMU is stopped; a drawn one's on a guest stopped (40%) or stuck on its storage (25%), or the daemon's
+  own threads block on storage (20%), or the daemon is stopped (15%). Waiting on a guest, the 19 waiting
+  workers each log a job-lock timeout every 30 s (log_errors_total).
 - daemon_down: up = 0, hung = 0, probe_ok = 0 and no process, pool or domain figures for at least one step, then
   `daemon_up` with duration_seconds and a `restart` (cause "daemon_down"): systemd started a new process.
 - keepalive_timeout: the event only (the agent reconnects at once).
@@ -60,6 +66,15 @@ guest kinds, and fields message, count = 1, duration_seconds on ending kinds):
 - domain_io_error: that guest's block_errors_total counts one more. domain_watchdog: the event only.
 - a daemon leaks slowly (rss_bytes grows with its age); the scripted leak makes rss_bytes and open_fds climb
   over days towards max_fds until a restart (cause "leak") resets them.
+- threads is the workers, the priority workers, 6 others and one event loop thread per running guest.
+
+Diagnoses, as the agent writes them (simulator.diagnoses): the message of every hang_start, segfault and
+restart event is its cause sentence, worded by the agent's own collector.diagnosis, and a `diagnosis` point
+(tag trigger = the event's kind) goes with it; every hung point has a `diagnosis` point (trigger hang) with
+the same hang_seconds, threads and pool figures, naming the stuck guest's job holder from 30 s into the hang.
+A `forensics` point holds a bundle (tsdb.forensics) of each incident: a hang 10 s in, a segfault (the kernel's
+line, the crashed process's thread names), a restart that no segfault caused; at most one per host in 300 s
+(a hang held back is captured when the gap has passed).
 
 Signals. A host's latent load is its busyness (some hosts busy, some quiet) times a working-hours cycle in its
 own time zone (weekends quieter) times AR(1) noise. libvirt_calls_per_second rises with it; busy workers are

@@ -1,4 +1,4 @@
-"""Points: a simulation's rendered Tables and its events as time-ordered batches of tsdb Points."""
+"""Points: a simulation's rendered Tables, its events and diagnoses as time-ordered batches of tsdb Points."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from tsdb.point import Point
 if TYPE_CHECKING:
     from simulator.simulation import Simulation
 
-#: the order of points that share a time: host, libvirtd, collector, then guests, then events
-MEASUREMENT_RANK = {"host": 0, "libvirtd": 1, "collector": 2, "domain": 3, "event": 4}
+#: the order of points that share a time: host, libvirtd, collector, then guests, then events and what explains them
+MEASUREMENT_RANK = {"host": 0, "libvirtd": 1, "collector": 2, "domain": 3, "event": 4, "diagnosis": 5,
+                    "forensics": 6}
 
 
 def _completed(template: dict, names: list[str], values: tuple) -> dict:
@@ -79,9 +80,10 @@ class PointBuilder:
                     points, times, ranks = self._table_points(table, a - c0, b - c0, c0)
                     pending.append(points)
                     keys.append((times, ranks))
-                points, times, ranks = self._event_points(a, b)
-                pending.append(points)
-                keys.append((times, ranks))
+                for extra in (self._event_points(a, b), self._diagnosis_points(a, b)):
+                    points, times, ranks = extra
+                    pending.append(points)
+                    keys.append((times, ranks))
                 if b % batch_steps == 0 or b == steps:
                     yield self._ordered(pending, keys)
                     pending, keys = [], []
@@ -151,3 +153,12 @@ class PointBuilder:
             points.append(Point("event", tags, fields, int(row.time_ns)))
         ranks = MEASUREMENT_RANK["event"] * 2**40 + self.event_hosts[lo:hi] * self.slots
         return points, self.event_times[lo:hi], ranks
+
+    def _diagnosis_points(self, a: int, b: int):
+        """Return the diagnosis and forensics Points in steps [a, b), their times and ranks."""
+        diagnoses, start = self.sim.diagnoses, self.sim.start_ns
+        lo, hi = np.searchsorted(diagnoses.times, [start + a * self.step_ns, start + b * self.step_ns], side="left")
+        points = diagnoses.points(lo, hi)
+        ranks = np.array([MEASUREMENT_RANK[p.measurement] for p in points], dtype=np.int64) * 2**40 + \
+            diagnoses.hosts[lo:hi] * self.slots
+        return points, diagnoses.times[lo:hi], ranks

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from simulator.fleet import GIB, MAX_CLIENTS, MAX_FDS, MAX_WORKERS, MIB, MIN_WORKERS, PRIO_WORKERS, PROBE_TIMEOUT_MS
-from simulator.timeline import (RUNNING, RUNNING_BOOTED, SECOND_NS, SHUTOFF, STATE_DOWN, STATE_HUNG, STATE_UP,
-                                steps_within)
+from simulator.timeline import (PROBE_DEADLINE_NS, RUNNING, RUNNING_BOOTED, SECOND_NS, SHUTOFF, STATE_DOWN,
+                                STATE_HUNG, STATE_UP, steps_within)
 
 if TYPE_CHECKING:
     from simulator.simulation import Simulation
@@ -52,6 +52,14 @@ FLOAT_COUNTERS = 3  # the CPU seconds; the other counters are ints
 REQUEST_BYTES = (24 * 1024, 16 * 1024)
 PACKET_BYTES = (900, 700)
 HUNG_QUEUE_MAX = 500  # calls queued behind a hung daemon's stuck workers (clients give up and retry)
+#: libvirtd's threads besides its two worker pools: main loop, gmain, gdbus, udev-event, rpc-admin, qemu-event
+#: (simulator.diagnoses names them); each running guest adds its event loop thread "vm-<name>"
+OTHER_THREADS = 6
+
+
+def piled_calls(calls_per_second, stuck_seconds):
+    """Return the calls queued behind a hung daemon's stuck workers after `stuck_seconds` (an int array)."""
+    return np.minimum(0.05 * calls_per_second * stuck_seconds, HUNG_QUEUE_MAX).astype(np.int64)
 
 
 @dataclass
@@ -114,9 +122,12 @@ class Renderer:
         self._index_at_end: list[int] | None = None  # each host's process index at the last rendered step
         self.written = np.zeros(hosts, dtype=np.int64)
         self.overruns = np.zeros(hosts, dtype=np.int64)  # libvirt_overruns_total so far, per host
+        # every point the agent writes besides the per-step ones: events, diagnoses, forensics
         self.events = sim.events
-        self.event_hosts = self.events["host"].map({n: i for i, n in enumerate(fleet.names)}).to_numpy(np.int64)
-        self.event_steps = ((self.events["time_ns"].to_numpy(np.int64) - sim.start_ns) // self.step_ns)
+        event_hosts = self.events["host"].map({n: i for i, n in enumerate(fleet.names)}).to_numpy(np.int64)
+        written_times = np.concatenate([self.events["time_ns"].to_numpy(np.int64), sim.diagnoses.times])
+        self.event_hosts = np.concatenate([event_hosts, sim.diagnoses.hosts])
+        self.event_steps = (written_times - sim.start_ns) // self.step_ns
 
     def _counter_rates(self, util: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """Return each counter's increase per second (..., K) for guest utilisations and I/O noise."""
@@ -302,10 +313,10 @@ class Renderer:
             for start, end, kind in history.outages:
                 if kind == STATE_HUNG and start < times[-1] and end > times[0]:
                     stuck_s = np.clip(times - start, 0, None) / 1e9
-                    piled = np.minimum(0.05 * calls[h] * stuck_s, HUNG_QUEUE_MAX).astype(np.int64)
                     during = hung[h] & (times > start) & (times < end)
-                    queue[h] = np.where(during, queue[h] + piled, queue[h])
-                    hang_s[h] = np.where(during, stuck_s, hang_s[h])
+                    queue[h] = np.where(during, queue[h] + piled_calls(calls[h], stuck_s), queue[h])
+                    # the hang's age counts from the probe that went unanswered, a deadline before hang_start
+                    hang_s[h] = np.where(during, stuck_s + PROBE_DEADLINE_NS / 1e9, hang_s[h])
         workers_current = np.where(hung, MAX_WORKERS, signal["libvirtd.workers_current"])
         workers_free = np.where(hung, 0, signal["libvirtd.workers_free"])
         rss = (fleet.rss_base_bytes[:, None] + fleet.rss_growth_bytes_per_second[:, None] * proc["age_s"]
@@ -330,7 +341,7 @@ class Renderer:
             "probe_latency_ms": np.where(hung, PROBE_TIMEOUT_MS, signal["libvirtd.probe_latency_ms"]),
             "pid": proc["pid"], "start_time_seconds": proc["start_ns"] / 1e9,
             "restarts_total": proc["restarts_total"], "rss_bytes": rss,
-            "threads": workers_current + PRIO_WORKERS + 6,  # plus main, event loop, admin and helper threads
+            "threads": workers_current + PRIO_WORKERS + OTHER_THREADS + running_count,
             "open_fds": np.minimum(fds, MAX_FDS), "max_fds": np.full((hosts, n), MAX_FDS),
             "cpu_user_seconds_total": cpu[:, 0], "cpu_system_seconds_total": cpu[:, 1],
             "workers_min": np.full((hosts, n), MIN_WORKERS), "workers_max": np.full((hosts, n), MAX_WORKERS),

@@ -1,4 +1,5 @@
-"""simulate() builds a Simulation (signals, failures, consequences); write_simulation() stores its points."""
+"""simulate() builds a Simulation (signals, failures, consequences, the agent's diagnoses); write_simulation()
+stores its points."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
+from simulator.diagnoses import Diagnoses, diagnose_incidents
 from simulator.fleet import Fleet, make_fleet
 from simulator.hazard import draw_failures, resolve_thresholds
 from simulator.incidents import script_incidents
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from tsdb.store import Store
 
 #: seeds of the independent random streams: (spec.seed, stream, ...); the hazard uses 3 and 4 per kind, render 6
-FLEET_STREAM, SIGNAL_STREAM, TIMELINE_STREAM, INCIDENT_STREAM = 1, 2, 5, 7
+FLEET_STREAM, SIGNAL_STREAM, TIMELINE_STREAM, INCIDENT_STREAM, CAUSE_STREAM, DIAGNOSIS_STREAM = 1, 2, 5, 7, 8, 9
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Simulation:
     failures: pd.DataFrame                   # the truth: time_ns, host, kind, cause, domain, step
     events: pd.DataFrame = field(repr=False)  # every event point: time_ns, host, kind, severity, domain, message,
     #                                           duration_seconds (NaN where none)
+    diagnoses: Diagnoses = field(default=None, repr=False)  # the `diagnosis` and `forensics` points
     start_ns: int = 0                        # the first step's time; every point is in [start_ns, end_ns)
     end_ns: int = 0
     fleet: Fleet = field(default=None, repr=False)
@@ -84,7 +87,8 @@ class Simulation:
     def point_count(self) -> int:
         """Return how many points points() yields, without rendering them."""
         hosts = len(self.hosts)
-        return 3 * hosts * self.steps + self.fleet.domains * int(self.daemon_up.sum()) + len(self.events)
+        return (3 * hosts * self.steps + self.fleet.domains * int(self.daemon_up.sum()) + len(self.events)
+                + len(self.diagnoses.rows))
 
 
 def simulate(spec: FleetSpec) -> Simulation:
@@ -101,7 +105,8 @@ def simulate(spec: FleetSpec) -> Simulation:
     draws = draw_failures(spec, signals, thresholds, start_ns)
     scripts = script_incidents(spec, fleet, start_ns, end_ns, np.random.default_rng([spec.seed, INCIDENT_STREAM]))
 
-    builder = TimelineBuilder(spec, fleet, start_ns, end_ns, np.random.default_rng([spec.seed, TIMELINE_STREAM]))
+    builder = TimelineBuilder(spec, fleet, start_ns, end_ns, np.random.default_rng([spec.seed, TIMELINE_STREAM]),
+                              np.random.default_rng([spec.seed, CAUSE_STREAM]))
     bounds = np.searchsorted(draws.host, np.arange(spec.hosts + 1), side="left")
     histories = []
     for h in range(spec.hosts):
@@ -115,9 +120,12 @@ def simulate(spec: FleetSpec) -> Simulation:
             history.leaks = list(script.leaks)
         histories.append(builder.run_host(h, candidates, history))
     events, failures = builder.frames()
+    diagnoses = diagnose_incidents(fleet, signals, histories, start_ns, end_ns, step_ns, [spec.seed, DIAGNOSIS_STREAM])
+    events["message"] = diagnoses.messages(events["host"], events["kind"], events["time_ns"].tolist(),
+                                           events["message"])
     return Simulation(spec=spec, hosts=list(fleet.names), thresholds=thresholds, failures=failures, events=events,
-                      start_ns=start_ns, end_ns=end_ns, fleet=fleet, signals=signals, histories=histories,
-                      state=state_grid(histories, start_ns, step_ns, spec.steps))
+                      diagnoses=diagnoses, start_ns=start_ns, end_ns=end_ns, fleet=fleet, signals=signals,
+                      histories=histories, state=state_grid(histories, start_ns, step_ns, spec.steps))
 
 
 #: steps per write: each store.write has a fixed cost per measurement (about 6 ms in the embedded store), so

@@ -1,7 +1,9 @@
 """Consequences of failures: each host's daemon processes, outages, guest outages and the events, in time order.
 
 The few failures (drawn ones and scripted ones) are walked per host in time order; everything else (the
-points) is vectorised from the histories built here.
+points) is vectorised from the histories built here. What caused a hang and how a crash looked (the thread,
+the address) are recorded too: simulator.diagnoses turns them into the agent's cause sentences, which are
+the messages of the hang_start, segfault and restart events (left empty here).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from simulator.fleet import PROBE_TIMEOUT_MS, Fleet
+from simulator.fleet import MAX_WORKERS, PROBE_TIMEOUT_MS, Fleet
 from simulator.spec import DOMAIN_KINDS, FAILURE_KINDS, FleetSpec
 from tsdb.schema import EVENT_KINDS
 
@@ -23,6 +25,15 @@ PID_MAX = 4194304  # /proc/sys/kernel/pid_max on 64-bit
 SECOND_NS = 10**9
 THREADS = ("rpc-libvirtd", "rpc-libvirtd", "prio-rpc-libvir", "gmain", "qemu-event")
 KEEPALIVE_SECONDS = 30  # the agent's keepalive: interval 5 s * (count 5 + 1), libvirt src/rpc/virkeepalive.c
+#: a hang begins with the probe that goes unanswered; the agent says hung (hang_start) a deadline later
+PROBE_DEADLINE_NS = int(PROBE_TIMEOUT_MS) * 10**6
+#: VIR_JOB_WAIT_TIME (libvirt src/conf/virdomainjob.c): a call waiting for a guest's job lock gives up and logs
+#: the holder after 30 s, then every 30 s
+JOB_WAIT_NS = 30 * SECOND_NS
+#: why a drawn hang hangs, and how often: the workers wait on a guest whose QEMU is stopped (T) or stuck on
+#: its storage (D); the daemon's own threads are stuck on storage (D); someone stopped the daemon (SIGSTOP)
+HANG_CAUSES = {"guest_stopped": 0.4, "guest_disk": 0.25, "daemon_disk": 0.2, "daemon_stopped": 0.15}
+GUEST_HANG_CAUSES = ("guest_stopped", "guest_disk")
 
 
 @dataclass
@@ -51,13 +62,44 @@ class Leak:
     rss_bytes_per_second: float
 
 
+@dataclass(frozen=True)
+class Hang:
+    """A hang: when the agent said hung (start_ns, a probe deadline after the unanswered probe), when the daemon
+    answered again, why (a HANG_CAUSES key) and the stuck guest's index (-1 when no guest is stuck)."""
+
+    start_ns: int
+    end_ns: int
+    cause: str
+    guest: int = -1
+
+    @property
+    def began_ns(self) -> int:
+        """Return when the unanswered probe was sent: the hang's age counts from there."""
+        return self.start_ns - PROBE_DEADLINE_NS
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A segfault of the daemon: the process, the faulting thread and where (drawn by the timeline)."""
+
+    time_ns: int
+    pid: int
+    thread: str
+    tid: int
+    ip: int
+    offset: int
+
+
 @dataclass
 class HostHistory:
     """What happened to one host's daemon and guests over the span."""
 
     process_start_ns: list[int]                 # the first process started before the span; then each restart
     pids: list[int]
+    restart_causes: list[str] = field(default_factory=list)                 # of each restart (pids[1:])
     segfault_ns: list[int] = field(default_factory=list)
+    crashes: list[Crash] = field(default_factory=list)
+    hangs: list[Hang] = field(default_factory=list)
     outages: list[tuple[int, int, int]] = field(default_factory=list)         # start, end, STATE_HUNG/DOWN
     log_error_ns: list[int] = field(default_factory=list)
     domain_outages: list[list[tuple[int, int, int]]] = field(default_factory=list)  # per guest: start, end, reason
@@ -69,8 +111,10 @@ class HostHistory:
 class TimelineBuilder:
     """Walks each host's failures in time order and records their consequences and events."""
 
-    def __init__(self, spec: FleetSpec, fleet: Fleet, start_ns: int, end_ns: int, rng: np.random.Generator):
+    def __init__(self, spec: FleetSpec, fleet: Fleet, start_ns: int, end_ns: int, rng: np.random.Generator,
+                 cause_rng: np.random.Generator):
         self.spec, self.fleet, self.rng = spec, fleet, rng
+        self.cause_rng = cause_rng  # a stream of its own: the causes leave the failures' draws as they were
         self.start_ns, self.end_ns = start_ns, end_ns
         self.step_ns = spec.step_seconds * SECOND_NS
         self.events: list[tuple] = []     # time_ns, host, kind, domain, message, duration_seconds
@@ -124,7 +168,8 @@ class TimelineBuilder:
             new = 1000 + new % PID_MAX
         history.pids.append(new)
         history.process_start_ns.append(time_ns)
-        self._failure(h, time_ns, "restart", cause, f"libvirtd restarted: pid {old} → {new}")
+        history.restart_causes.append(cause)
+        self._failure(h, time_ns, "restart", cause, "")
 
     # ---- daemon failures ----
 
@@ -137,23 +182,40 @@ class TimelineBuilder:
         tid = pid + int(self.rng.integers(1, 40))
         ip = 0x7F0000000000 + int(self.rng.integers(0, 2**36))
         offset = int(self.rng.integers(0x10000, 0x300000))
-        self._failure(h, c.time_ns, "segfault", c.cause, f"libvirtd (pid {pid}) thread segfault in thread "
-                      f"{thread}[{tid}] at ip 0x{ip:x} in libvirt.so.0+0x{offset:x}")
+        self._failure(h, c.time_ns, "segfault", c.cause, "")
         history.segfault_ns.append(c.time_ns)
+        history.crashes.append(Crash(c.time_ns, pid, thread, tid, ip, offset))
         back = c.time_ns + int(self.step_ns * (0.02 + 0.06 * self.rng.random()))  # systemd Restart=on-failure
         self._up_at = max(self._up_at, back)
         self._new_process(h, back, "segfault", history)
 
     def _hang_start(self, h: int, c: Candidate, history: HostHistory) -> None:
         length = c.duration_ns or self.step_ns + int(min(self.rng.exponential(180.0), 1800.0) * SECOND_NS)
-        self._failure(h, c.time_ns, "hang_start", c.cause, f"libvirtd hung: getAllDomainStats on qemu:///system "
-                      f"took longer than {PROBE_TIMEOUT_MS / 1000:g} s")
+        self._failure(h, c.time_ns, "hang_start", c.cause, "")
         self._outage(h, c.time_ns, length, STATE_HUNG, history)
-        history.log_error_ns += [c.time_ns + SECOND_NS, c.time_ns + 31 * SECOND_NS]  # job lock timeouts
         end = c.time_ns + length
+        hang = self._hang_cause(c, end)
+        history.hangs.append(hang)
+        history.log_error_ns += lock_timeouts(hang, end)
         if end < self.end_ns:
-            self._event(h, end, "hang_end", f"libvirtd answers again after {length / SECOND_NS:.1f} s hung",
-                        duration_seconds=length / SECOND_NS)
+            lasted = (end - hang.began_ns) / SECOND_NS  # as the agent counts it: from the unanswered probe
+            self._event(h, end, "hang_end", f"libvirtd answers again after {lasted:.1f} s hung",
+                        duration_seconds=lasted)
+
+    def _hang_cause(self, c: Candidate, end: int) -> Hang:
+        """Return why a hang hangs: the scripted one is a guest whose QEMU was stopped; a drawn one is drawn
+        from HANG_CAUSES (a guest cause needs a running guest)."""
+        running = [d for d, up_at in enumerate(self._guest_up_at) if up_at <= c.time_ns]
+        if c.cause == "hang":
+            cause = "guest_stopped"
+        else:
+            causes = list(HANG_CAUSES)
+            cause = causes[int(self.cause_rng.choice(len(causes), p=list(HANG_CAUSES.values())))]
+        if cause not in GUEST_HANG_CAUSES:
+            return Hang(c.time_ns, end, cause)
+        if not running:
+            return Hang(c.time_ns, end, "daemon_disk")
+        return Hang(c.time_ns, end, cause, running[int(self.cause_rng.integers(len(running)))])
 
     def _daemon_down(self, h: int, c: Candidate, history: HostHistory) -> None:
         length = c.duration_ns or self.step_ns + int(min(self.rng.exponential(60.0), 900.0) * SECOND_NS)
@@ -230,6 +292,16 @@ class TimelineBuilder:
         order = ["time_ns", "host", "kind"]
         return (events.sort_values(order, kind="mergesort", ignore_index=True),
                 failures.sort_values(order, kind="mergesort", ignore_index=True))
+
+
+def lock_timeouts(hang: Hang, until: int) -> list[int]:
+    """Return the instants of the job-lock timeouts a hang's daemon logs before `until`: when a guest is stuck,
+    every 30 s each worker waiting for its job (all but the holder) gives up and logs an error (measured:
+    collector.job_locks)."""
+    if hang.cause not in GUEST_HANG_CAUSES:
+        return []
+    rounds = range(hang.began_ns + JOB_WAIT_NS, min(until, hang.end_ns), JOB_WAIT_NS)
+    return [u for u in rounds for _worker in range(MAX_WORKERS - 1)]
 
 
 def steps_within(start: int, end: int, start_ns: int, step_ns: int) -> tuple[int, int]:

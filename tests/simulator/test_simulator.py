@@ -14,7 +14,9 @@ from tsdb.point import check_point
 from tsdb.schema import EVENT_KINDS, MEASUREMENTS
 
 PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+TRIGGERS = {"diagnosis": ("hang_start", "hang", "segfault", "restart"), "forensics": ("hang", "segfault", "restart")}
 STEP_NS = 120 * 10**9  # busy_spec's step
+DEADLINE_S = 5.0  # the agent's probe deadline: a hang began with the probe it says hung a deadline later
 #: fields the agent writes only in some states, absent otherwise (see HAZARD_MODEL)
 PROCESS_FIELDS = {"probe_latency_ms", "pid", "start_time_seconds", "restarts_total", "rss_bytes", "threads", "open_fds",
                   "max_fds", "cpu_user_seconds_total", "cpu_system_seconds_total", "workers_min", "workers_max",
@@ -87,6 +89,8 @@ def test_every_point_matches_the_schema(busy):
             assert p.tags["severity"] == EVENT_KINDS[p.tags["kind"]].severity
             assert p.fields["count"] == 1 and p.fields["message"]
             assert ("duration_seconds" in p.fields) == (p.tags["kind"] in ("hang_end", "daemon_up"))
+        if p.measurement in ("diagnosis", "forensics"):
+            assert p.tags["trigger"] in TRIGGERS[p.measurement] and p.fields["cause"], p
 
 
 def test_every_field_the_agent_writes_is_simulated(busy):
@@ -94,7 +98,7 @@ def test_every_field_the_agent_writes_is_simulated(busy):
     seen: dict[str, set] = {}
     for p in points:
         seen.setdefault(p.measurement, set()).update(p.fields)
-    for name in ("host", "libvirtd", "domain", "collector", "event"):
+    for name in ("host", "libvirtd", "domain", "collector", "event", "diagnosis", "forensics"):
         assert seen[name] == {f.name for f in MEASUREMENTS[name].fields}, name
 
 
@@ -271,7 +275,7 @@ def test_signals_follow_the_working_day_and_the_hosts_busyness():
 
 # ---- consequences ----
 
-def test_every_hang_start_ends_later_or_runs_to_the_end_and_the_points_between_are_hung(busy, frames):
+def test_every_hang_start_ends_later_or_runs_to_the_end_and_the_points_between_are_hung_since_the_probe(busy, frames):
     sim, _points = busy
     daemon = frames["libvirtd"]
     hangs = 0
@@ -286,10 +290,13 @@ def test_every_hang_start_ends_later_or_runs_to_the_end_and_the_points_between_a
             end = sim.end_ns if ended is None else ended.time_ns
             if ended is not None:
                 assert ended.kind == "hang_end"
-                assert ended.duration_seconds == pytest.approx((ended.time_ns - row.time_ns) / 1e9)
+                assert ended.duration_seconds == pytest.approx((ended.time_ns - row.time_ns) / 1e9 + DEADLINE_S)
             inside = points[(points.time_ns > row.time_ns) & (points.time_ns < end)]
             assert len(inside) >= 1 or ended is None
             assert (inside.hung == 1).all() and (inside.probe_ok == 0).all() and (inside.up == 1).all()
+            since_probe = (inside.time_ns - row.time_ns) / 1e9 + DEADLINE_S
+            assert np.allclose(inside.hang_seconds, since_probe) and np.allclose(inside.probe_outstanding_seconds,
+                                                                                 since_probe)
     assert hangs >= 5
 
 
@@ -435,7 +442,7 @@ def test_the_scripted_incidents_are_there_when_incidents_are_on():
     assert guests.time_ns.max() - guests.time_ns.min() < 600 * 10**9
     (hang,) = host_events(sim, truth[truth.cause == "hang"].host.iloc[0], "hang_end").query(
         "duration_seconds > 1000").itertuples()
-    assert hang.duration_seconds == pytest.approx(1500)
+    assert hang.duration_seconds == pytest.approx(1500 + DEADLINE_S)
     assert (truth.cause == "leak").sum() == 1
 
 
