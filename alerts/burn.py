@@ -85,13 +85,23 @@ def burn_windows(slo: SLO, counts_over) -> tuple[WindowBurn, ...]:
                  for window in alert_windows(slo.period))
 
 
+#: windows end this long before now: the SETTLED EDGE. An agent stamps a point when it collects and writes it
+#: within its interval (10 s), so every point older than the edge is in the store when the engine reads, and a
+#: window's good and total count the same points however long a round takes (reading up to now, points landing
+#: between the reads of a large fleet counted as bad: 1,541 healthy hosts paged at once, issue 13). The rollups'
+#: LAG_SECONDS (alerts.rollups) lies behind it.
+SETTLED_LAG_SECONDS = 30
+
+
 def evaluation_end(slo: SLO, now_ns: int) -> int:
-    """Return where an SLO's windows end at `now`: now itself, or for collection freshness the end of the last
-    interval every agent has had time to report (one whole interval back), so a late point is not a miss."""
+    """Return where an SLO's windows end at `now`: the settled edge, SETTLED_LAG_SECONDS before now; for
+    collection freshness the end of the last whole interval whose next interval is settled too (whether a
+    collection was missed depends on the point after it), so the current, incomplete interval never counts."""
+    settled = now_ns - SETTLED_LAG_SECONDS * 10**9
     if slo.sli == "collection_freshness":
         step = slo.interval_seconds * 10**9
-        return now_ns - now_ns % step - step
-    return now_ns
+        return settled - settled % step - step
+    return settled
 
 
 def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = NO_ROLLUPS

@@ -149,12 +149,17 @@ def _bucketed(raw: pd.DataFrame, good: pd.Series, width: int) -> pd.DataFrame:
 
 
 def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -> pd.DataFrame:
-    """Count intervals holding a collector point (good) and the intervals each host was expected (total).
+    """Count the intervals each host was expected (total) and those not missed (good).
 
     A host is expected in an interval when it wrote a collector point in that interval or in the
     FRESHNESS_MEMORY_SECONDS before it: a new host counts from its first point, a silent one counts as missing
-    for a day and is then taken as decommissioned. The answer for an interval depends only on points in that
-    day, never on where the range starts, so minute rollups add up to the raw count of any longer range.
+    for a day and is then taken as decommissioned. A collection is MISSED when the gap between two of the
+    host's consecutive points holds room for one: `round(gap / interval) - 1` misses, charged to the intervals
+    where the missing collections were due (after the host's last point: each collection due at least half an
+    interval before the range's end). So an agent whose period drifts by milliseconds, and which writes two
+    points in one interval and none in the next when its phase crosses a boundary, misses nothing. The answer
+    for an interval depends only on points in that day, never on where the range starts, so minute rollups add
+    up to the raw count of any longer range.
     """
     import numpy as np
     import pandas as pd
@@ -163,26 +168,55 @@ def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -
     memory = FRESHNESS_MEMORY_SECONDS * 10**9
     first = start_ns - start_ns % step
     before = store.latest("collector", ["scrape_duration_ms"], first - memory, first - 1, group_by=["host"])
-    seen = store.query("collector", ["scrape_duration_ms"], first, end_ns, window_seconds=slo.interval_seconds,
-                       aggregate="count", group_by=["host"])
-    seen = seen[seen["scrape_duration_ms"] > 0]
+    # one interval past the end: whether a collection due just before the end was missed depends on the next point
+    seen = store.query("collector", ["scrape_duration_ms"], first, end_ns + step, group_by=["host"])
     cells = np.arange(first, end_ns, step, dtype="int64")
-    prior = {host: int(t) - int(t) % step for host, t in zip(before["host"], before["time"].astype("int64"))}
-    seen_by_host = {host: rows["time"].astype("int64").to_numpy() for host, rows in seen.groupby("host")}
+    prior = dict(zip(before["host"], before["time"].astype("int64")))
+    seen_by_host = {host: np.sort(rows["time"].astype("int64").to_numpy()) for host, rows in seen.groupby("host")}
+    never = np.iinfo("int64").min
     frames = []
-    for host in sorted(set(prior) | set(seen_by_host)):
+    for host in sorted(set(prior) | {h for h, t in seen_by_host.items() if t[0] < end_ns}):
+        times = seen_by_host.get(host, np.empty(0, dtype="int64"))
         present = np.zeros(len(cells), dtype=bool)
-        present[(seen_by_host.get(host, np.empty(0, dtype="int64")) - first) // step] = True
-        # the newest cell at or before each cell in which the host was seen (the prior one, or -inf)
-        last = np.where(present, cells, np.iinfo("int64").min)
-        last = np.maximum.accumulate(np.maximum(last, prior.get(host, np.iinfo("int64").min)))
+        present[(times[times < end_ns] - first) // step] = True
+        # expected: the newest cell at or before each cell in which the host was seen is at most a day old
+        last = np.where(present, cells, never)
+        prior_cell = prior[host] - prior[host] % step if host in prior else never
+        last = np.maximum.accumulate(np.maximum(last, prior_cell))
         expected = last >= cells - memory
+        missed = _missed_collections(times, prior.get(host), step, first, end_ns + step, len(cells))
+        good = np.clip(expected.astype("float64") - missed, 0.0, None)
         frames.append(pd.DataFrame({"time_ns": cells[expected] - cells[expected] % width, "host": host,
-                                    "good": present[expected].astype("float64"), "total": 1.0}))
+                                    "good": good[expected], "total": 1.0}))
     if not frames:
         return _standard(pd.DataFrame(columns=list(COLUMNS)))
     frame = pd.concat(frames, ignore_index=True)
     return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
+
+
+def _missed_collections(times, prior_ns: int | None, step: int, first: int, end_ns: int, cells: int):
+    """Return, per interval of [first, end), how many of a host's collections were missed there (see _freshness):
+    from the gaps between its consecutive points (`times`, sorted; the one before the range, `prior_ns`, too)
+    and after its last point."""
+    import numpy as np
+
+    points = np.concatenate([[prior_ns], times]) if prior_ns is not None else times
+    missed = np.zeros(cells, dtype="float64")
+    if len(points) == 0:
+        return missed
+    due = []
+    gaps = np.diff(points)
+    counts = (gaps + step // 2) // step - 1  # collections that fit in each gap, beyond the one that ended it
+    for start, count in zip(points[:-1][counts > 0], counts[counts > 0]):
+        due.append(start + step * np.arange(1, count + 1, dtype="int64"))
+    tail = (end_ns - step // 2 - points[-1]) // step  # collections due after the last point, half a step settled
+    if tail > 0:
+        due.append(points[-1] + step * np.arange(1, tail + 1, dtype="int64"))
+    if due:
+        when = np.concatenate(due)
+        when = when[(when >= first) & (when < first + cells * step)]
+        np.add.at(missed, (when - first) // step, 1.0)
+    return missed
 
 
 def _standard(frame: pd.DataFrame) -> pd.DataFrame:
