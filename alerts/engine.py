@@ -3,8 +3,10 @@
 Each round (`Engine.run_round`):
 
 1. every `slo_interval_seconds`: write each SLO's minute and hour rollups (alerts.rollups), evaluate every host
-   and the fleet through them (alerts.burn.evaluate_hosts), and make one observation per SLO, scope and tier:
-   the page tier is active while any page window pair burns past its factor, the ticket tier likewise;
+   and the fleet through them (alerts.burn.evaluate_hosts, windows ending at the settled edge), and make one
+   observation per SLO, scope and tier: the page tier is active while any page window pair burns past its
+   factor, the ticket tier likewise; many hosts starting to burn in one round are one fleet page
+   (alerts.storm);
 2. every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules), whose hang, segfault and
    restart alerts carry the agent's diagnosis and a link to its forensics bundle below `external_url`;
 3. hand the observations to the AlertTracker (alerts.state) with the active silences (alerts.silences) as
@@ -36,6 +38,7 @@ from alerts.rollups import Coverage, coverage, roll_up
 from alerts.silences import SilenceStore
 from alerts.slo import SLO
 from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transition, sent_firing
+from alerts.storm import StormGate
 from tsdb.point import Point
 from tsdb.store import Store
 
@@ -140,7 +143,7 @@ class Engine:
                  slo_interval_seconds: float = 30.0, rules_interval_seconds: float = 5.0,
                  repeat_interval_seconds: float = 4 * 3600.0, alertmanager_resend_seconds: float = 60.0,
                  backoff: Backoff | None = None, external_url: str = "",
-                 backfill_seconds: int | None = None) -> None:
+                 backfill_seconds: int | None = None, storm: StormGate | None = None) -> None:
         self.store, self.slos, self.rules = store, list(slos), list(rules)
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -155,6 +158,7 @@ class Engine:
         self.outbox = Outbox(outbox_path(state_dir))
         self.silences = SilenceStore(silences_path(state_dir), clock)
         self.coverage: dict[str, Coverage] = {}
+        self.storm = storm or StormGate()
         self._slo_due = self._rules_due = 0.0  # monotonic times
         self._blind_since: datetime | None = None  # when rounds started failing
         self._current_muted: Callable[[Mapping[str, str]], bool] | None = None  # this round's, for the sink
@@ -202,14 +206,21 @@ class Engine:
             kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
             self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
         evaluated = evaluate_slos(self.store, self.slos, now, self.coverage)
-        for evaluations in evaluated.values():
-            observations += slo_observations(evaluations)
+        for name, evaluations in evaluated.items():
+            observations += self.storm.apply(name, slo_observations(evaluations), self._paging_hosts(name),
+                                             now.timestamp())
             report.slos_evaluated += 1
         try:
             self.store.write(evaluation_points(evaluated, int(now.timestamp() * 10**9)))
         except Exception as error:  # the records are for the dashboard: never a reason to stop paging
             log.error("could not record the SLO evaluations in the store: %s", error)
         return observations + self._stale(observations, {SLO_ALERTNAME})
+
+    def _paging_hosts(self, slo: str) -> set[str]:
+        """The hosts whose page of this SLO fires now (a storm holds only hosts that START burning)."""
+        return {state.labels["host"] for state in self.tracker.states().values()
+                if state.labels.get("alertname") == SLO_ALERTNAME and state.labels.get("slo") == slo
+                and state.labels.get("severity") == "page" and "host" in state.labels and state.state == FIRING}
 
     def _rules_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Evaluate the event rules for every host, those with firing alerts included."""

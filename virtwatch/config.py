@@ -156,6 +156,10 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _share(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be a share of the fleet: more than 0, at most 1"
+
+
 def _not_negative(value: float) -> str | None:
     """Refuse negative numbers."""
     return None if value >= 0 else "must be 0 or more"
@@ -288,6 +292,9 @@ class AlertsConfig:
     domain_failures_count: int = _key(5, kind=int, check=_positive)
     domain_failures_window_seconds: float = _key(600.0, kind=float, check=_positive)
     agent_silent_after_seconds: float = _key(60.0, kind=float, check=_positive)
+    storm_share: float = _key(0.1, kind=float, check=_share)
+    storm_min_hosts: int = _key(10, kind=int, check=_positive)
+    storm_hold_seconds: float = _key(900.0, kind=float, check=_positive)
     receivers: tuple[ReceiverConfig, ...] = ()
     __repr__ = _redacted_repr
 

@@ -52,7 +52,10 @@ def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engin
     slos = load_slos(config.slo_file) if config.slo_file else []
     external_url = config.external_url or ""
     notifiers = {r.name: notifier_for(r, external_url) for r in config.receivers}
-    options = dict(slo_interval_seconds=config.interval_seconds,
+    from alerts.storm import StormGate
+
+    storm = StormGate(config.storm_share, config.storm_min_hosts, config.storm_hold_seconds)
+    options = dict(slo_interval_seconds=config.interval_seconds, storm=storm,
                    rules_interval_seconds=config.rules_interval_seconds,
                    repeat_interval_seconds=config.repeat_interval_seconds,
                    alertmanager_resend_seconds=config.alertmanager_resend_seconds, external_url=external_url)

@@ -1,0 +1,76 @@
+"""A storm is a symptom, not a thousand pages: many hosts that start burning an SLO in the same round.
+
+When more than `share` of the fleet's hosts (and at least `min_hosts`) START burning one SLO's budget in the
+same round (their page tier active, no alert of theirs pending or firing yet), the cause is fleet-wide: a store
+hiccup, a network partition, a bad rollout. The gate then holds those hosts: their per-host page and ticket
+observations are made inactive, and the SLO's fleet-scope page is active instead, naming how many hosts and a
+sample of them (Alertmanager's grouping, done before the notification rather than after). A held host that
+stops burning leaves quietly; one that still burns `hold_seconds` after the storm began is released and pages
+on its own. The fleet page resolves once no host is held and the fleet itself no longer burns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+Observation = tuple[dict[str, str], dict[str, str], bool, float]
+SAMPLE_HOSTS = 5
+
+
+@dataclass
+class StormGate:
+    """Holds the hosts of a storm per SLO (host -> when it was held) and rewrites each round's observations."""
+
+    share: float = 0.1
+    min_hosts: int = 10
+    hold_seconds: float = 900.0
+    _held: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def held(self, slo: str) -> dict[str, float]:
+        """The hosts of `slo` held now, with when each was held (the clock of `apply`)."""
+        return dict(self._held.get(slo, {}))
+
+    def apply(self, slo: str, observations: Sequence[Observation], alerting: set[str], now: float
+              ) -> list[Observation]:
+        """Return one SLO's observations with a storm's per-host observations made inactive and its fleet page
+        active; `alerting` are the hosts whose page of this SLO already fires (they are not starting)."""
+        burning = {labels["host"] for labels, _, active, _ in observations
+                   if active and "host" in labels and labels.get("severity") == "page"}
+        hosts = {labels["host"] for labels, *_ in observations if "host" in labels}
+        held = {host: since for host, since in self._held.get(slo, {}).items() if host in burning}
+        starting = burning - alerting - set(held)
+        if len(starting) >= self.min_hosts and len(starting) > self.share * len(hosts):
+            log.warning("%s: %d of %d hosts started burning in one round: one fleet page instead of %d (a "
+                        "fleet-wide cause); per-host pages for those still burning after %g s", slo, len(starting),
+                        len(hosts), len(starting), self.hold_seconds)
+            held.update({host: now for host in starting})
+        released = {host for host, since in held.items() if now - since >= self.hold_seconds}
+        for host in sorted(released):
+            log.warning("%s: %s still burns %g s after the storm began: it pages on its own", slo, host,
+                        self.hold_seconds)
+            del held[host]
+        if held:
+            self._held[slo] = held
+        else:
+            self._held.pop(slo, None)
+        return [self._rewritten(observation, held, len(hosts)) for observation in observations]
+
+    def _rewritten(self, observation: Observation, held: dict[str, float], hosts: int) -> Observation:
+        labels, annotations, active, for_seconds = observation
+        if labels.get("host") in held:
+            return labels, annotations, False, for_seconds
+        if held and labels.get("scope") == "fleet" and labels.get("severity") == "page":
+            names = sorted(held)
+            sample = ", ".join(names[:SAMPLE_HOSTS]) + (f" and {len(names) - SAMPLE_HOSTS} more"
+                                                       if len(names) > SAMPLE_HOSTS else "")
+            summary = (f"{labels.get('slo')}: {len(held)} of {hosts} hosts burn their error budget together, "
+                       f"a fleet-wide cause: {sample}")
+            description = (f"{len(held)} hosts started burning in the same round; their own pages are held for "
+                           f"{self.hold_seconds:g} s and follow only for hosts still burning then.\n"
+                           f"hosts: {', '.join(names)}\n\nthe fleet's own burn:\n{annotations.get('description', '')}")
+            return labels, {**annotations, "summary": summary, "description": description}, True, for_seconds
+        return observation
