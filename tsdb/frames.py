@@ -1,7 +1,8 @@
 """The frames every backend returns, built one way so that InfluxDB and DuckDB answers compare equal.
 
 Columns: `time` (datetime64[ns, UTC]), then the group-by tags (pandas' `str` dtype, "" where a series
-lacks the tag), then the fields in the order asked. Numeric fields are float64 (NaN where missing;
+lacks the tag), then the fields in the order asked (with several aggregates, one column per field and aggregate,
+`<aggregate>_<field>`: tsdb.query.Query.outputs). Numeric fields are float64 (NaN where missing;
 integers above 2**53 lose precision), string fields pandas' `str` dtype (NaN where missing), boolean
 fields objects (None where missing). Rows are sorted by the
 group-by tags, then time, then the field values.

@@ -45,7 +45,13 @@ def _server_message(body: bytes) -> str:
 
 
 class InfluxStore(Store):
-    """An InfluxDB store (1.x through /write, or 2.x/3.x through influxdb-client)."""
+    """An InfluxDB store (1.x through /write, or 2.x/3.x through influxdb-client).
+
+    Several aggregates are read by one SELECT, but InfluxDB 1.x builds a separate iterator for each aggregate of
+    a statement (query/select.go, buildFieldIterators), each reading the series at its own moment: a point
+    written during the read can count in one aggregate and not in another (measured on 1.6, see
+    tests/tsdb/test_several_aggregates.py), hence `reads_one_snapshot = False`.
+    """
 
     def __init__(self, url: StoreURL, token: str | None = None, username: str | None = None,
                  password: str | None = None, batch_size: int = 5000, timeout_seconds: float = 10.0,
@@ -282,7 +288,7 @@ class InfluxStore(Store):
     def read(self, query: Query) -> pd.DataFrame:
         """Return the frame answering a Query."""
         series = self._influxql(influxql.select(query))
-        return self._frame(series, query.group_by, query.fields)
+        return self._frame(series, query.group_by, query.columns)
 
     def latest(self, measurement: str, fields: Sequence[str], since: TimeLike, until: TimeLike | None = None,
                where: Where | None = None, group_by: Sequence[str] = ()) -> pd.DataFrame:

@@ -50,8 +50,8 @@ def _group_by(tags: tuple[str, ...], window_seconds: int | None = None) -> str:
 
 def select(query: Query) -> str:
     """Return the SELECT statement answering a Query."""
-    if query.window_seconds:
-        columns = ", ".join(f"{query.aggregate}({ident(f)}::field) AS {ident(f)}" for f in query.fields)
+    if query.window_seconds:  # every aggregate in one statement (InfluxDB reads each on its own, see tsdb.influx)
+        columns = ", ".join(f"{o.aggregate}({ident(o.field)}::field) AS {ident(o.column)}" for o in query.outputs)
     else:
         columns = ", ".join(f"{ident(f)}::field AS {ident(f)}" for f in query.fields)
     statement = f"SELECT {columns} FROM {ident(query.measurement)}"

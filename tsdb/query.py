@@ -5,13 +5,17 @@ aggregate over fixed windows aligned to the Unix epoch (as InfluxDB's GROUP BY t
 group-by tags. Tag filters are equality; a sequence means any of its values; "" matches series without
 the tag. Filter values pass through the same name rule as stored values (tsdb.point.clean_name), so a
 hostile name filters exactly the series it names.
+
+Several aggregates of the same windows are read by one statement (`aggregate=("sum", "count")`, columns
+`<aggregate>_<field>`, see `Query.outputs`), so that they describe the same data: two statements read two
+states of a store that is being written (a point landing between them counts in one and not the other).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 
 from tsdb.errors import QueryError
@@ -67,9 +71,22 @@ def normalize_where(where: Where | None) -> tuple[tuple[str, tuple[str, ...]], .
     return tuple(sorted(pairs))
 
 
+class Output(NamedTuple):
+    """One value column of a read: its name, the field it reads and the aggregate (None for raw reads)."""
+
+    column: str
+    field: str
+    aggregate: str | None
+
+
 @dataclass(frozen=True)
 class Query:
-    """A read of `fields` of `measurement` in [start_ns, end_ns), filtered, optionally windowed and grouped."""
+    """A read of `fields` of `measurement` in [start_ns, end_ns), filtered, optionally windowed and grouped.
+
+    `aggregates` is empty for one aggregate (`aggregate`, value columns named by their fields); otherwise it
+    holds every aggregate the read computes, `aggregate` is its first, and each field's value columns are
+    named `<aggregate>_<field>` (see `outputs`).
+    """
 
     measurement: str
     fields: tuple[str, ...]
@@ -79,6 +96,22 @@ class Query:
     window_seconds: int | None = None
     aggregate: str = "mean"
     group_by: tuple[str, ...] = ()
+    aggregates: tuple[str, ...] = ()
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        """Return the value columns a read answers with, in order: one per field, or with several aggregates
+        one per field and aggregate (field by field, the aggregates in the order asked)."""
+        if not self.window_seconds:
+            return tuple(Output(f, f, None) for f in self.fields)
+        if not self.aggregates:
+            return tuple(Output(f, f, self.aggregate) for f in self.fields)
+        return tuple(Output(f"{a}_{f}", f, a) for f in self.fields for a in self.aggregates)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Return the names of the value columns (after `time` and the group-by tags)."""
+        return tuple(output.column for output in self.outputs)
 
     @classmethod
     def build(
@@ -89,10 +122,14 @@ class Query:
         end: TimeLike,
         where: Where | None = None,
         window_seconds: int | None = None,
-        aggregate: str = "mean",
+        aggregate: str | Sequence[str] = "mean",
         group_by: Sequence[str] = (),
     ) -> "Query":
-        """Return a checked Query; raise QueryError naming the bad argument and why."""
+        """Return a checked Query; raise QueryError naming the bad argument and why.
+
+        `aggregate` is one name from AGGREGATES, or a tuple or list of them (distinct, windowed reads only)
+        to compute all of them over one reading of the data (columns `<aggregate>_<field>`).
+        """
         if not isinstance(measurement, str) or not measurement:
             raise QueryError(f"measurement {measurement!r}: must be a non-empty string")
         if isinstance(fields, str):
@@ -114,15 +151,44 @@ class Query:
         if window_seconds is not None:
             if isinstance(window_seconds, bool) or not isinstance(window_seconds, int) or window_seconds <= 0:
                 raise QueryError(f"window_seconds = {window_seconds!r}: expected a positive whole number of seconds")
-        if aggregate not in AGGREGATES:
-            raise QueryError(f"aggregate = {aggregate!r}: must be one of {', '.join(AGGREGATES)}")
-        return cls(
+        aggregates = _check_aggregates(aggregate, window_seconds)
+        query = cls(
             measurement=clean_name(measurement),
             fields=tuple(dict.fromkeys(clean_name(f) for f in fields)),
             start_ns=start_ns,
             end_ns=end_ns,
             where=normalize_where(where),
             window_seconds=window_seconds,
-            aggregate=aggregate,
+            aggregate=aggregates[0] if aggregates else aggregate,
             group_by=tuple(dict.fromkeys(clean_name(t) for t in group_by)),
+            aggregates=aggregates,
         )
+        if aggregates:
+            clash = set(query.columns) & {"time", *query.group_by}
+            if clash:
+                raise QueryError(f"aggregate = {aggregate!r}: column {sorted(clash)[0]!r} would also name a "
+                                 f"group_by tag or the time")
+        return query
+
+
+def _check_aggregates(aggregate, window_seconds: int | None) -> tuple[str, ...]:
+    """Return () for one aggregate name, the names of a tuple or list of them; raise QueryError otherwise."""
+    choices = ", ".join(AGGREGATES)
+    if isinstance(aggregate, str):
+        if aggregate not in AGGREGATES:
+            raise QueryError(f"aggregate = {aggregate!r}: must be one of {choices}")
+        return ()
+    if not isinstance(aggregate, (tuple, list)):
+        raise QueryError(f"aggregate = {aggregate!r}: expected one of {choices}, or a tuple or list of them")
+    names = tuple(aggregate)
+    if not names:
+        raise QueryError(f"aggregate = {aggregate!r}: expected at least one aggregate")
+    for name in names:
+        if not isinstance(name, str) or name not in AGGREGATES:
+            raise QueryError(f"aggregate = {aggregate!r}: {name!r} must be one of {choices}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise QueryError(f"aggregate = {aggregate!r}: {twice[0]!r} named more than once")
+    if window_seconds is None:
+        raise QueryError(f"aggregate = {aggregate!r}: a tuple or list of aggregates needs window_seconds")
+    return names

@@ -26,6 +26,9 @@ class Store(abc.ABC):
 
     #: the store URL with any secret removed, for logs
     display_url: str = ""
+    #: whether the aggregates of one read (`aggregate=("sum", "count")`) all describe one state of the data, so
+    #: that a point written meanwhile counts in every one of them or in none
+    reads_one_snapshot: bool = False
 
     @abc.abstractmethod
     def write(self, points: Iterable[Point], *, retry: bool = True) -> int:
@@ -46,9 +49,10 @@ class Store(abc.ABC):
         """Return the sorted distinct values of a tag in a measurement (filtered by other tags)."""
 
     def query(self, measurement: str, fields: Sequence[str], start: TimeLike, end: TimeLike,
-              where: Where | None = None, window_seconds: int | None = None, aggregate: str = "mean",
-              group_by: Sequence[str] = ()) -> pd.DataFrame:
-        """Build a Query from arguments and read it."""
+              where: Where | None = None, window_seconds: int | None = None,
+              aggregate: str | Sequence[str] = "mean", group_by: Sequence[str] = ()) -> pd.DataFrame:
+        """Build a Query from arguments and read it; several aggregates (a tuple) are read in one statement,
+        into columns `<aggregate>_<field>`."""
         return self.read(Query.build(measurement, fields, start, end, where, window_seconds, aggregate, group_by))
 
     def events(self, start: TimeLike, end: TimeLike | None = None, where: Where | None = None) -> pd.DataFrame:

@@ -21,7 +21,8 @@ It keeps and answers what InfluxDB 1.x keeps and answers (measured against Influ
   start; fill(none) (only windows where an asked field has a value); count of a field with no value in such a
   window is null; first/last take the earliest/latest value and, between equal times, the largest value
   (for booleans, first prefers false), as InfluxDB does; mean and sum refuse string and boolean fields,
-  min and max refuse string fields. Unknown fields read as null; unknown tags read as "".
+  min and max refuse string fields. Unknown fields read as null; unknown tags read as "". Several aggregates
+  are computed by one statement, so from one snapshot (a read never sees part of a write's transaction).
 
 Modules: `catalog` (the file's layout), `ingest` (checking a batch), `conflicts` (the field type rule),
 `merging` (staging and storing rows), `reading` (SQL for reads), `store` (EmbeddedStore, which wires them).

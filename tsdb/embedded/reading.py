@@ -5,7 +5,7 @@ Identifiers come from the catalog only; every value (tag values, times, window w
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,16 @@ _SHARD_OFFSET_NS = (62135596800 * 10**9) % _SHARD_GROUP_NS
 _BUCKET = "time_ns - CASE WHEN time_ns % ? < 0 THEN time_ns % ? + ? ELSE time_ns % ? END"
 
 
+class _Value(NamedTuple):
+    """One aggregate of one field a windowed read computes: its column in the frame, and the field's SQL column."""
+
+    column: str
+    aggregate: str
+    field: str
+    sql_column: str
+    kind: str
+
+
 def _prepare(table: Table | None, query: Query):
     """Return (known fields, where, its clauses, parameters, group columns), or None when nothing can match."""
     if table is None:
@@ -44,34 +54,38 @@ def _prepare(table: Table | None, query: Query):
 
 
 def read(table: Table | None, query: Query, fetch: Fetch) -> pd.DataFrame:
-    """Return the frame answering a Query."""
+    """Return the frame answering a Query; every aggregate of a windowed read comes from one statement, so from
+    one snapshot of the table."""
     prepared = _prepare(table, query)
     if prepared is None:
-        return empty_frame(query.group_by, query.fields)
+        return empty_frame(query.group_by, query.columns)
     known, where, clauses, params, groups = prepared
     group_sql = [col for _t, col in groups]
     if query.window_seconds is None:
         selects = ["time_ns", *group_sql, *[col for _f, col, _k in known]]
         sql = f"SELECT {', '.join(selects)} FROM {table.name} WHERE {_conditions(clauses, known)}"
         result = fetch(sql, params, f"reading {query.measurement!r}")
-    else:
-        width = query.window_seconds * 10**9
-        if width > INT64_MAX:
-            raise QueryError(f"window_seconds = {query.window_seconds}: too long")
-        refused = [k for k in known if k[2] in _REFUSED.get(query.aggregate, ())]
-        if refused:
-            _refuse(query, table, refused, where, fetch)
-            known = [k for k in known if k not in refused]  # no matching data in a shard holding them: null
-            if not known:
-                return empty_frame(query.group_by, query.fields)
-        aggregates = [_aggregate_sql(query.aggregate, col, kind) for _f, col, kind in known]
-        groups_by = ", ".join(str(i + 1) for i in range(1 + len(group_sql)))
-        sql = (f"SELECT {', '.join([_BUCKET, *group_sql, *aggregates])} FROM {table.name} "
-               f"WHERE {_conditions(clauses, known)} GROUP BY {groups_by}")
-        result = fetch(sql, [width, width, width, width, *params], f"reading {query.measurement!r}")
-        if query.aggregate in ("mean", "count", "sum"):
-            known = [(f, col, "float") for f, col, _kind in known]
-    return _frame(result, query.group_by, [t for t, _c in groups], query.fields, known)
+        return _frame(result, query.group_by, [t for t, _c in groups], query.columns, known)
+    width = query.window_seconds * 10**9
+    if width > INT64_MAX:
+        raise QueryError(f"window_seconds = {query.window_seconds}: too long")
+    columns = {f: (col, kind) for f, col, kind in known}
+    values = [_Value(o.column, o.aggregate, o.field, *columns[o.field]) for o in query.outputs if o.field in columns]
+    refused = [v for v in values if v.kind in _REFUSED.get(v.aggregate, ())]
+    if refused:
+        _refuse(query, table, refused, where, fetch)
+        values = [v for v in values if v not in refused]  # no matching data in a shard holding them: null
+        if not values:
+            return empty_frame(query.group_by, query.columns)
+        known = [k for k in known if any(v.field == k[0] for v in values)]
+    aggregates = [_aggregate_sql(v.aggregate, v.sql_column, v.kind) for v in values]
+    groups_by = ", ".join(str(i + 1) for i in range(1 + len(group_sql)))
+    sql = (f"SELECT {', '.join([_BUCKET, *group_sql, *aggregates])} FROM {table.name} "
+           f"WHERE {_conditions(clauses, known)} GROUP BY {groups_by}")
+    result = fetch(sql, [width, width, width, width, *params], f"reading {query.measurement!r}")
+    answered = [(v.column, v.sql_column, "float" if v.aggregate in ("mean", "count", "sum") else v.kind)
+                for v in values]
+    return _frame(result, query.group_by, [t for t, _c in groups], query.columns, answered)
 
 
 def latest_query(measurement: str, fields: Sequence[str], since: TimeLike, until: TimeLike | None,
@@ -126,27 +140,29 @@ def _conditions(clauses: list[str], known: list[tuple[str, str, str]]) -> str:
     return " AND ".join(["time_ns >= ?", "time_ns < ?", *clauses, has_value])
 
 
-def _refuse(query: Query, table: Table, refused: list, where: tuple[list[str], list], fetch: Fetch) -> None:
+def _refuse(query: Query, table: Table, refused: list[_Value], where: tuple[list[str], list], fetch: Fetch) -> None:
     """Raise QueryError where InfluxDB refuses an aggregate for a field's type (mean of strings...).
 
     InfluxDB refuses when a shard group (week) overlapping the range holds the field and a series matching the
-    filters.
+    filters; with several aggregates, the whole statement is refused.
     """
     low = _clamp(_shard_start(query.start_ns))
     high = _clamp(_shard_start(query.end_ns - 1) + _SHARD_GROUP_NS)
     clauses, params = where
     matched = " AND ".join(clauses) or "TRUE"
     shard = "(time_ns::HUGEINT + ?) - (((time_ns::HUGEINT + ?) % ?) + ?) % ?"
-    probes = ", ".join(f"bool_or({col} IS NOT NULL)" for _f, col, _k in refused)
+    probed = list(dict.fromkeys(v.sql_column for v in refused))
+    probes = ", ".join(f"bool_or({col} IS NOT NULL)" for col in probed)
     sql = (f"SELECT {probes} FROM {table.name} WHERE time_ns >= ? AND time_ns < ? GROUP BY {shard} "
            f"HAVING bool_or({matched})")
     shard_params = [_SHARD_OFFSET_NS, _SHARD_OFFSET_NS, _SHARD_GROUP_NS, _SHARD_GROUP_NS, _SHARD_GROUP_NS]
     result = fetch(sql, [low, high, *shard_params, *params], f"reading {query.measurement!r}")
-    for i, (field, _col, kind) in enumerate(refused):
-        if any(result.column(i).to_pylist()):
-            raise QueryError(f"{query.aggregate}() of field {field!r} of {query.measurement!r}: not defined "
-                             f"for {INFLUX_TYPE_NAMES[kind]} fields (InfluxDB refuses it too: unsupported "
-                             f"{query.aggregate} iterator type)")
+    held = {col for i, col in enumerate(probed) if any(result.column(i).to_pylist())}
+    for value in refused:
+        if value.sql_column in held:
+            raise QueryError(f"{value.aggregate}() of field {value.field!r} of {query.measurement!r}: not defined "
+                             f"for {INFLUX_TYPE_NAMES[value.kind]} fields (InfluxDB refuses it too: unsupported "
+                             f"{value.aggregate} iterator type)")
 
 
 def _shard_start(time_ns: int) -> int:
@@ -195,7 +211,10 @@ def _aggregate_sql(aggregate: str, column: str, kind: str) -> str:
 
 def _frame(result: pa.Table, group_by: Sequence[str], known_groups: list[str], fields: Sequence[str],
            known_fields: list[tuple[str, str, str]]) -> pd.DataFrame:
-    """Turn a result (time, known group tags, known fields in that order) into the standard frame."""
+    """Turn a result (time, known group tags, known value columns in that order) into the standard frame.
+
+    `fields` names the frame's value columns; `known_fields` holds (name, SQL column, kind) of those answered.
+    """
     n = result.num_rows
     if n == 0:
         return empty_frame(group_by, fields)

@@ -36,6 +36,9 @@ _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*)$", re.S)
 class EmbeddedStore(Store):
     """The DuckDB store in one file: for one machine and one process (see tsdb.embedded)."""
 
+    #: a read is one SQL statement, and DuckDB runs each statement on one snapshot
+    reads_one_snapshot = True
+
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self.display_url = "duckdb://" + self.path
