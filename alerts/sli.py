@@ -65,9 +65,7 @@ def window_counts(store: Store, slo: SLO, start: TimeLike, end: TimeLike, window
     start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
     width = window_seconds * 10**9
     if slo.sli == "libvirtd_availability":
-        good = _windowed(store, Source("libvirtd", "probe_ok", "sum"), start_ns, end_ns, window_seconds)
-        total = _windowed(store, Source("libvirtd", "probe_ok", "count"), start_ns, end_ns, window_seconds)
-        return _joined(good, total)
+        return _availability(store, start_ns, end_ns, window_seconds)
     if slo.sli == "libvirtd_latency":
         raw = store.query("libvirtd", ["probe_ok", "probe_latency_ms"], start_ns, end_ns, group_by=["host"])
         raw = raw[raw["probe_ok"].notna()]
@@ -80,9 +78,7 @@ def window_counts(store: Store, slo: SLO, start: TimeLike, end: TimeLike, window
     if slo.sli == "collection_freshness":
         return _freshness(store, slo, start_ns, end_ns, width)
     if slo.sli == "custom":
-        good = _windowed(store, slo.good, start_ns, end_ns, window_seconds)
-        total = _windowed(store, slo.total, start_ns, end_ns, window_seconds)
-        return _joined(good, total)
+        return _custom(store, slo.good, slo.total, start_ns, end_ns, window_seconds)
     raise ValueError(f"SLO {slo.name!r}: unknown sli {slo.sli!r}")
 
 
@@ -131,6 +127,37 @@ def _windowed(store: Store, source: Source, start_ns: int, end_ns: int, window_s
                         window_seconds=window_seconds, aggregate=source.aggregate, group_by=["host"])
     frame = frame.assign(time_ns=frame["time"].astype("int64"), value=frame[source.field].fillna(0.0))
     return frame[["time_ns", "host", "value"]]
+
+
+def _availability(store: Store, start_ns: int, end_ns: int, window_seconds: int) -> pd.DataFrame:
+    """Good and total probes per host per window from ONE query: the share of probes that answered (a mean)
+    and their count; good = share x count.
+
+    One query is one snapshot on DuckDB; on InfluxDB 1.x each aggregate of a statement reads on its own
+    (tsdb.Store.reads_one_snapshot), so a point landing during the read may be counted by one and not the
+    other. Windows end at the settled edge, where nothing lands any more, except an agent's spool replay: even
+    then a host whose probes all answered has a share of exactly 1 and good == total, never a false bad."""
+    frame = store.query("libvirtd", ["probe_ok"], start_ns, end_ns, window_seconds=window_seconds,
+                        aggregate=("mean", "count"), group_by=["host"])
+    total = frame["count_probe_ok"].fillna(0.0).astype("float64")
+    good = (frame["mean_probe_ok"].fillna(0.0).astype("float64") * total).round()
+    return _standard(frame.assign(time_ns=frame["time"].astype("int64"), good=good, total=total))
+
+
+def _custom(store: Store, good: Source, total: Source, start_ns: int, end_ns: int, window_seconds: int
+            ) -> pd.DataFrame:
+    """A custom SLI's good and total: one query when both count in the same measurement with the same filter
+    (one snapshot where the store has them), else two (then only the settled edge keeps them consistent)."""
+    if (good.measurement, good.where) != (total.measurement, total.where):
+        return _joined(_windowed(store, good, start_ns, end_ns, window_seconds),
+                       _windowed(store, total, start_ns, end_ns, window_seconds))
+    fields = list(dict.fromkeys([good.field, total.field]))
+    aggregates = tuple(dict.fromkeys([good.aggregate, total.aggregate]))
+    frame = store.query(good.measurement, fields, start_ns, end_ns, where=dict(good.where),
+                        window_seconds=window_seconds, aggregate=aggregates, group_by=["host"])
+    return _standard(frame.assign(time_ns=frame["time"].astype("int64"),
+                                  good=frame[f"{good.aggregate}_{good.field}"].fillna(0.0).astype("float64"),
+                                  total=frame[f"{total.aggregate}_{total.field}"].fillna(0.0).astype("float64")))
 
 
 def _joined(good: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
