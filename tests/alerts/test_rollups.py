@@ -98,3 +98,48 @@ def test_the_first_round_backfills_whole_hours_so_hour_rollups_hold_all_their_mi
     hours = duckdb_store.query("sli", ["valid_total"], 0, NOW, where={"resolution": "1h"})
     assert list(hours["valid_total"]) == [60.0, 60.0]  # the two whole hours before the re-roll window
     assert done.hour_until_ns == hours["time"].astype("int64").max() + HOUR_NS
+
+
+@pytest.mark.influxdb
+def test_windows_read_while_agents_write_equal_the_raw_counts_read_after_they_stopped(store):
+    # the settled edge: points land every moment (stamped up to a second before the write, as agents stamp
+    # them), yet every window, raw or through rollups, counts the same points as a read after the writers stop
+    import threading
+    import time
+
+    now = time.time_ns()
+    shift = now - NOW
+    store.write([Point(p.measurement, p.tags, p.fields, p.time_ns + shift) for p in planted(hours=3)])
+    stop, written = threading.Event(), [0]
+
+    def agents(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            at = time.time_ns() - rng.randrange(0, 10**9)
+            host = rng.choice(["hv1", HOSTILE, "hv-new"])
+            store.write([Point("libvirtd", {"host": host}, {"probe_ok": rng.choice([0, 1]), "probe_latency_ms": 5.0},
+                               at), Point("collector", {"host": host}, {"scrape_duration_ms": 3.0}, at),
+                         Point("domain", {"host": host, "domain": "vm a"}, {"state_code": 1, "stats_partial": 0},
+                               at)])
+            written[0] += 3
+
+    writers = [threading.Thread(target=agents, args=(seed,), daemon=True) for seed in range(2)]
+    for writer in writers:
+        writer.start()
+    try:
+        during = {}
+        for slo in SLOS:
+            done = roll_up(store, slo, now, NO_ROLLUPS, backfill_seconds=4 * 3600, chunk_seconds=3600)
+            during[slo.name] = (evaluate_hosts(store, slo, now), evaluate_hosts(store, slo, now, done))
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(30)
+    assert written[0] > 0
+    for slo in SLOS:
+        after = evaluate_hosts(store, slo, now)
+        raw, rolled = during[slo.name]
+        assert set(after) == set(raw) == set(rolled) == {None, "hv1", HOSTILE}, slo.name  # hv-new: not settled yet
+        for host in after:
+            assert raw[host].period == after[host].period == rolled[host].period, (slo.name, host)
+            assert raw[host].windows == after[host].windows == rolled[host].windows, (slo.name, host)
