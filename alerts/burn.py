@@ -13,7 +13,7 @@ from fractions import Fraction
 from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
 from alerts.sli import Counts, SLIResult
 from alerts.slo import SLO
-from alerts.windows import AlertWindow, alert_windows
+from alerts.windows import SETTLED_LAG_SECONDS, AlertWindow, alert_windows
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
 
@@ -85,12 +85,6 @@ def burn_windows(slo: SLO, counts_over) -> tuple[WindowBurn, ...]:
                  for window in alert_windows(slo.period))
 
 
-#: windows end this long before now: the SETTLED EDGE. An agent stamps a point when it collects and writes it
-#: within its interval (10 s), so every point older than the edge is in the store when the engine reads, and a
-#: window's good and total count the same points however long a round takes (reading up to now, points landing
-#: between the reads of a large fleet counted as bad: 1,541 healthy hosts paged at once, issue 13). The rollups'
-#: LAG_SECONDS (alerts.rollups) lies behind it.
-SETTLED_LAG_SECONDS = 30
 
 
 def evaluation_end(slo: SLO, now_ns: int) -> int:

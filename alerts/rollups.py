@@ -29,7 +29,7 @@ from tsdb.store import Store
 
 MINUTE_NS = 60 * 10**9
 HOUR_NS = 3600 * 10**9
-LAG_SECONDS = 60            # a minute is rolled this long after it ends: the agent's interval (10 s) and its write
+LAG_SECONDS = 60            # a minute is rolled this long after it ends: behind the settled edge (windows.py)
 REROLL_SECONDS = 600        # the last 10 minutes are rolled again every round, for late points
 BACKFILL_SECONDS = 86400    # how far back the first round rolls
 MINUTE, HOUR = "1m", "1h"   # the `resolution` tag

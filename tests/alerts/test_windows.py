@@ -46,3 +46,10 @@ BAD = {
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_rollups_lie_behind_the_settled_edge_and_the_interval_after_it():
+    from alerts.rollups import LAG_SECONDS
+    from alerts.windows import SETTLED_LAG_SECONDS
+
+    assert LAG_SECONDS >= SETTLED_LAG_SECONDS + 10  # freshness reads one agent interval past a window's end
