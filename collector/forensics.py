@@ -268,10 +268,13 @@ class ForensicsCapture:
         stamp = bundle["time"].replace(":", "").replace("-", "")
         name = f"{stamp}-{bundle['trigger']}-{_UNSAFE_IN_FILE_NAMES.sub('_', self.host)[:64]}.json"
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.out_dir / name
             temporary = path.with_suffix(".json.tmp")
-            temporary.write_text(text, encoding="utf-8")
+            # 0600 whatever the umask: a bundle holds the daemon's log and its clients
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
             os.replace(temporary, path)
             for old in sorted(self.out_dir.glob("*.json"))[:-self.keep_files]:
                 old.unlink(missing_ok=True)
