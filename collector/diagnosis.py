@@ -75,7 +75,8 @@ def _pool_words(pool: dict, age: float | None) -> str:
     text = f"{current - pool['workers_free']} of {current} workers busy"
     if pool.get("workers_max", current) != current:
         text += f" (max {pool.get('workers_max')})"
-    text += f", {pool.get('job_queue_depth', 0)} calls queued"
+    queued = pool.get("job_queue_depth", 0)
+    text += f", {queued} call{'' if queued == 1 else 's'} queued"
     if age is not None and age >= STALE_POOL_SECONDS:
         text += f" (admin API as of {age:.0f} s ago)"
     return text
