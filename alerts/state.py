@@ -217,7 +217,7 @@ class AlertTracker:
         body = json.dumps({"version": VERSION, "alerts": {fp: s.to_dict() for fp, s in sorted(alerts.items())}},
                           ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_durably(self.path, body)
         except OSError as err:
             raise StateError(f"alert state {self.path}: cannot write ({err.strerror})") from None

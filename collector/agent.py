@@ -24,7 +24,7 @@ from collector.daemon_process import ProcessEvidence, ProcessGone, observe_daemo
 from collector.daemon_state import HUNG
 from collector.daemon_threads import read_threads
 from collector.diagnosis import Diagnosis, Evidence, diagnose
-from collector.event_points import event_point
+from collector.event_points import bounded_message, event_point, one_line
 from collector.forensics import CapturePolicy, ForensicsCapture, ForensicsWorker
 from collector.guest_processes import GuestProcesses
 from collector.libvirt_monitor import LibvirtMonitor
@@ -217,7 +217,7 @@ class Agent:
         """Return event points for the domain failures libvirt reported since the last collection."""
         points = []
         for event in self.source.take_events():
-            log.warning("%s", event.message)
+            log.warning("%s", one_line(bounded_message(event.message)))
             points.append(event_point(self.host_name, event.kind, event.message, event.time_ns, domain=event.domain))
         return points
 

@@ -18,7 +18,9 @@ from collector.admin_api import AdminClient, AdminError, AdminTimeout, ClientGro
 from collector.daemon_log import LogTailer
 from collector.job_locks import JobHolder, JobLocks
 from collector.daemon_process import NON_SCHEMA_KEYS, ProcessGone, RestartTracker, find_daemon_pid, read_process
-from collector.kmsg import KmsgReader, KmsgUnavailable, daemon_threads, is_daemon_thread, parse_segfault, wall_time_ns
+from collector.event_points import bounded_message, one_line
+from collector.kmsg import (KmsgReader, KmsgUnavailable, Segfault, daemon_threads, is_daemon_thread, parse_segfault,
+                           thread_group, wall_time_ns)
 from collector.signatures import match
 
 log = logging.getLogger("virtwatch.agent")
@@ -35,13 +37,19 @@ def runs_through_daemon(libvirt_uri: str) -> bool:
 
 @dataclass(frozen=True)
 class DaemonEvent:
-    """Something the daemon's log or the kernel log showed: an event kind, severity, message, domain, time."""
+    """Something the daemon's log or the kernel log showed: an event kind, severity, message, domain, time.
+
+    The message is bounded when the event is made (collector.event_points.bounded_message: 4 KiB, one line),
+    since the agent logs it as it is before it becomes a point."""
 
     kind: str
     severity: str
     message: str
     time_ns: int
     domain: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", bounded_message(self.message))
 
 
 @dataclass
@@ -74,8 +82,14 @@ class DaemonHealth:
                 self._kmsg = KmsgReader(kmsg_path)
             except KmsgUnavailable as error:
                 log.warning("kernel log unreadable, libvirtd segfaults will be seen only as restarts: %s", error)
+            if self._kmsg is not None and pidfile is None:
+                log.warning("kernel log read without a daemon pidfile: no fault in it can be told to be libvirtd's")
         self._pid: int | None = None
-        self._threads: dict[int, str] = {}
+        self._threads: dict[int, str] = {}  # the last task list read, kept after the process is gone
+        # whose kernel-logged faults count: the daemon running at the last read (pid, its thread ids), and the
+        # daemons gone since the kernel log was last read (their crash lines come in after they are gone)
+        self._daemon: tuple[int, frozenset[int]] | None = None
+        self._gone: list[tuple[int, frozenset[int]]] = []
         self.proc_root = proc_root
         self.restarts = RestartTracker()
         self._admin = AdminClient(admin_uri, admin_timeout_seconds) if admin_uri else None
@@ -114,6 +128,7 @@ class DaemonHealth:
         if self._kmsg is not None:
             self._read_kmsg(reading)
             reading.fields["segfaults_total"] = self.segfaults_total
+        self._gone = []
         return reading
 
     def _read_log(self, reading: DaemonReading) -> None:
@@ -138,22 +153,39 @@ class DaemonHealth:
                                               record.time_ns, found.domain))
 
     def _read_kmsg(self, reading: DaemonReading) -> None:
-        """Report kernel-logged crashes of the daemon's threads (the kernel names the thread, not the process)."""
+        """Report kernel-logged crashes of the daemon's threads, told by thread id (never by the thread's name,
+        which any program can choose: see collector.kmsg.is_daemon_thread)."""
+        daemons = ([self._daemon] if self._daemon is not None else []) + self._gone
         for record in self._kmsg.read_new():
             segfault = parse_segfault(record.message) if record.from_kernel else None
-            if segfault is None or not is_daemon_thread(segfault.thread_name, segfault.tid,
-                                                        known_names=set(self._threads.values()),
-                                                        known_tids=self._threads.keys(), daemon_pid=self._pid):
+            if segfault is None:
+                continue
+            owner = next((pid for pid, tids in daemons if is_daemon_thread(
+                segfault.tid, daemon_pid=pid, known_tids=tids, proc_root=self.proc_root)), None)
+            if owner is None:
+                self._say_not_ours(segfault, daemons)
                 continue
             self.segfaults_total += 1
             when = wall_time_ns(record.monotonic_usec, time.monotonic_ns(), time.time_ns())
             reading.kernel_lines[len(reading.events)] = record.message
             reading.events.append(DaemonEvent("segfault", "critical", f"{segfault.describe()} of libvirtd (pid "
-                                              f"{self._pid})", when))
+                                              f"{owner})", when))
+
+    def _say_not_ours(self, segfault: Segfault, daemons: list[tuple[int, frozenset[int]]]) -> None:
+        """Log at debug level why a kernel-logged fault is not counted as the daemon's."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        group = thread_group(segfault.tid, self.proc_root)
+        pids = ", ".join(str(pid) for pid, _ in daemons) or "none found"
+        why = (f"thread {segfault.tid} belongs to process {group}" if group is not None else
+               f"thread {segfault.tid} is gone, and was not among the daemon's threads read last "
+               "(or the daemon still runs, so the id was reused): whose it was cannot be told")
+        log.debug("kernel log: %s not counted as libvirtd's (pid %s): %s", one_line(segfault.describe()), pids, why)
 
     def _read_process(self, reading: DaemonReading) -> None:
         pid = find_daemon_pid(self.pidfile, self.proc_root)
         if pid is None:
+            self._retire_daemon()
             if not self._pid_missing_logged:
                 log.warning("no running libvirtd found (pidfile %s, nor a process named libvirtd): process "
                             "figures are off until one appears", self.pidfile)
@@ -163,13 +195,25 @@ class DaemonHealth:
         try:
             figures = read_process(pid, self.proc_root)
         except ProcessGone:
+            self._retire_daemon()
             return
+        reading.restarted = self.restarts.observe(pid, float(figures["start_time_seconds"]))
+        if reading.restarted or (self._daemon is not None and self._daemon[0] != pid):
+            self._retire_daemon()
         self._pid = pid
-        self._threads = daemon_threads(pid, self.proc_root)  # read while alive: a crash takes the list along
+        threads = daemon_threads(pid, self.proc_root)  # read every interval, while alive: a crash takes it along
+        if threads:  # empty: the process ended since read_process; keep what was read while it lived
+            self._threads = threads
+            self._daemon = (pid, frozenset(threads))
         reading.state = str(figures.get("state"))
         reading.fields.update({k: v for k, v in figures.items() if k not in NON_SCHEMA_KEYS})
-        reading.restarted = self.restarts.observe(pid, float(figures["start_time_seconds"]))
         reading.fields["restarts_total"] = self.restarts.restarts_total
+
+    def _retire_daemon(self) -> None:
+        """The daemon last read is gone (or replaced): its faults may still come in the kernel log."""
+        if self._daemon is not None:
+            self._gone.append(self._daemon)
+            self._daemon = None
 
     @property
     def threads_seen(self) -> dict[int, str]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from collector.event_points import MAX_MESSAGE_BYTES, cut_marker
+
 LEVELS = ("debug", "info", "warning", "error")
 PROBLEM_LEVELS = ("warning", "error")
 
@@ -133,11 +135,16 @@ class LogTailer:
       (other errors, such as no permission to read it, are raised).
     - Invalid UTF-8 is replaced (U+FFFD); a last line without its newline is kept until it is completed, and
       so is the record before it, whose continuation lines may still be on their way.
+    - Bounded memory: the file is read in chunks of READ_CHUNK_BYTES; a line longer than MAX_LINE_BYTES keeps
+      its first MAX_LINE_BYTES (cut on a UTF-8 character boundary) and ends in collector.event_points'
+      cut marker (`… (cut: N bytes)`); the rest of it is counted as it streams past, never held.
     """
 
     HEAD_BYTES = 128  # compared on every read to notice a truncated-and-rewritten file
-    MAX_PENDING_BYTES = 1 << 20  # a "line" longer than this is taken as it is rather than buffered forever
+    MAX_LINE_BYTES = MAX_MESSAGE_BYTES  # a longer line is cut: a 15 MiB line costs 4 KiB
+    MAX_PENDING_BYTES = 1 << 20  # a record held back for its continuation is taken as it is beyond this
     MAX_READ_BYTES = 16 << 20  # per read_new() call; the rest comes on the next call
+    READ_CHUNK_BYTES = 64 << 10  # per read() of the file
 
     def __init__(self, path: str | Path, from_start: bool = False):
         self.path = Path(path)
@@ -145,11 +152,14 @@ class LogTailer:
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._offset = 0
         self._head = b""
-        self._pending = b""
+        self._line = bytearray()  # the unfinished last line: at most MAX_LINE_BYTES of it
+        self._line_cut = 0  # bytes of the unfinished line dropped beyond MAX_LINE_BYTES
+        self._held: list[bytes] = []  # the last record's lines, held while the unfinished line may continue it
         self._at_eof = False
         self.missing = False
         self.rotations_total = 0
         self.truncations_total = 0
+        self.lines_cut_total = 0
         self._open(at_end=not from_start)
 
     def _open(self, at_end: bool) -> bool:
@@ -164,7 +174,7 @@ class LogTailer:
         self._fd, self._identity = fd, (info.st_dev, info.st_ino)
         self._offset = info.st_size if at_end else 0
         self._head = os.pread(fd, self.HEAD_BYTES, 0) if at_end else b""
-        self._pending = b""
+        self._line, self._line_cut, self._held = bytearray(), 0, []
         self.missing = False
         return True
 
@@ -195,13 +205,14 @@ class LogTailer:
         head = os.pread(self._fd, len(self._head), 0) if self._head else b""
         return size < self._offset or head != self._head
 
-    def _read_open_file(self, budget: int) -> bytes:
-        """Read from the offset to the end of the open file (at most `budget` bytes); note whether at its end."""
+    def _read_lines(self, budget: int) -> list[bytes]:
+        """Read from the offset towards the end of the open file (at most `budget` bytes, in chunks); return the
+        lines completed (each at most MAX_LINE_BYTES and a cut marker); note whether at the file's end."""
         assert self._fd is not None
-        chunks = []
+        lines: list[bytes] = []
         self._at_eof = False
         while budget > 0:
-            chunk = os.pread(self._fd, min(budget, 1 << 20), self._offset)
+            chunk = os.pread(self._fd, min(budget, self.READ_CHUNK_BYTES), self._offset)
             if not chunk:
                 self._at_eof = True
                 break
@@ -209,58 +220,90 @@ class LogTailer:
                 self._head += chunk[: self.HEAD_BYTES - len(self._head)]
             self._offset += len(chunk)
             budget -= len(chunk)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            self._feed(chunk, lines)
+        return lines
+
+    def _feed(self, chunk: bytes, lines: list[bytes]) -> None:
+        """Add `chunk` to the unfinished line, keeping at most MAX_LINE_BYTES of it; append each line it ends."""
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            stop = len(chunk) if end < 0 else end
+            room = self.MAX_LINE_BYTES - len(self._line)
+            if stop - start > room:
+                self._line += chunk[start:start + room]
+                self._line_cut += stop - start - room
+            else:
+                self._line += chunk[start:stop]
+            if end < 0:
+                return
+            lines.append(self._finish_line())
+            start = end + 1
+
+    def _finish_line(self) -> bytes:
+        """Return the unfinished line as a whole line (cut, with the marker, when it was too long) and forget it."""
+        line, cut = bytes(self._line), self._line_cut
+        self._line, self._line_cut = bytearray(), 0
+        if not cut:
+            return line
+        self.lines_cut_total += 1
+        keep = utf8_boundary(line)
+        return line[:keep] + cut_marker(cut + len(line) - keep).encode("utf-8")
+
+    def _flush(self) -> list[bytes]:
+        """Return the unfinished line as a whole line: all that the content being left behind will give."""
+        return [self._finish_line()] if self._line or self._line_cut else []
 
     def read_new(self) -> tuple[list[LogRecord], int]:
         """Return the records appended since the last call and the count of malformed lines among them."""
         if self._fd is None and not self._open(at_end=False):
             return [], 0
-        complete = b""
+        lines, self._held = self._held, []
         if self._truncated():
             self.truncations_total += 1
-            complete = self._take(b"", final=True)  # what was held back is all the old content will give
+            lines += self._flush()
             self._offset, self._head = 0, b""
-        complete += self._take(self._read_open_file(self.MAX_READ_BYTES), final=False)
+        lines += self._read_lines(self.MAX_READ_BYTES)
         identity = self._path_identity()
         self.missing = identity is None
         if identity is not None and identity != self._identity and self._at_eof:
             # rotated: finish the old file (including what was written to it meanwhile), then read the new one
             self.rotations_total += 1
-            complete += self._take(self._read_open_file(self.MAX_READ_BYTES), final=True)
+            lines += self._read_lines(self.MAX_READ_BYTES)
+            lines += self._flush()
             self.close()
             if self._open(at_end=False):
-                complete += self._take(self._read_open_file(self.MAX_READ_BYTES), final=False)
-        lines = complete.decode("utf-8", errors="replace").split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        return parse_lines(lines)
+                lines += self._read_lines(self.MAX_READ_BYTES)
+        lines = self._hold_back(lines)
+        return parse_lines([line.decode("utf-8", errors="replace") for line in lines])
 
-    def _take(self, data: bytes, final: bool) -> bytes:
-        """Return the complete lines of pending+data; keep an unfinished tail (and the record it may continue)."""
-        data = self._pending + data
-        self._pending = b""
-        if not data or data.endswith(b"\n"):
-            return data
-        if final:
-            return data + b"\n"
-        cut = data.rfind(b"\n") + 1
-        if not is_header_start(data[cut:].decode("utf-8", errors="replace")):
-            # the unfinished line may continue the record before it: hold that record back too
-            start = _last_header_start(data[:cut])
-            cut = start if start is not None else cut
-        if len(data) - cut > self.MAX_PENDING_BYTES:
-            return data + b"\n"  # no writer leaves a line this long unfinished: take it as it is
-        self._pending = data[cut:]
-        return data[:cut]
+    def _hold_back(self, lines: list[bytes]) -> list[bytes]:
+        """Return the lines to parse now; while a line is unfinished, keep back the record it may continue."""
+        if not (self._line or self._line_cut) or is_header_start(self._line.decode("utf-8", errors="replace")):
+            return lines
+        start = _last_header_line(lines)
+        if start is None or sum(len(line) for line in lines[start:]) > self.MAX_PENDING_BYTES:
+            return lines  # nothing to continue, or more than any writer leaves waiting: take it as it is
+        self._held = lines[start:]
+        return lines[:start]
 
 
-def _last_header_start(data: bytes) -> int | None:
-    """Return the offset of the last line in `data` (complete lines) that starts a record, or None."""
+def utf8_boundary(data: bytes) -> int:
+    """Return the length of the longest prefix of `data` that does not end inside a UTF-8 character."""
     end = len(data)
-    while end > 0:
-        start = data.rfind(b"\n", 0, end - 1) + 1
-        if parse_line(data[start:end].decode("utf-8", errors="replace")) is not None:
-            return start
-        end = start
+    for back in range(1, min(4, end) + 1):
+        byte = data[end - back]
+        if byte < 0x80:
+            return end  # ASCII: the last character is whole
+        if byte >= 0xC0:  # the lead byte of the last character: whole when all its bytes are there
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return end if back >= needed else end - back
+    return end  # no lead byte among the last four: not UTF-8 here, decoded with replacement as it is
+
+
+def _last_header_line(lines: list[bytes]) -> int | None:
+    """Return the index of the last line in `lines` that starts a record, or None."""
+    for index in range(len(lines) - 1, -1, -1):
+        if parse_line(lines[index].decode("utf-8", errors="replace")) is not None:
+            return index
     return None

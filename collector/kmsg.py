@@ -9,7 +9,9 @@ A libvirtd crash by a fault shows only here: the daemon's own log records nothin
 (one line; captured on this sandbox's 6.18 kernel from a real libvirtd 9.0 thread, see
 tests/collector/fixtures/kmsg/), and for other faults (arch/x86/kernel/traps.c)
 `traps: gmain[123] general protection fault ip:... sp:... error:0 in libglib-2.0.so.0[...]`.
-The name and number are those of the faulting THREAD, not of the process: see `is_daemon_thread`.
+The name and number are those of the faulting THREAD, not of the process. A thread's name is whatever the
+program set (prctl PR_SET_NAME: any local user can name a thread `rpc-libvirtd`), so a fault is the daemon's
+only by its thread id: see `is_daemon_thread`.
 
 /dev/kmsg record format (Documentation/ABI/testing/dev-kmsg): `priority,sequence,timestamp_usec,flags[,...];`
 then the message, then optional continuation lines starting with a space (` SUBSYSTEM=...`). The priority
@@ -31,11 +33,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-# Thread names (the kernel's comm, at most 15 bytes) that only libvirtd's threads carry, as seen in
+# Thread names (the kernel's comm, at most 15 bytes) that libvirtd's threads carry, as seen in
 # /proc/<pid>/task/*/comm of libvirtd 9.0 and named in its source: the main thread, the RPC worker pools
 # of the libvirtd and admin servers (src/rpc/virnetserver.c, "prio-rpc-libvirtd" cut to 15 bytes), the QEMU
 # driver's event pool (src/qemu/qemu_driver.c), the node device udev thread, daemon start-up; and the same
-# for the modular QEMU daemon, on hosts that run virtqemud instead.
+# for the modular QEMU daemon, on hosts that run virtqemud instead. A name says what a thread LOOKS like
+# (`looks_like_daemon_thread`), never whose it is: any program can name its threads so.
 LIBVIRTD_THREAD_NAMES = frozenset({
     "libvirtd", "rpc-libvirtd", "prio-rpc-libvir", "rpc-admin", "prio-rpc-admin", "rpc-worker",
     "qemu-event", "udev-event", "daemon-init",
@@ -43,10 +46,10 @@ LIBVIRTD_THREAD_NAMES = frozenset({
 })
 # A per-guest event loop thread is "vm-" + the domain name, cut to 15 bytes (src/qemu/qemu_process.c).
 LIBVIRTD_THREAD_PREFIXES = ("vm-",)
-DAEMON_MAIN_THREAD_NAMES = frozenset({"libvirtd", "virtqemud"})  # a process's main thread carries its name
 # GLib's own threads: libvirtd has them, but so has every GLib program (NetworkManager, polkitd, udisksd...).
-# A fault in one of these is the daemon's only when its thread id is known to be one of the daemon's.
 GENERIC_THREAD_NAMES = frozenset({"gmain", "gdbus", "pool-spawner"})
+# States of /proc/PID/stat in which a process no longer runs: its threads are gone (zombie, dead).
+_NOT_RUNNING_STATES = frozenset({"Z", "X", "x"})
 
 READ_BUFFER_BYTES = 16384  # at least CONSOLE_EXT_LOG_MAX (8192): a smaller read() of /dev/kmsg fails with EINVAL
 
@@ -168,26 +171,58 @@ def parse_segfault(message: str) -> Segfault | None:
     )
 
 
-def is_daemon_thread(name: str, tid: int | None = None, *, known_names: Collection[str] = (),
-                     known_tids: Collection[int] = (), daemon_pid: int | None = None) -> bool:
-    """Return True when a faulting thread (kernel comm `name`, thread id `tid`) belongs to libvirtd.
+def looks_like_daemon_thread(name: str) -> bool:
+    """Return True when a thread name is one libvirtd gives its threads (a description, never proof: any
+    process may name a thread so; `is_daemon_thread` decides by thread id)."""
+    return name in LIBVIRTD_THREAD_NAMES or name.startswith(LIBVIRTD_THREAD_PREFIXES)
 
-    `known_tids` and `known_names` are what the caller last read from /proc/<daemon pid>/task/*/comm (see
-    `daemon_threads`; read before the crash, since the task list goes with the process). A known thread id
-    decides alone. GLib's generic names (gmain, gdbus) count only by thread id: by name they would blame
-    libvirtd for a crash in any GLib program. Other names count when known or when they are libvirtd's own;
-    but a MAIN thread (named as the daemon: `libvirtd`, `virtqemud`) is the process itself, whose thread id is
-    its pid: one with another id than `daemon_pid` is another daemon's (a second libvirtd on the host).
+
+def thread_group(tid: int, proc_root: str | Path = "/proc") -> int | None:
+    """Return the process (thread group id, `Tgid` of /proc/<tid>/status) thread `tid` belongs to, or None
+    when no such thread exists now (or /proc hides it: hidepid). /proc/<tid> answers for any thread id, though
+    only processes are listed."""
+    try:
+        text = (Path(proc_root) / str(tid) / "status").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1])
+    return None
+
+
+def process_running(pid: int, proc_root: str | Path = "/proc") -> bool:
+    """Return True when process `pid` exists and is not a zombie (its threads are then gone)."""
+    try:
+        text = (Path(proc_root) / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return False
+    state = text.rpartition(")")[2].split()[:1]  # field 3, after the comm (which may hold ") ")
+    return bool(state) and state[0] not in _NOT_RUNNING_STATES
+
+
+def is_daemon_thread(tid: int, *, daemon_pid: int | None, known_tids: Collection[int] = (),
+                     proc_root: str | Path = "/proc") -> bool:
+    """Return True when the faulting thread `tid` belonged to the daemon's process `daemon_pid`.
+
+    Decided by the thread id alone, never by the name (any program may call a thread `rpc-libvirtd`):
+    1. the thread still exists (a crashing process lives on while it dumps core; the main thread of a
+       zombie): it is the daemon's when its thread group (Tgid in /proc/<tid>/status) is `daemon_pid`. This
+       also covers a worker the daemon started after its task list was last read.
+    2. the thread is gone: it is the daemon's when it was among the daemon's threads read at the last
+       interval (`known_tids`) AND the daemon's process no longer runs. The kernel logs a segfault only for
+       an unhandled SIGSEGV (arch/x86/mm/fault.c show_signal_msg checks unhandled_signal), which kills the
+       whole process; so a known id whose process still runs has been reused by another process (pid_max is
+       often 32768: ids come round again).
+    A thread that is gone and was not known cannot be told; it is not counted (the caller says so).
+    Thread ids are those of the agent's pid namespace; the kernel logs ids of the initial one.
     """
-    if tid is not None and tid in known_tids:
-        return True
-    if name in GENERIC_THREAD_NAMES:
+    if daemon_pid is None:
         return False
-    if name in DAEMON_MAIN_THREAD_NAMES and daemon_pid is not None and tid is not None and tid != daemon_pid:
-        return False
-    if name in known_names or name in LIBVIRTD_THREAD_NAMES:
-        return True
-    return name.startswith(LIBVIRTD_THREAD_PREFIXES)
+    group = thread_group(tid, proc_root)
+    if group is not None:
+        return group == daemon_pid
+    return tid in known_tids and not process_running(daemon_pid, proc_root)
 
 
 def daemon_threads(pid: int, proc_root: str | Path = "/proc") -> dict[int, str]:

@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from collector import daemon_log
 from collector.daemon_log import LogRecord, LogTailer, is_header_start, parse_line, parse_lines, parse_text
+from collector.event_points import cut_marker
 from collector.signatures import classify
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
@@ -240,13 +242,84 @@ def test_a_record_held_back_when_the_file_is_truncated_is_still_returned(tmp_pat
     assert messages(tailer.read_new()[0]) == ["held back\nunfinished continuation", "after"]
 
 
-def test_a_line_too_long_to_buffer_is_taken_as_it_is(tmp_path, monkeypatch):
+def test_a_record_held_back_too_long_to_buffer_is_taken_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setattr(LogTailer, "MAX_PENDING_BYTES", 100)
     log = tmp_path / "libvirtd.log"
     log.touch()
     tailer = LogTailer(log)
-    append(log, line(1, "x" * 200).rstrip("\n"))
+    append(log, line(1, "x" * 200) + "an unfinished continuation")
     assert messages(tailer.read_new()[0]) == ["x" * 200]
+    append(log, "\n")
+    assert tailer.read_new() == ([], 1)  # the continuation came after its record was taken: nothing to continue
+
+
+# --- bounded lines: a flooded log costs at most MAX_LINE_BYTES a line ---------------------------------------------
+
+def test_a_15_mib_line_is_cut_to_the_cap_with_the_bytes_cut_counted_and_never_held_whole(tmp_path):
+    log = tmp_path / "libvirtd.log"
+    log.touch()
+    tailer = LogTailer(log)
+    header = line(1, "")[:-1]
+    huge = header + "x" * (15 << 20)
+    with open(log, "ab") as handle:
+        for start in range(0, len(huge), 1 << 20):  # written the way a daemon's many writes would land
+            handle.write(huge[start:start + (1 << 20)].encode())
+        handle.write(b"\n" + line(2, "the next record").encode())
+    tracemalloc.start()
+    try:
+        records, malformed = tailer.read_new()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # chunks of READ_CHUNK_BYTES and one capped line, never the 15 MiB
+    cap = LogTailer.MAX_LINE_BYTES
+    assert malformed == 0 and messages(records) == [
+        "x" * (cap - len(header)) + cut_marker(len(huge) - cap), "the next record"]
+    assert tailer.lines_cut_total == 1
+
+
+def test_a_line_cut_inside_a_character_keeps_whole_characters_and_counts_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(LogTailer, "MAX_LINE_BYTES", 100)
+    log = tmp_path / "libvirtd.log"
+    log.touch()
+    tailer = LogTailer(log)
+    header = line(1, "")[:-1]
+    assert (100 - len(header)) % 2 == 1  # "ü" is two bytes: the cap falls inside one
+    append(log, header + "ü" * 100 + "\n")
+    [record], _ = tailer.read_new()
+    kept = (100 - len(header)) // 2
+    assert record.message == "ü" * kept + cut_marker(200 - 2 * kept)
+    assert "\ufffd" not in record.message
+
+
+def test_an_unfinished_long_line_is_held_only_up_to_the_cap_and_counted_when_its_newline_comes(tmp_path, monkeypatch):
+    monkeypatch.setattr(LogTailer, "MAX_LINE_BYTES", 100)
+    monkeypatch.setattr(LogTailer, "READ_CHUNK_BYTES", 7)
+    log = tmp_path / "libvirtd.log"
+    log.touch()
+    tailer = LogTailer(log)
+    header = line(1, "")[:-1]
+    append(log, header + "y" * 300)
+    assert tailer.read_new() == ([], 0)
+    append(log, "z" * 400)
+    assert tailer.read_new() == ([], 0)
+    append(log, "\n")
+    [record], _ = tailer.read_new()
+    assert record.message == "y" * (100 - len(header)) + cut_marker(len(header) + 700 - 100)
+
+
+def test_a_cut_line_held_when_the_file_rotates_is_finished_with_its_count(tmp_path, monkeypatch):
+    monkeypatch.setattr(LogTailer, "MAX_LINE_BYTES", 100)
+    log = tmp_path / "libvirtd.log"
+    log.touch()
+    tailer = LogTailer(log)
+    header = line(1, "")[:-1]
+    append(log, header + "w" * 150)  # the daemon died mid-write
+    assert tailer.read_new() == ([], 0)
+    log.rename(tmp_path / "libvirtd.log.1")
+    append(log, line(2, "new file"))
+    assert messages(tailer.read_new()[0]) == ["w" * (100 - len(header)) + cut_marker(len(header) + 150 - 100),
+                                              "new file"]
 
 
 def test_a_big_backlog_comes_in_bounded_reads(tmp_path, monkeypatch):

@@ -8,6 +8,9 @@ libvirt.so. other-faults.txt holds the older kernels' format, trap lines, a reco
 """
 
 import os
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +19,9 @@ import pytest
 
 from collector import kmsg
 from collector.kmsg import (
-    KmsgReader, KmsgRecord, KmsgUnavailable, Segfault, daemon_threads, is_daemon_thread, parse_record,
-    parse_segfault, split_records, unescape, wall_time_ns,
+    LIBVIRTD_THREAD_NAMES, KmsgReader, KmsgRecord, KmsgUnavailable, Segfault, daemon_threads, is_daemon_thread,
+    looks_like_daemon_thread, parse_record, parse_segfault, process_running, split_records, thread_group, unescape,
+    wall_time_ns,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kmsg"
@@ -114,30 +118,95 @@ def test_non_fault_messages_are_not_segfaults():
     assert parse_segfault("Code: 48 8b 47 08 48 85 c0 74 0b <48> 8b 38") is None
 
 
-# --- whose thread --------------------------------------------------------------------------------------------------
+# --- whose thread ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["libvirtd", "rpc-libvirtd", "prio-rpc-libvir", "rpc-admin", "qemu-event",
-                                  "udev-event", "vm-vm-long-name", "vm-backup-node\ufffd", "rpc-worker"])
-def test_libvirtds_own_thread_names_are_the_daemons(name):
-    assert is_daemon_thread(name)
+def fake_proc(root: Path, threads: dict[int, tuple[int, str]]) -> Path:
+    """Write /proc/<tid>/status (Tgid) for each thread {tid: (process, state)}, and stat for each process."""
+    for tid, (tgid, state) in threads.items():
+        (root / str(tid)).mkdir(parents=True)
+        (root / str(tid) / "status").write_text(f"Name:\tx\nUmask:\t0022\nState:\t{state}\nTgid:\t{tgid}\n")
+        if tid == tgid:
+            (root / str(tid) / "stat").write_text(f"{tid} (a) b) {state} 1 " + "0 " * 48 + "\n")
+    return root
 
 
-def test_a_crash_in_libvirt_so_inside_a_client_is_not_a_daemon_segfault():
+DAEMON = 2435  # the daemon's pid (its main thread's id); 2436, 2437 its workers read at the last interval
+KNOWN = frozenset({2435, 2436, 2437})
+
+
+@pytest.mark.parametrize("name", sorted(LIBVIRTD_THREAD_NAMES | {"vm-vm-long-name", "vm-backup-node\ufffd"}))
+def test_libvirtds_thread_names_look_like_the_daemons_but_a_name_never_decides(name, tmp_path):
+    assert looks_like_daemon_thread(name)
+    proc = fake_proc(tmp_path, {DAEMON: (DAEMON, "S"), 4000: (4000, "S")})
+    # any local user can name a thread so: a thread of another process is not the daemon's, whatever its name
+    assert not is_daemon_thread(4000, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=proc)
+
+
+@pytest.mark.parametrize("name", ["gmain", "gdbus", "worker-x", "python3"])
+def test_other_names_do_not_look_like_the_daemons(name):
+    assert not looks_like_daemon_thread(name)
+
+
+def test_a_thread_that_still_exists_is_the_daemons_by_its_thread_group_even_when_born_since_the_last_read(tmp_path):
+    proc = fake_proc(tmp_path, {DAEMON: (DAEMON, "S"), 2999: (DAEMON, "S")})
+    assert 2999 not in KNOWN and is_daemon_thread(2999, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=proc)
+
+
+def test_a_known_id_now_held_by_another_process_is_not_the_daemons(tmp_path):
+    proc = fake_proc(tmp_path, {DAEMON: (DAEMON, "S"), 2436: (2436, "S")})  # the worker ended, its id came round
+    assert not is_daemon_thread(2436, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=proc)
+
+
+def test_a_known_thread_that_is_gone_counts_when_the_daemon_is_gone_or_a_zombie(tmp_path):
+    assert is_daemon_thread(2436, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=fake_proc(tmp_path / "gone", {}))
+    zombie = fake_proc(tmp_path / "zombie", {DAEMON: (DAEMON, "Z")})
+    assert is_daemon_thread(2436, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=zombie)
+
+
+def test_a_known_thread_that_is_gone_while_the_daemon_still_runs_is_not_the_daemons(tmp_path):
+    # an unhandled SIGSEGV kills the whole process: the daemon still running means the id was another's
+    proc = fake_proc(tmp_path, {DAEMON: (DAEMON, "S")})
+    assert not is_daemon_thread(2436, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=proc)
+
+
+def test_an_unknown_thread_that_is_gone_cannot_be_told_and_is_not_counted(tmp_path):
+    assert not is_daemon_thread(2999, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=fake_proc(tmp_path, {}))
+
+
+def test_without_a_daemon_nothing_is_the_daemons(tmp_path):
+    proc = fake_proc(tmp_path, {DAEMON: (DAEMON, "S")})
+    assert not is_daemon_thread(DAEMON, daemon_pid=None, known_tids=KNOWN, proc_root=proc)
+
+
+def test_a_crash_in_libvirt_so_inside_a_client_is_not_a_daemon_segfault(tmp_path):
     client = fixture_segfaults("real-segfaults.txt")[0]
-    assert client.region == "libvirt.so.0.9000.0" and not is_daemon_thread(client.thread_name, client.tid)
+    proc = fake_proc(tmp_path, {DAEMON: (DAEMON, "S")})
+    assert client.region == "libvirt.so.0.9000.0"
+    assert not is_daemon_thread(client.tid, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=proc)
 
 
-def test_a_glib_thread_counts_only_when_its_thread_id_is_the_daemons():
-    other_program, daemon = [s for s in fixture_segfaults("other-faults.txt") if s.thread_name == "gmain"][::-1]
-    known = {21466: "gmain", 21460: "libvirtd"}
-    assert not is_daemon_thread("gmain", 1312, known_names=set(known.values()), known_tids=set(known))
-    assert is_daemon_thread(daemon.thread_name, daemon.tid, known_tids=set(known))
-    assert other_program.tid == 1312
+def test_a_segfault_of_another_libvirtd_main_thread_is_not_ours(tmp_path):
+    # a second libvirtd on the host (another test's, a nested one) crashes: its main thread's id is its pid
+    proc = fake_proc(tmp_path, {2382: (2382, "Z"), DAEMON: (DAEMON, "Z")})
+    assert not is_daemon_thread(2382, daemon_pid=DAEMON, known_tids=KNOWN, proc_root=proc)
+    assert is_daemon_thread(DAEMON, daemon_pid=DAEMON, known_tids=frozenset(), proc_root=proc)
 
 
-def test_a_name_read_from_the_daemons_task_list_counts():
-    assert not is_daemon_thread("worker-x")
-    assert is_daemon_thread("worker-x", known_names={"worker-x"})
+def test_the_thread_group_and_running_state_are_read_from_the_real_proc():
+    seen: dict[str, int | None] = {}
+    worker = threading.Thread(target=lambda: seen.update(tid=threading.get_native_id(),
+                                                         group=thread_group(threading.get_native_id())))
+    worker.start()
+    worker.join()
+    assert seen["tid"] != os.getpid() and seen["group"] == os.getpid()
+    assert thread_group(seen["tid"]) is None  # the thread ended: /proc no longer has it
+    assert process_running(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    while open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+    assert not process_running(child.pid)  # a zombie: exited, not reaped yet
+    child.wait()
+    assert not process_running(child.pid)
 
 
 def test_thread_names_are_read_from_proc_the_way_kmsg_shows_them(tmp_path):
@@ -276,12 +345,4 @@ def test_a_segfault_line_written_to_the_kernel_log_parses_but_is_not_from_the_ke
     segfault = parse_segfault(record.message)
     assert (segfault.thread_name, segfault.tid, segfault.region, segfault.region_offset) == (
         "libvirtd", tid, "libvirt.so.0.9000.0", 0x10a647)
-    assert is_daemon_thread(segfault.thread_name, segfault.tid)
     assert not record.from_kernel  # user space cannot write facility 0: a real segfault line has it
-
-
-def test_a_segfault_of_another_libvirtd_main_thread_is_not_ours():
-    # a second libvirtd on the host (another test's, a nested one) crashes: its main thread's id is its pid
-    assert not is_daemon_thread("libvirtd", 2382, known_tids={2435, 2436}, daemon_pid=2435)
-    assert is_daemon_thread("libvirtd", 2435, known_tids=set(), daemon_pid=2435)
-    assert is_daemon_thread("rpc-libvirtd", 2999, known_tids={2435}, daemon_pid=2435)  # a worker born since
