@@ -4,6 +4,10 @@ A `Silence` holds `Matcher`s (`name op value`, op one of `=`, `!=`, `=~`, `!~`),
 `starts_at <= now < ends_at`, who made it and why. While it is active, a firing alert whose labels satisfy every
 matcher is not notified; the engine still tracks the alert. Regular expressions are Python `re` syntax, fully
 anchored as Alertmanager anchors them (`^(?:re)$`), and a label an alert lacks counts as the empty string.
+They are matched in time linear in the label value (`LinearRegex`), never by backtracking, so `(a|a)*b` costs
+what `a*b` costs; what only backtracking can match (backreferences, lookarounds) is refused, as Alertmanager's
+RE2 refuses it, and a value longer than `REGEX_MAX_VALUE_CHARS` satisfies no regex matcher (it is never muted by
+one). A regex refused so but found in an older file is kept and mutes nothing.
 
 Rules (Alertmanager's): a silence needs at least one matcher that does not match the empty string, so it cannot
 mute everything by accident; it needs a comment and an author; its end lies after its start and after now; a
@@ -22,6 +26,7 @@ its message names the matcher, argument, id or path and the reason, on one line.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.durable import write_durably
+from alerts.linear_regex import LinearRegex, REGEX_MAX_VALUE_CHARS, UnsupportedRegex, linear_regex
 
 OPERATORS = ("=", "!=", "=~", "!~")
 RETENTION = timedelta(hours=120)  # Alertmanager's default --data.retention: expired silences kept 5 days
@@ -94,7 +100,11 @@ class _Invalid(ValueError):
     """Why a matcher's parts are bad, before we know how the caller wrote the matcher."""
 
 
-def _check_matcher(name: Any, op: Any, value: Any) -> re.Pattern[str] | None:
+class _RefusedRegex(_Invalid):
+    """A regex valid for Python's re that silences refuse (it needs backtracking, or is too large)."""
+
+
+def _check_matcher(name: Any, op: Any, value: Any) -> LinearRegex | None:
     """Check a matcher's name, operator and value; return its compiled regex (None for = and !=)."""
     if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
         raise _Invalid(f"label name {name!r} must match {LABEL_NAME.pattern}")
@@ -107,7 +117,13 @@ def _check_matcher(name: Any, op: Any, value: Any) -> re.Pattern[str] | None:
     if op in ("=", "!="):
         return None
     try:
-        return re.compile(f"(?:{value})")
+        re.compile(f"(?:{value})")  # re's own message for a syntax error
+    except (re.error, OverflowError, RecursionError, ValueError) as error:
+        raise _Invalid(f"bad regular expression: {error}") from None
+    try:
+        return linear_regex(f"(?:{value})")
+    except UnsupportedRegex as error:
+        raise _RefusedRegex(f"regular expression not supported: {error}") from None
     except (re.error, OverflowError, RecursionError, ValueError) as error:
         raise _Invalid(f"bad regular expression: {error}") from None
 
@@ -119,10 +135,10 @@ class Matcher:
     name: str
     op: str
     value: str
-    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _pattern: LinearRegex | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Check the name, operator and value; compile a regex once."""
+        """Check the name, operator and value; compile a regex once (LinearRegex: linear in the value)."""
         try:
             object.__setattr__(self, "_pattern", _check_matcher(self.name, self.op, self.value))
         except _Invalid as error:
@@ -170,7 +186,9 @@ class Matcher:
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        found = self._pattern.fullmatch(value) is not None
+        if self._pattern is None or len(value) > REGEX_MAX_VALUE_CHARS:
+            return False  # a regex kept from an older file that is no longer supported, or a value too long
+        found = self._pattern.fullmatch(value)
         return found if self.op == "=~" else not found
 
     def to_dict(self) -> dict[str, str]:
@@ -185,7 +203,18 @@ class Matcher:
         missing = [key for key in ("name", "op", "value") if key not in data]
         if missing:
             raise SilenceError(f"matcher {dict(data)!r}: missing {', '.join(missing)}")
-        return cls(data["name"], data["op"], data["value"])
+        try:
+            return cls(data["name"], data["op"], data["value"])
+        except SilenceError:
+            try:
+                _check_matcher(data["name"], data["op"], data["value"])
+            except _RefusedRegex:  # written before regexes were refused: kept, but it mutes nothing
+                matcher = object.__new__(cls)
+                for key in ("name", "op", "value"):
+                    object.__setattr__(matcher, key, data[key])
+                object.__setattr__(matcher, "_pattern", None)
+                return matcher
+            raise
 
 
 @dataclass(frozen=True)
@@ -363,7 +392,7 @@ class SilenceStore:
     @staticmethod
     def _kept(silences: list[Silence], now: datetime) -> list[Silence]:
         """Drop silences that expired more than RETENTION ago."""
-        return [silence for silence in silences if silence.ends_at + RETENTION > now]
+        return [silence for silence in silences if silence.ends_at > now - RETENTION]  # no overflow near 9999
 
     def _read(self) -> list[Silence]:
         """Return every silence in the file (none if it is missing); SilenceError naming the path if corrupt."""

@@ -7,9 +7,11 @@ The URL holds the state: `?range=` (and `start`, `end` for a custom range) and `
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from dashboard.context import CONFIG_KEY, DashboardContext
+from dashboard.origins import LOOPBACK_NAMES
 
 if TYPE_CHECKING:
     import dash
@@ -21,14 +23,18 @@ TITLE = "virtwatch"
 
 
 def create_app(context: DashboardContext, *, basic_auth: tuple[str, str] | None = None,
-               requests_pathname_prefix: str | None = None) -> dash.Dash:
+               allowed_hosts: Iterable[str] = LOOPBACK_NAMES, requests_pathname_prefix: str | None = None
+               ) -> dash.Dash:
     """Return the Dash app serving the pages over `context` (an open store, SLOs, the alert state dir, a clock).
 
-    With `basic_auth` (username, password) every request needs those credentials.
+    Requests naming a host outside `allowed_hosts` in Host, and changes sent from another site, get 403
+    (dashboard.origins); no page may be framed. With `basic_auth` (username, password) every request needs
+    those credentials.
     """
     import dash
 
     from dashboard.auth import install_basic_auth
+    from dashboard.origins import install_origin_checks
 
     app = dash.Dash(
         "dashboard", use_pages=True, pages_folder="pages", assets_folder="assets", title=TITLE,
@@ -37,6 +43,7 @@ def create_app(context: DashboardContext, *, basic_auth: tuple[str, str] | None 
         routes_pathname_prefix="/" if requests_pathname_prefix else None,
     )
     app.server.config[CONFIG_KEY] = context
+    install_origin_checks(app.server, allowed_hosts)
     if basic_auth is not None:
         install_basic_auth(app.server, *basic_auth)
     app.layout = shell_layout

@@ -30,6 +30,14 @@ def install_basic_auth(server, username: str, password: str) -> None:
     @server.before_request
     def _require_credentials():
         if credentials_match(flask.request.headers.get("Authorization"), username, password):
+            flask.g.dashboard_user = username
             return None
         return flask.Response("virtwatch dashboard: authentication required\n", status=401, mimetype="text/plain",
                               headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+
+
+def current_user() -> str | None:
+    """Return the user the request authenticated as (basic auth), or None without authentication."""
+    import flask
+
+    return flask.g.get("dashboard_user") if flask.has_request_context() else None

@@ -298,6 +298,24 @@ def event_rows(frame: pd.DataFrame, limit: int = EVENTS_SHOWN_MAX) -> list[dict]
     return rows
 
 
+#: first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse_cell(value: Any) -> Any:
+    """Return a text cell a spreadsheet would run as a formula with a single quote before it; other values as is."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
+
+
+def defused(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of frame for CSV export: every text cell of every column defused (see defuse_cell)."""
+    import pandas as pd
+
+    text = [name for name, column in frame.items()
+            if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)]
+    return frame.assign(**{name: frame[name].map(defuse_cell) for name in text})
+
+
 def event_filter_options(store: Store) -> dict[str, list[str]]:
     """Return the values each event filter offers: kinds and hosts seen, and the severities."""
     return {"kind": store.tag_values("event", "kind"), "host": store.tag_values("event", "host"),

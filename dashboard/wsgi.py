@@ -3,7 +3,9 @@
     VIRTWATCH_CONFIG=/etc/virtwatch/virtwatch.toml gunicorn 'dashboard.wsgi:server' -b 127.0.0.1:8050 -w 4
 
 `server` is built on first access (each gunicorn worker opens its own store connection), not at import, so
-`app_from_config` can be imported by `virtwatch dashboard` without a config in the environment.
+`app_from_config` can be imported by `virtwatch dashboard` without a config in the environment. Requests naming
+another host than [dashboard] allowed_hosts get 403 (default: the loopback names and the host of [dashboard]
+listen, which gunicorn's own -b does not change: bind elsewhere, and list the names in allowed_hosts).
 """
 
 from __future__ import annotations
@@ -54,11 +56,26 @@ def basic_auth_from_config(config: Config) -> tuple[str, str] | None:
     return None
 
 
-def app_from_config(config: Config) -> dash.Dash:
-    """Return the dashboard app for a config: its store opened, its SLOs read, basic auth when configured."""
+def allowed_hosts_from_config(config: Config, listen: str | None = None) -> tuple[str, ...]:
+    """Return [dashboard] allowed_hosts, or the loopback names plus the host of `listen` (default: [dashboard]
+    listen) when it is not set."""
+    from dashboard.origins import default_allowed_hosts
+    from virtwatch.config import split_host_port
+
+    if config.dashboard.allowed_hosts is not None:
+        return config.dashboard.allowed_hosts
+    host, _port = split_host_port(listen or config.dashboard.listen)
+    return default_allowed_hosts(host)
+
+
+def app_from_config(config: Config, listen: str | None = None) -> dash.Dash:
+    """Return the dashboard app for a config: its store opened, its SLOs read, basic auth when configured, and
+    requests from hosts outside allowed_hosts refused (`listen` is the address served, default [dashboard] listen).
+    """
     from dashboard.app import create_app
 
-    return create_app(context_from_config(config), basic_auth=basic_auth_from_config(config))
+    return create_app(context_from_config(config), basic_auth=basic_auth_from_config(config),
+                      allowed_hosts=allowed_hosts_from_config(config, listen))
 
 
 def server_from_environment():

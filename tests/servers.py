@@ -1,8 +1,11 @@
-"""Private InfluxDB 1.6 and VictoriaMetrics servers for tests: loopback only, everything in a temp dir."""
+"""Private InfluxDB 1.6 and VictoriaMetrics servers for tests: loopback only, everything in a temp dir; and hostile
+peers on loopback: one that accepts and never answers (BlackholeServer), one that drips (DripServer), one that
+floods (FloodServer)."""
 
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import socket
 import subprocess
@@ -233,7 +236,7 @@ def quote_identifier(name: str) -> str:
 
 
 class VictoriaMetricsServer(_Server):
-    """VictoriaMetrics single-node: a real server for the /api/v2/write path of influxdb-client."""
+    """VictoriaMetrics single-node: a real server for the /api/v2/write path."""
 
     binary = "victoria-metrics"
     package = "victoria-metrics"
@@ -306,3 +309,140 @@ class BlackholeServer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _read_request(connection: socket.socket) -> bytes:
+    """Read one HTTP request (headers, then Content-Length bytes of body) from a connection; return its head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = connection.recv(65536)
+        if not piece:
+            return data
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        piece = connection.recv(min(65536, length - len(body)))
+        if not piece:
+            break
+        body += piece
+    return head
+
+
+class _LoopbackPeer:
+    """A TCP listener on 127.0.0.1 that serves each connection on its own thread with `serve(connection)`."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.connections_total = 0
+        self.open_connections = 0
+        self.request_lines: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((LOOPBACK, self.port))
+        self._listener.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections_total += 1
+                self.open_connections += 1
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, connection: socket.socket) -> None:
+        try:
+            connection.settimeout(10.0)  # a guard for reading the request; serve() sets its own
+            head = _read_request(connection)
+            with self._lock:
+                self.request_lines.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
+            self.serve(connection)
+        except OSError:
+            pass  # the client went away: what these peers wait for
+        finally:
+            connection.close()
+            with self._lock:
+                self.open_connections -= 1
+
+    def serve(self, connection: socket.socket) -> None:
+        """Answer the request just read."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop listening and end every connection."""
+        self._closed.set()
+        self._listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class DripServer(_LoopbackPeer):
+    """An HTTP peer that reads a request, sends `head` at once, then one byte every `interval_seconds`, forever.
+
+    With no head it drips the status line and then an endless header, so a client is stuck before the body; with
+    a head holding a status and headers (say Content-Length: 1000000000) it drips the body. Every read a client
+    makes returns before any per-read timeout longer than the interval. It notices at once when the client goes.
+    """
+
+    DRIPPED_HEAD = b"HTTP/1.1 200 OK\r\nX-Drip: "
+
+    def __init__(self, head: bytes = b"", interval_seconds: float = 0.5, port: int | None = None):
+        self.head = head
+        self.interval_seconds = interval_seconds
+        self.bytes_sent = 0
+        super().__init__(port)
+
+    def serve(self, connection: socket.socket) -> None:
+        connection.settimeout(None)
+        if self.head:
+            connection.sendall(self.head)
+        dripped = iter(self.DRIPPED_HEAD if not self.head else b"")
+        while not self._closed.is_set():
+            readable, _, _ = select.select([connection], [], [], self.interval_seconds)
+            if readable and not connection.recv(65536):
+                return  # the client closed or shut down its side
+            connection.sendall(bytes([next(dripped, ord("x"))]))
+            self.bytes_sent += 1
+
+
+class FloodServer(_LoopbackPeer):
+    """An HTTP peer that answers every request with `status` and a body of `body_bytes` bytes, made as it is sent.
+
+    The body is `head` and then `unit` repeated (from one block of about 64 KiB: nothing of the size of the body is
+    ever allocated); `bytes_sent` says how much of it the client let through before it closed the connection.
+    """
+
+    def __init__(self, status: int = 500, body_bytes: int = 400 * 10**6, head: bytes = b"", unit: bytes = b"x",
+                 port: int | None = None):
+        self.status = status
+        self.body_bytes = body_bytes
+        self.head = head
+        self.block = unit * max(1, 65536 // len(unit))
+        self.bytes_sent = 0
+        super().__init__(port)
+
+    def serve(self, connection: socket.socket) -> None:
+        connection.settimeout(None)
+        connection.sendall(f"HTTP/1.1 {self.status} Flood\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {self.body_bytes}\r\n\r\n".encode())
+        head = self.head[:self.body_bytes]
+        connection.sendall(head)
+        self.bytes_sent += len(head)
+        left = self.body_bytes - len(head)
+        while left > 0 and not self._closed.is_set():
+            piece = memoryview(self.block)[:left]
+            connection.sendall(piece)
+            left -= len(piece)
+            self.bytes_sent += len(piece)

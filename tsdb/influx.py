@@ -1,9 +1,15 @@
-"""The InfluxDB backend: line protocol in (/write for 1.x, influxdb-client's WriteApi to /api/v2/write for
-2.x/3.x), InfluxQL out (/query, served by 1.x, by 2.x's v1 API and by 3.x).
+"""The InfluxDB backend: line protocol in (/write for 1.x, /api/v2/write for 2.x/3.x), InfluxQL out (/query,
+served by 1.x, by 2.x's v1 API and by 3.x).
 
 Writes go in batches, gzip-compressed, and the next batch is encoded while the previous one is on the
 wire. Timeouts, refused connections, 5xx and 429 are retried with backoff (tsdb.retry); any other 4xx
 raises StoreRejected carrying the server's message. A missing 1.x database is created on first write.
+
+Every request goes through tsdb.bounded_http.BoundedHTTP: `timeout_seconds` is a deadline for the whole request
+(connect, send, every read), not for each read, and an answer is read up to a cap: QUERY_ANSWER_MAX_BYTES for a
+query's rows, ERROR_ANSWER_MAX_BYTES for an error (a write's 2xx answer is not read at all). A query answer over
+its cap raises StoreUnavailable at once (the same query would be as large again); a peer that drips or hangs
+costs each attempt its deadline, and then StoreUnavailable names the deadline.
 """
 
 from __future__ import annotations
@@ -11,12 +17,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
-
-import urllib3
 from urllib.parse import urlencode
 
 from tsdb import influxql
@@ -24,6 +27,7 @@ from tsdb.errors import QueryError, StoreRejected, StoreUnavailable
 from tsdb.lineprotocol import batches, encode_lines
 from tsdb.point import Point, clean_name
 from tsdb.query import Query, TimeLike, Where, normalize_where, now_ns, to_ns
+from tsdb.bounded_http import BoundedHTTP, RequestFailed
 from tsdb.retry import Backoff, is_retryable_status
 from tsdb.store import Store
 from tsdb.urls import StoreURL
@@ -31,8 +35,13 @@ from tsdb.urls import StoreURL
 if TYPE_CHECKING:  # frames are built only when reading; the agent's write path never loads pandas
     import pandas as pd
 
-_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 QUERY_CHUNK_ROWS = 10_000
+# What one answer may cost. A query's rows are read whole before parsing: 1M rows of time and two values are
+# about 50 MB of InfluxDB's JSON, so 256 MiB leaves room for any read this project makes (a dashboard range over
+# a large fleet) and still stops a store, or something posing as one, from taking the process's memory.
+QUERY_ANSWER_MAX_BYTES = 256 * 1024 * 1024
+# An error's answer is a line of JSON: 64 KiB is far more than its message needs. A 2xx write's is not read.
+ERROR_ANSWER_MAX_BYTES = 64 * 1024
 
 
 def _server_message(body: bytes) -> str:
@@ -45,7 +54,7 @@ def _server_message(body: bytes) -> str:
 
 
 class InfluxStore(Store):
-    """An InfluxDB store (1.x through /write, or 2.x/3.x through influxdb-client).
+    """An InfluxDB store (1.x through /write, or 2.x/3.x through /api/v2/write; InfluxQL on /query for both).
 
     Several aggregates are read by one SELECT, but InfluxDB 1.x builds a separate iterator for each aggregate of
     a statement (query/select.go, buildFieldIterators), each reading the series at its own moment: a point
@@ -56,15 +65,17 @@ class InfluxStore(Store):
     def __init__(self, url: StoreURL, token: str | None = None, username: str | None = None,
                  password: str | None = None, batch_size: int = 5000, timeout_seconds: float = 10.0,
                  max_retries: int = 5, gzip_enabled: bool = True, backoff: Backoff | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 query_answer_max_bytes: int = QUERY_ANSWER_MAX_BYTES):
+        """timeout_seconds bounds each request as a whole; query_answer_max_bytes caps what one query reads."""
         self.url = url
         self.display_url = url.display()
         self.batch_size = batch_size
         self.gzip_enabled = gzip_enabled
         self.backoff = backoff or Backoff(max_retries=max_retries)
         self._sleep = sleep
-        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
-        self._http = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False, timeout=self._timeout)
+        self.query_answer_max_bytes = query_answer_max_bytes
+        self._http = BoundedHTTP(timeout_seconds, max_idle=4)
         self._headers = {"User-Agent": "virtwatch"}
         username = username or url.username
         self._token = token
@@ -75,9 +86,14 @@ class InfluxStore(Store):
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._database_checked = False
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtwatch-store-write")
-        self._v2 = None
-        self._v2_lock = threading.Lock()
-        self._v2_credentials = token or (f"{username}:{password or ''}" if username else "")
+        # /api/v2/write takes "Token <token>"; 1.8's v2 API also "Token <user>:<password>"
+        credentials = token or (f"{username}:{password or ''}" if username else "")
+        self._v2_headers = dict(self._headers, **({"Authorization": f"Token {credentials}"} if credentials else {}))
+
+    @property
+    def answer_bytes_read(self) -> int:
+        """Return how many bytes of answer bodies this store has read (what a flood cost, for tests)."""
+        return self._http.body_bytes_read
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -137,11 +153,11 @@ class InfluxStore(Store):
         if self.gzip_enabled:
             headers["Content-Encoding"] = "gzip"
         target = f"{self.url.base_url}/write?" + urlencode(fields)
-        status, body = self._request("POST", target, data, headers)
+        status, body, _ = self._request("POST", target, data, headers)
         if status == 404 and "database not found" in _server_message(body) and not self._database_checked:
             self._database_checked = True
             self._create_database()
-            status, body = self._request("POST", target, data, headers)
+            status, body, _ = self._request("POST", target, data, headers)
         self._check_write_status(status, body)
 
     def _check_write_status(self, status: int, body: bytes) -> None:
@@ -155,52 +171,34 @@ class InfluxStore(Store):
 
     def _create_database(self) -> None:
         statement = f"CREATE DATABASE {influxql.ident(self.url.database)}"
-        status, body = self._request("POST", f"{self.url.base_url}/query",
-                                     urlencode({"q": statement}).encode(),
-                                     dict(self._headers, **{"Content-Type": "application/x-www-form-urlencoded"}))
+        status, body, _ = self._request("POST", f"{self.url.base_url}/query",
+                                        urlencode({"q": statement}).encode(),
+                                        dict(self._headers, **{"Content-Type": "application/x-www-form-urlencoded"}))
         if status >= 300:
             raise StoreRejected(f"{self.display_url}: could not create database {self.url.database!r} "
                                 f"(HTTP {status}): {_server_message(body)}", status, _server_message(body))
 
     def _request(self, method: str, target: str, data: bytes | None, headers: dict,
-                 fields: dict | None = None, preload: bool = True):
+                 success_max_bytes: int = 0) -> tuple[int, bytes, bool]:
+        """Send one request within the deadline; return (status, body, whether some was left unread).
+
+        A 2xx answer's body is read up to success_max_bytes (0: not at all, a write's answer has nothing to say),
+        any other's up to ERROR_ANSWER_MAX_BYTES.
+        """
         try:
-            response = self._http.request(method, target, body=data, fields=fields, headers=headers,
-                                          preload_content=preload, redirect=False)
-        except _NETWORK_ERRORS as error:
-            raise _Retryable(f"{type(error).__name__}: {error}") from None
-        return response.status, response.data if preload else response
+            return self._http.request(method, target, data, headers, max_body_bytes=ERROR_ANSWER_MAX_BYTES,
+                                      max_success_body_bytes=success_max_bytes)
+        except RequestFailed as failure:
+            raise _Retryable(failure.message) from None
 
     def _send_v2(self, data: bytes) -> None:
-        from influxdb_client.rest import ApiException
-
-        api = self._v2_write_api()
-        try:
-            api.write(bucket=self.url.database, org=self.url.org or "-", record=data, write_precision="ns")
-        except ApiException as error:
-            body = error.body.encode() if isinstance(error.body, str) else (error.body or b"")
-            message = _server_message(body) or str(error.reason)
-            if error.status is None or is_retryable_status(error.status):
-                raise _Retryable(f"HTTP {error.status}: {message}") from None
-            raise StoreRejected(f"{self.display_url}: the store refused the write (HTTP {error.status}): "
-                                f"{message}", status=error.status, server_message=message) from None
-        except _NETWORK_ERRORS as error:
-            raise _Retryable(f"{type(error).__name__}: {error}") from None
-
-    def _v2_write_api(self):
-        with self._v2_lock:
-            if self._v2 is None:
-                from influxdb_client import InfluxDBClient
-                from influxdb_client.client.write_api import SYNCHRONOUS
-
-                client = InfluxDBClient(url=self.url.base_url, token=self._v2_credentials, org=self.url.org or "-",
-                                        timeout=int(self._timeout.read_timeout * 1000), enable_gzip=False,
-                                        retries=False)
-                # the body is already gzip-compressed when enabled; tell the server so
-                if self.gzip_enabled:
-                    client.api_client.default_headers["Content-Encoding"] = "gzip"
-                self._v2 = (client, client.write_api(write_options=SYNCHRONOUS))
-            return self._v2[1]
+        fields = {"org": self.url.org or "-", "bucket": self.url.database, "precision": "ns"}
+        headers = dict(self._v2_headers, **{"Content-Type": "text/plain; charset=utf-8", "Accept": "application/json"})
+        if self.gzip_enabled:
+            headers["Content-Encoding"] = "gzip"
+        status, body, _ = self._request("POST", f"{self.url.base_url}/api/v2/write?" + urlencode(fields), data,
+                                        headers)
+        self._check_write_status(status, body)
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -227,7 +225,8 @@ class InfluxStore(Store):
             if retry:
                 self._sleep(self.backoff.delay(retry - 1))
             try:
-                status, data = self._request("POST", f"{self.url.base_url}/query", body, headers)
+                status, data, cut = self._request("POST", f"{self.url.base_url}/query", body, headers,
+                                                  success_max_bytes=self.query_answer_max_bytes)
             except _Retryable as error:
                 last = str(error)
                 continue
@@ -237,6 +236,9 @@ class InfluxStore(Store):
             if status >= 300:
                 raise QueryError(f"{self.display_url}: the store refused the query (HTTP {status}): "
                                  f"{_server_message(data)}")
+            if cut:  # rows left unread: the same query would be as large again, so no retry
+                raise StoreUnavailable(f"{self.display_url}: query answer larger than {self.query_answer_max_bytes} "
+                                       f"bytes (query_answer_max_bytes); the rest was not read")
             return self._series(data, result, chunked)
         raise StoreUnavailable(f"{self.display_url}: query failed after {self.backoff.max_retries + 1} "
                                f"attempts: {last}")
@@ -309,9 +311,7 @@ class InfluxStore(Store):
     def close(self) -> None:
         """Stop the sender thread and close connections."""
         self._sender.shutdown(wait=True)
-        if self._v2 is not None:
-            self._v2[0].close()
-        self._http.clear()
+        self._http.close()
 
 
 class _Retryable(Exception):

@@ -1,4 +1,5 @@
-"""When and how long the store client waits before trying a request again."""
+"""When a request is sent again: the statuses worth another try and the backoff between tries (the store client,
+tsdb.influx, and the agent's shipper use it; how ONE request is bounded is tsdb.http)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 
 #: statuses worth another try: the server is overloaded or broken, not the request
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-
 
 def is_retryable_status(status: int) -> bool:
     """Return True for answers that a later identical request may turn into a success."""

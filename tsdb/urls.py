@@ -13,6 +13,7 @@ config file or the environment (VIRTWATCH_STORE_TOKEN, VIRTWATCH_STORE_PASSWORD)
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -22,6 +23,9 @@ DEFAULT_PORT = 8086
 _KINDS = {"influxdb": ("influxdb1", False), "influxdbs": ("influxdb1", True),
           "influxdb2": ("influxdb2", False), "influxdb2s": ("influxdb2", True)}
 _PARAMS = {"influxdb1": {"rp"}, "influxdb2": {"org"}}
+_SHOWN_PARAMS = frozenset().union(*_PARAMS.values())  # query values shown in messages; any other may be a secret
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -54,43 +58,98 @@ class StoreURL:
         return f"{scheme}://{user}{host}:{self.port}/{self.database}"
 
 
+def redact_store_url(url: str) -> str:
+    """Return url as it may be shown in a message: a password in it and every query value but rp and org redacted.
+
+    Works on text that urlsplit refuses too (an unclosed `[`, a bad port). Everything before the last `@` is
+    taken as user and password, so a password holding `/`, `?` or `#` is redacted whole too.
+    """
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    userinfo, at, rest = rest.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        userinfo = f"{user}:{REDACTED}@" if colon else f"{user}@"
+    rest, hash_sign, _fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    if question:
+        pairs = []
+        for pair in query.split("&"):
+            key, equals, _value = pair.partition("=")
+            pairs.append(pair if key in _SHOWN_PARAMS or not equals else f"{key}={REDACTED}")
+        query = "&".join(pairs)
+    return f"{scheme}{sep}{userinfo}{rest}{question}{query}" + (f"#{REDACTED}" if hash_sign else "")
+
+
+def store_url_problem(url: str) -> str | None:
+    """Return why the store would refuse this URL (never quoting it), or None when it parses."""
+    try:
+        _parse(url)
+    except _Refused as refused:
+        return str(refused)
+    return None
+
+
 def parse_store_url(url: str) -> StoreURL:
-    """Parse a store URL; raise StoreURLError naming the part that is wrong and why."""
+    """Parse a store URL; raise StoreURLError naming the part that is wrong and why (secrets redacted)."""
+    try:
+        return _parse(url)
+    except _Refused as refused:
+        shown = redact_store_url(url) if isinstance(url, str) else url
+        raise StoreURLError(f"store url {shown!r}: {refused}") from None
+
+
+class _Refused(ValueError):
+    """Why a store URL cannot be used, without the URL."""
+
+
+def _parse(url: str) -> StoreURL:
+    """Parse a store URL; raise _Refused with the reason."""
     if not isinstance(url, str) or "://" not in url:
-        raise StoreURLError(f"store url {url!r}: expected SCHEME://..., for example influxdb://HOST:8086/DATABASE "
-                            "or duckdb:///ABSOLUTE/PATH")
+        raise _Refused("expected SCHEME://..., for example influxdb://HOST:8086/DATABASE or duckdb:///ABSOLUTE/PATH")
+    if _CONTROL.search(url):
+        raise _Refused("contains a control character (a NUL, a tab or a line break, say)")
     scheme = url.split("://", 1)[0].lower()
     if scheme == "duckdb":
         path = unquote(url.split("://", 1)[1])
         if not path.startswith("/") or path.endswith("/"):
-            raise StoreURLError(f"store url {url!r}: duckdb needs an absolute file path, as in duckdb:///var/lib/"
-                                "virtwatch/store.duckdb")
+            raise _Refused("duckdb needs an absolute file path, as in duckdb:///var/lib/virtwatch/store.duckdb")
+        if _CONTROL.search(path):
+            raise _Refused("the path contains a control character")
         return StoreURL(kind="duckdb", path=os.path.normpath(path))
     if scheme not in _KINDS:
-        raise StoreURLError(f"store url {url!r}: unknown scheme {scheme!r}; expected one of influxdb, influxdbs, "
-                            "influxdb2, influxdb2s, duckdb")
+        raise _Refused(f"unknown scheme {scheme!r}; expected one of influxdb, influxdbs, influxdb2, influxdb2s, duckdb")
     kind, tls = _KINDS[scheme]
-    parts = urlsplit(url)
-    if parts.password is not None:
-        raise StoreURLError(f"store url {scheme}://{parts.username}:<redacted>@...: a password does not belong in "
-                            "the URL; set [store] password or VIRTWATCH_STORE_PASSWORD")
     try:
-        port = parts.port or DEFAULT_PORT
+        parts = urlsplit(url)
+        host, password = parts.hostname, parts.password
+    except ValueError as error:  # an unclosed [ or an IPv6 literal that is none
+        raise _Refused(f"the host is not a name or an address ({error})") from None
+    if password is not None:
+        raise _Refused("a password does not belong in the URL; set [store] password or VIRTWATCH_STORE_PASSWORD")
+    try:
+        port = parts.port
     except ValueError:
-        raise StoreURLError(f"store url {url!r}: the port is not a number from 1 to 65535") from None
-    if not parts.hostname:
-        raise StoreURLError(f"store url {url!r}: no host")
+        port = 0
+    if port == 0:
+        raise _Refused("the port is not a number from 1 to 65535")
+    if not host or not host.strip() or " " in host:
+        raise _Refused("no host" if not host or not host.strip() else f"the host {host!r} contains a blank")
+    if parts.fragment:
+        raise _Refused("a fragment (#...) has no meaning in a store URL")
     database = unquote(parts.path.lstrip("/"))
     if not database or "/" in database:
         noun = "database" if kind == "influxdb1" else "bucket"
-        raise StoreURLError(f"store url {url!r}: expected exactly one {noun} name after the host, as in "
-                            f"{scheme}://HOST:8086/NAME")
+        raise _Refused(f"expected exactly one {noun} name after the host, as in {scheme}://HOST:8086/NAME")
+    if _CONTROL.search(database):
+        raise _Refused("the database name contains a control character")
     params = parse_qs(parts.query, keep_blank_values=True)
     unknown = set(params) - _PARAMS[kind]
     if unknown:
-        raise StoreURLError(f"store url {url!r}: unknown parameter {sorted(unknown)[0]!r}; {scheme} accepts "
-                            f"{', '.join(sorted(_PARAMS[kind]))}")
+        raise _Refused(f"unknown parameter {sorted(unknown)[0]!r}; {scheme} accepts {', '.join(sorted(_PARAMS[kind]))}")
     one = {key: values[-1] for key, values in params.items()}
-    return StoreURL(kind=kind, tls=tls, host=parts.hostname, port=port, database=database,
+    return StoreURL(kind=kind, tls=tls, host=host, port=port or DEFAULT_PORT, database=database,
                     username=unquote(parts.username) if parts.username else None,
                     retention_policy=one.get("rp") or None, org=one.get("org") or None)

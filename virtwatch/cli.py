@@ -76,8 +76,9 @@ def run_agent(args: argparse.Namespace) -> int:
         config = load_config_or_defaults(args.config)
     except ConfigError as error:
         return print_problems(args.config, error)
-    if args.interval is not None and args.interval <= 0:
-        print(f"--interval {args.interval:g}: must be a positive number of seconds", file=sys.stderr)
+    reason = _override_problem(args)
+    if reason is not None:
+        print(reason, file=sys.stderr)
         return 2
     try:
         store = store_from_config(config.store, args.store)
@@ -139,6 +140,20 @@ def run_agent(args: argparse.Namespace) -> int:
         os._exit(0)
     gc.unfreeze()  # let extension objects be finalized normally at exit
     return 0
+
+
+def _override_problem(args: argparse.Namespace) -> str | None:
+    """Return the problem of the first agent flag that its config key would refuse, on one line, or None."""
+    from virtwatch.config import check_key
+
+    for flag, section, key, value in (("--interval", "agent", "interval_seconds", args.interval),
+                                      ("--host-name", "agent", "host_name", args.host_name),
+                                      ("--libvirt-uri", "agent", "libvirt_uri", args.libvirt_uri)):
+        reason = None if value is None else check_key(section, key, value)
+        if reason is not None:
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            return f"{flag} {shown}: {reason}"
+    return None
 
 
 #: how long `virtwatch agent` waits for its parts to close at exit before leaving anyway

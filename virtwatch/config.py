@@ -4,6 +4,10 @@ The file has four optional sections, `[store]`, `[agent]`, `[alerts]` (with `[[a
 `[dashboard]`; every key is optional except a receiver's `name` and `type`, so an empty file is a valid config.
 A key's name in the file is the field's name in its dataclass; `deploy/virtwatch.example.toml` shows them all.
 
+Every number has a range (an interval or deadline 0.1 s to a day, an alert window up to 30 days, counts and sizes
+bounded), no string holds a NUL, and the store URL is parsed by tsdb's own parser, so what a command would refuse
+at start, or die of, is a problem here. `check_key` applies a key's checks to a command-line flag overriding it.
+
 Secrets may come from the environment, which wins over the file (an empty variable counts as unset):
 `VIRTWATCH_STORE_TOKEN`, `VIRTWATCH_STORE_USERNAME`, `VIRTWATCH_STORE_PASSWORD`,
 `VIRTWATCH_DASHBOARD_BASIC_AUTH_PASSWORD`, and per receiver `VIRTWATCH_RECEIVER_<NAME>_URL`, `_SECRET`,
@@ -32,11 +36,17 @@ from urllib.parse import urlsplit
 import platformdirs
 
 REDACTED = "<redacted>"
-STORE_SCHEMES = ("influxdb", "influxdbs", "influxdb2", "influxdb2s", "duckdb")
 RECEIVER_TYPES = ("webhook", "alertmanager", "pagerduty", "slack")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"  # PagerDuty Events API v2
 SECRET_KEYS = frozenset({"token", "password", "secret", "routing_key", "basic_auth_password"})
 MIB = 1024 * 1024
+TIB = 1024 * 1024 * MIB
+DAY_SECONDS = 86400.0
+MIN_SECONDS = 0.1  # the shortest interval or deadline a key takes: shorter ones only spin the CPU
+WINDOW_MAX_SECONDS = 30 * DAY_SECONDS  # alert windows, holds and repeats
+COUNT_MAX = 1_000_000
+KEEPALIVE_COUNT_MAX = 1000  # a dead connection is closed after interval * (count + 1) s: within a C int
+BATCH_MAX_POINTS = 100_000  # InfluxDB's default max-body-size (25 MB) holds about that many of our points
 
 
 class ConfigError(Exception):
@@ -85,8 +95,14 @@ def _masked(key: str, value: Any, receiver_type: str | None = None) -> Any:
         return None
     if key in SECRET_KEYS:
         return _Redacted()
+    if key == "external_url" and isinstance(value, str):
+        return _mask_url(value, keep_path=True)
     if key == "url" and isinstance(value, str):
-        if receiver_type is None or receiver_type in ("alertmanager", "pagerduty"):
+        if receiver_type is None:  # [store] url: shown as tsdb shows it, user kept, password and query redacted
+            from tsdb.urls import redact_store_url
+
+            return redact_store_url(value)
+        if receiver_type in ("alertmanager", "pagerduty"):
             return _mask_url(value, keep_path=True)
         if receiver_type == "webhook":
             return _mask_url(value, keep_path=False)
@@ -151,18 +167,30 @@ def _listen(value: str) -> str | None:
     return None
 
 
-def _positive(value: float) -> str | None:
-    """Refuse 0 and below."""
-    return None if value > 0 else "must be greater than 0"
+def _number(value: float) -> str:
+    """Show a bound as a person writes it: 86400, 0.1, 1099511627776."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _within(low: float, high: float, unit: str = "") -> Callable[[Any], str | None]:
+    """Return a check refusing numbers outside [low, high] (an int of any size compares exactly)."""
+    reason = f"must be from {_number(low)} to {_number(high)}{unit}"
+
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else reason
+
+    return check
+
+
+#: an interval or a deadline: at least MIN_SECONDS, at most a day
+_seconds = _within(MIN_SECONDS, DAY_SECONDS, " seconds (at most a day)")
+#: an alert window, hold or repeat: at most 30 days
+_window_seconds = _within(MIN_SECONDS, WINDOW_MAX_SECONDS, " seconds (at most 30 days)")
+_count = _within(1, COUNT_MAX)
 
 
 def _share(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be a share of the fleet: more than 0, at most 1"
-
-
-def _not_negative(value: float) -> str | None:
-    """Refuse negative numbers."""
-    return None if value >= 0 else "must be 0 or more"
 
 
 def _not_empty(value: str) -> str | None:
@@ -171,9 +199,10 @@ def _not_empty(value: str) -> str | None:
 
 
 def _store_url(value: str) -> str | None:
-    """Refuse a store URL whose scheme no backend serves; tsdb parses the rest."""
-    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    return None if scheme in STORE_SCHEMES else f"scheme must be one of {', '.join(STORE_SCHEMES)}"
+    """Refuse a store URL the store would refuse at start: tsdb's own parser says why."""
+    from tsdb.urls import store_url_problem
+
+    return store_url_problem(value)
 
 
 def _http_url(value: str) -> str | None:
@@ -194,12 +223,50 @@ def _receiver_type(value: str) -> str | None:
 def _metadata_tags(value: dict) -> str | None:
     """Check [agent.metadata_tags]: tag name -> "NAMESPACE-URI PATH/TO/ELEMENT"."""
     for tag, spec in value.items():
+        if "\x00" in tag or (isinstance(spec, str) and "\x00" in spec):
+            return f"tag {tag!r}: must not contain a NUL character"
         if tag in ("host", "domain", "time") or not tag:
             return f"tag {tag!r}: host, domain and time are taken"
         if not isinstance(spec, str) or len(spec.split()) != 2 or "://" not in spec.split()[0]:
             return (f"tag {tag!r}: expected \"NAMESPACE-URI PATH\", e.g. "
                     "\"http://openstack.org/xmlns/libvirt/nova/1.1 owner/project\"")
     return None
+
+
+def _allowed_hosts(value: list) -> str | None:
+    """Check [dashboard] allowed_hosts: NAME or NAME:PORT ([V6]:PORT) each, as the dashboard reads them."""
+    from dashboard.origins import allowed_host_problem
+
+    for entry in value:
+        reason = (allowed_host_problem(entry) if isinstance(entry, str)
+                  else f"expected a string, got {_type_name(entry)}")
+        if reason:
+            return f"{_literal(entry)}: {reason}"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host can be reached from this machine only: a loopback address or localhost."""
+    import ipaddress
+
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # another name, whatever it resolves to today
+
+
+def public_listen_problem(listen: str, dashboard: DashboardConfig) -> str | None:
+    """Return why the dashboard must not listen on this HOST:PORT without basic auth, or None."""
+    host, _port = split_host_port(listen)
+    if is_loopback(host) or dashboard.allow_unauthenticated_public or (
+            dashboard.basic_auth_username and dashboard.basic_auth_password):
+        return None
+    return ("not a loopback address, and [dashboard] sets no basic auth: anyone who reaches it could read the "
+            "fleet and silence its pages; set basic_auth_username and basic_auth_password (or, to serve everyone "
+            "anyway, allow_unauthenticated_public = true)")
 
 
 def _key(default: Any = MISSING, *, kind: type, check: Callable[[Any], str | None] | None = None,
@@ -224,9 +291,9 @@ class StoreConfig:
     token: str | None = _key(None, kind=str, check=_not_empty)
     username: str | None = _key(None, kind=str, check=_not_empty)
     password: str | None = _key(None, kind=str, check=_not_empty)
-    batch_size: int = _key(5000, kind=int, check=_positive)
-    timeout_seconds: float = _key(10.0, kind=float, check=_positive)
-    max_retries: int = _key(5, kind=int, check=_not_negative)
+    batch_size: int = _key(5000, kind=int, check=_within(1, BATCH_MAX_POINTS))
+    timeout_seconds: float = _key(10.0, kind=float, check=_seconds)
+    max_retries: int = _key(5, kind=int, check=_within(0, 100))
     gzip: bool = _key(True, kind=bool)
     __repr__ = _redacted_repr
 
@@ -238,23 +305,25 @@ class AgentConfig:
     libvirt_uri: str = _key("qemu:///system", kind=str, check=_not_empty)
     libvirt_read_only: bool = _key(False, kind=bool)
     host_name: str = _key(kind=str, check=_not_empty, factory=socket.gethostname)
-    interval_seconds: float = _key(10.0, kind=float, check=_positive)
-    probe_timeout_seconds: float = _key(5.0, kind=float, check=_positive)
-    keepalive_interval_seconds: int = _key(5, kind=int, check=_positive)
-    keepalive_count: int = _key(5, kind=int, check=_not_negative)
+    interval_seconds: float = _key(10.0, kind=float, check=_seconds)
+    probe_timeout_seconds: float = _key(5.0, kind=float, check=_seconds)
+    keepalive_interval_seconds: int = _key(5, kind=int,
+                                           check=_within(1, int(DAY_SECONDS), " seconds (at most a day)"))
+    keepalive_count: int = _key(5, kind=int, check=_within(0, KEEPALIVE_COUNT_MAX))
     admin_uri: str | None = _key(None, kind=str, check=_not_empty)
     daemon_pidfile: Path = _key(kind=Path, factory=lambda: Path("/run/libvirtd.pid"))
     daemon_log_file: Path | None = _key(None, kind=Path)
     qemu_pid_dir: Path = _key(kind=Path, factory=lambda: Path("/run/libvirt/qemu"))
-    hang_end_probes: int = _key(2, kind=int, check=_positive)
+    hang_end_probes: int = _key(2, kind=int, check=_within(1, 1000))
     forensics_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "forensics")
-    forensics_after_hang_seconds: float = _key(10.0, kind=float, check=_positive)
-    forensics_min_gap_seconds: float = _key(300.0, kind=float, check=_not_negative)
-    forensics_step_deadline_seconds: float = _key(2.0, kind=float, check=_positive)
-    forensics_keep_files: int = _key(200, kind=int, check=_positive)
+    forensics_after_hang_seconds: float = _key(10.0, kind=float, check=_seconds)
+    forensics_min_gap_seconds: float = _key(300.0, kind=float,
+                                            check=_within(0, DAY_SECONDS, " seconds (at most a day)"))
+    forensics_step_deadline_seconds: float = _key(2.0, kind=float, check=_seconds)
+    forensics_keep_files: int = _key(200, kind=int, check=_count)
     forensics_gdb: bool = _key(False, kind=bool)
     spool_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "spool")
-    spool_max_bytes: int = _key(256 * MIB, kind=int, check=_positive)
+    spool_max_bytes: int = _key(256 * MIB, kind=int, check=_within(1, TIB, " bytes (at most 1 TiB)"))
     metrics_listen: str | None = _key(None, kind=str, check=_listen)
     metadata_tags: dict = _key(kind=dict, check=_metadata_tags, factory=dict)
     __repr__ = _redacted_repr
@@ -269,7 +338,7 @@ class ReceiverConfig:
     url: str = _key(kind=str, check=_http_url)
     secret: str | None = _key(None, kind=str, check=_not_empty)
     routing_key: str | None = _key(None, kind=str, check=_not_empty)
-    timeout_seconds: float = _key(10.0, kind=float, check=_positive)
+    timeout_seconds: float = _key(10.0, kind=float, check=_seconds)
     __repr__ = _redacted_repr
 
 
@@ -277,24 +346,24 @@ class ReceiverConfig:
 class AlertsConfig:
     """[alerts]: the alert engine."""
 
-    interval_seconds: float = _key(30.0, kind=float, check=_positive)
-    rules_interval_seconds: float = _key(5.0, kind=float, check=_positive)
+    interval_seconds: float = _key(30.0, kind=float, check=_seconds)
+    rules_interval_seconds: float = _key(5.0, kind=float, check=_seconds)
     state_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "alerts")
     slo_file: Path | None = _key(None, kind=Path)
     external_url: str | None = _key(None, kind=str, check=_http_url)
-    repeat_interval_seconds: float = _key(4 * 3600.0, kind=float, check=_positive)
-    alertmanager_resend_seconds: float = _key(60.0, kind=float, check=_positive)
-    daemon_down_after_seconds: float = _key(5.0, kind=float, check=_positive)
-    daemon_hung_after_seconds: float = _key(10.0, kind=float, check=_positive)
-    restarts_count: int = _key(3, kind=int, check=_positive)
-    restarts_window_seconds: float = _key(3600.0, kind=float, check=_positive)
-    segfault_window_seconds: float = _key(3600.0, kind=float, check=_positive)
-    domain_failures_count: int = _key(5, kind=int, check=_positive)
-    domain_failures_window_seconds: float = _key(600.0, kind=float, check=_positive)
-    agent_silent_after_seconds: float = _key(60.0, kind=float, check=_positive)
+    repeat_interval_seconds: float = _key(4 * 3600.0, kind=float, check=_window_seconds)
+    alertmanager_resend_seconds: float = _key(60.0, kind=float, check=_seconds)
+    daemon_down_after_seconds: float = _key(5.0, kind=float, check=_seconds)
+    daemon_hung_after_seconds: float = _key(10.0, kind=float, check=_seconds)
+    restarts_count: int = _key(3, kind=int, check=_count)
+    restarts_window_seconds: float = _key(3600.0, kind=float, check=_window_seconds)
+    segfault_window_seconds: float = _key(3600.0, kind=float, check=_window_seconds)
+    domain_failures_count: int = _key(5, kind=int, check=_count)
+    domain_failures_window_seconds: float = _key(600.0, kind=float, check=_window_seconds)
+    agent_silent_after_seconds: float = _key(60.0, kind=float, check=_seconds)
     storm_share: float = _key(0.1, kind=float, check=_share)
-    storm_min_hosts: int = _key(10, kind=int, check=_positive)
-    storm_hold_seconds: float = _key(900.0, kind=float, check=_positive)
+    storm_min_hosts: int = _key(10, kind=int, check=_count)
+    storm_hold_seconds: float = _key(900.0, kind=float, check=_window_seconds)
     receivers: tuple[ReceiverConfig, ...] = ()
     __repr__ = _redacted_repr
 
@@ -304,6 +373,8 @@ class DashboardConfig:
     """[dashboard]: the web app."""
 
     listen: str = _key("127.0.0.1:8050", kind=str, check=_listen)
+    allowed_hosts: tuple[str, ...] | None = _key(None, kind=list, check=_allowed_hosts)
+    allow_unauthenticated_public: bool = _key(False, kind=bool)
     basic_auth_username: str | None = _key(None, kind=str, check=_not_empty)
     basic_auth_password: str | None = _key(None, kind=str, check=_not_empty)
     __repr__ = _redacted_repr
@@ -328,7 +399,7 @@ SECTION_ENV = {
 }
 RECEIVER_KEYS_BY_TYPE = {"secret": ("webhook",), "routing_key": ("pagerduty",)}
 _EXPECTED = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", Path: "a path string",
-             dict: "a table"}
+             dict: "a table", list: "an array of strings"}
 _BAD = object()
 
 
@@ -387,6 +458,7 @@ def config_from_dict(table: Mapping[str, Any], environ: Mapping[str, str] = os.e
             values["receivers"] = _read_receivers(raw["receivers"], problems, environ, base_dir)
         sections[name] = values
     _check_basic_auth(sections["dashboard"], table.get("dashboard"), problems)
+    _check_public_listen(sections["dashboard"], problems)
     if problems:
         raise ConfigError(problems, source)
     return Config(**{name: SECTIONS[name](**values) for name, values in sections.items()})
@@ -425,23 +497,51 @@ def _read_table(cls: type, table: Mapping[str, Any], where: str, problems: list[
 def _check_value(spec: Field, value: Any, label: str, problems: list[str], base_dir: Path | None,
                  receiver_type: str | None) -> Any:
     """Return value converted to spec's type, or _BAD after appending the problem."""
+    try:
+        return _converted(spec, value, base_dir)
+    except _KeyProblem as problem:
+        problems.append(f"{label} = {_literal(_masked(spec.name, value, receiver_type))}: {problem}")
+        return _BAD
+
+
+class _KeyProblem(ValueError):
+    """Why a value cannot be a key's, without the key or the value."""
+
+
+def _converted(spec: Field, value: Any, base_dir: Path | None) -> Any:
+    """Return value converted to spec's type; raise _KeyProblem with the reason it cannot be."""
     kind, check = spec.metadata["kind"], spec.metadata["check"]
-    shown = _literal(_masked(spec.name, value, receiver_type))
     toml_kind = (int, float) if kind is float else str if kind is Path else kind
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, toml_kind):
-        problems.append(f"{label} = {shown}: expected {_EXPECTED[kind]}, got {_type_name(value)}")
-        return _BAD
-    if kind is float and not math.isfinite(value):
-        problems.append(f"{label} = {shown}: must be a finite number")
-        return _BAD
+        raise _KeyProblem(f"expected {_EXPECTED[kind]}, got {_type_name(value)}")
+    if kind is float:
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
+            raise _KeyProblem("must be a finite number")
+    if isinstance(value, str) and "\x00" in value:
+        raise _KeyProblem("must not contain a NUL character")
     reason = check(value) if check else (_not_empty(value) if kind is Path else None)
     if reason:
-        problems.append(f"{label} = {shown}: {reason}")
-        return _BAD
+        raise _KeyProblem(reason)
     if kind is Path:
         path = Path(value).expanduser()
         return base_dir / path if base_dir is not None and not path.is_absolute() else path
+    if kind is list:
+        return tuple(value)
     return float(value) if kind is float else value
+
+
+def check_key(section: str, key: str, value: Any) -> str | None:
+    """Return why value cannot be `[section] key` (what a command-line flag overriding it is told), or None."""
+    spec = {f.name: f for f in fields(SECTIONS[section])}[key]
+    try:
+        _converted(spec, value, None)
+    except _KeyProblem as problem:
+        return str(problem)
+    return None
 
 
 def _read_receivers(raw: Any, problems: list[str], environ: Mapping[str, str],
@@ -517,6 +617,15 @@ def _check_basic_auth(values: Mapping[str, Any], raw: Any, problems: list[str]) 
                         "(or set VIRTWATCH_DASHBOARD_BASIC_AUTH_PASSWORD)")
     if have_password and not have_user:
         problems.append("dashboard.basic_auth_username: missing required key when basic_auth_password is set")
+
+
+def _check_public_listen(values: Mapping[str, Any], problems: list[str]) -> None:
+    """Refuse a non-loopback dashboard.listen without basic auth, unless allow_unauthenticated_public says so."""
+    if "listen" not in values:
+        return  # the default (loopback) or a listen value already reported
+    reason = public_listen_problem(values["listen"], DashboardConfig(**values))
+    if reason:
+        problems.append(f"dashboard.listen = {_literal(values['listen'])}: {reason}")
 
 
 def load_config_or_defaults(path: str | os.PathLike | None, environ: Mapping[str, str] = os.environ) -> Config:

@@ -10,6 +10,8 @@ import sys
 THREADS_PER_WORKER = 8
 #: seconds a request may take before gunicorn restarts its worker
 REQUEST_TIMEOUT_SECONDS = 120
+#: most gunicorn workers: gunicorn suggests 2-4 per core, and each holds its own store connections
+MAX_WORKERS = 256
 
 
 def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +24,10 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT; return 2 for a bad config or an address that cannot be used."""
-    from dashboard.wsgi import DashboardConfigError, app_from_config, context_from_config
-    from virtwatch.config import ConfigError, load_config_or_defaults, print_problems, split_host_port
+    from dashboard.wsgi import (DashboardConfigError, allowed_hosts_from_config, app_from_config,
+                                context_from_config)
+    from virtwatch.config import (ConfigError, check_key, is_loopback, load_config_or_defaults, print_problems,
+                                  public_listen_problem, split_host_port)
     from virtwatch.wiring import setup_logging
 
     setup_logging()
@@ -32,13 +36,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except ConfigError as error:
         return print_problems(args.config, error)
     listen = args.listen or config.dashboard.listen
-    try:
-        host, port = split_host_port(listen)
-    except ValueError as error:
-        print(f"--listen {listen!r}: {error}", file=sys.stderr)
+    reason = check_key("dashboard", "listen", listen) if args.listen else None
+    if reason is None:
+        reason = public_listen_problem(listen, config.dashboard)
+    if reason is not None:
+        where = f"--listen {listen!r}" if args.listen else f"dashboard.listen = {listen!r}"
+        print(f"{where}: {reason}", file=sys.stderr)
         return 2
-    if args.workers < 1:
-        print(f"--workers {args.workers}: must be 1 or more", file=sys.stderr)
+    host, port = split_host_port(listen)
+    if not 1 <= args.workers <= MAX_WORKERS:
+        print(f"--workers {args.workers}: must be from 1 to {MAX_WORKERS}", file=sys.stderr)
         return 2
     embedded = config.store.url is None or config.store.url.lower().startswith("duckdb:")
     if embedded and args.workers > 1:
@@ -53,6 +60,12 @@ def run_dashboard(args: argparse.Namespace) -> int:
     display_url = context.store.display_url
     context.store.close()  # each worker opens its own (DuckDB's file lock allows one holder)
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    allowed = ", ".join(allowed_hosts_from_config(config, listen))
+    unauthenticated = not (config.dashboard.basic_auth_username and config.dashboard.basic_auth_password)
+    if unauthenticated and not is_loopback(host):  # allowed by allow_unauthenticated_public: say so every time
+        print(f"warning: dashboard.listen {listen!r}: serving WITHOUT authentication on a non-loopback address "
+              "(allow_unauthenticated_public = true): anyone who can reach it can read the fleet and silence its "
+              "pages", file=sys.stderr, flush=True)
 
     from gunicorn.app.base import BaseApplication
 
@@ -66,13 +79,14 @@ def run_dashboard(args: argparse.Namespace) -> int:
                 "timeout": REQUEST_TIMEOUT_SECONDS, "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
                 "loglevel": "warning", "proc_name": "virtwatch-dashboard",
                 "when_ready": lambda _server: print(f"virtwatch dashboard: serving http://{bind}/ (store "
-                                                    f"{display_url}, {args.workers} worker(s))", flush=True),
+                                                    f"{display_url}, {args.workers} worker(s); allowed hosts "
+                                                    f"{allowed})", flush=True),
             }.items():
                 self.cfg.set(key, value)
 
         def load(self):
             """Build the app in the worker: its own store connection."""
-            return app_from_config(config).server
+            return app_from_config(config, listen).server
 
     server = DashboardServer()
     try:

@@ -30,6 +30,7 @@ STATE_FILE = "demo.json"
 STORE_FILE = "demo.duckdb"
 LIVE_AHEAD_SECONDS = 86400  # each simulated segment runs this far ahead of now; the feeder writes it as time comes
 STATE_EVERY_SECONDS = 60.0
+MAX_HOSTS = 1000  # the most simulated hosts: a bigger fleet takes hours to backfill
 MIN_INCIDENT_DAYS = 2  # the simulator scripts its incidents only over spans this long
 DEMO_BASE_RATES = {"restart": 0.3, "hang_start": 0.1}  # per host per day: enough for the analysis to say something  # how often the feeder records how far it has written
 #: the demo's SLOs: deploy/slos.toml's, with freshness counted per minute (the simulated agents write each minute)
@@ -234,9 +235,9 @@ def run_demo(args: argparse.Namespace) -> int:
     import tomllib
 
     setup_logging()
-    for name, value, low in (("--port", args.port, 1), ("--hosts", args.hosts, 1)):
-        if value < low or (name == "--port" and value > 65535):
-            print(f"{name} {value}: out of range", file=sys.stderr)
+    for name, value, low, high in (("--port", args.port, 1, 65535), ("--hosts", args.hosts, 1, MAX_HOSTS)):
+        if not low <= value <= high:
+            print(f"{name} {value}: out of range, must be from {low} to {high}", file=sys.stderr)
             return 2
     if not 0 < args.days <= 60:
         print(f"--days {args.days:g}: must be more than 0 and at most 60", file=sys.stderr)

@@ -14,9 +14,13 @@ import socket
 import sys
 import threading
 
-from virtwatch.config import ConfigError, load_config_or_defaults
+from virtwatch.config import ConfigError, check_key, load_config_or_defaults
 
 DEFAULT_MAX_GUESTS = 16
+DAY_SECONDS = 86400.0  # the longest step and call deadline, as every interval and deadline of the config
+MAX_SOAK_SECONDS = 30 * DAY_SECONDS
+MAX_CALLS = 10**12
+MAX_GUESTS = 4096  # as many as the most clients a step may have
 
 
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,25 +66,38 @@ def build_plan(args: argparse.Namespace, agent_config):
     from collector.soak.plan import SoakPlan, parse_mix, parse_positive, parse_steps
 
     uri = agent_config.libvirt_uri if args.libvirt_uri is None else args.libvirt_uri
-    if not uri.strip():
-        raise BadArgument(f"--libvirt-uri {uri!r}: must not be empty")
-    if args.host_name is not None and not args.host_name.strip():
-        raise BadArgument(f"--host-name {args.host_name!r}: must not be empty")
+    for flag, key, value in (("--libvirt-uri", "libvirt_uri", uri), ("--host-name", "host_name", args.host_name)):
+        reason = None if value is None else check_key("agent", key, value)
+        if reason is not None:
+            raise BadArgument(f"{flag} {value!r}: {reason}")
     timeout = (agent_config.probe_timeout_seconds if args.call_timeout is None
-               else _checked("--call-timeout", args.call_timeout, parse_positive))
+               else _checked("--call-timeout", args.call_timeout, _bounded(parse_positive, DAY_SECONDS)))
     return SoakPlan(
         uri=uri,
         steps=_checked("--steps", args.steps, parse_steps),
-        step_seconds=_checked("--step-seconds", args.step_seconds, parse_positive),
-        duration_seconds=None if args.duration is None else _checked("--duration", args.duration, parse_positive),
+        step_seconds=_checked("--step-seconds", args.step_seconds, _bounded(parse_positive, DAY_SECONDS)),
+        duration_seconds=None if args.duration is None else _checked(
+            "--duration", args.duration, _bounded(parse_positive, MAX_SOAK_SECONDS)),
         max_calls=None if args.max_calls is None else _checked(
-            "--max-calls", args.max_calls, lambda text: parse_positive(text, int)),
+            "--max-calls", args.max_calls, _bounded(lambda text: parse_positive(text, int), MAX_CALLS)),
         mix=_checked("--mix", args.mix, parse_mix),
         call_timeout_seconds=timeout,
         keepalive_interval_seconds=agent_config.keepalive_interval_seconds,
         keepalive_count=agent_config.keepalive_count,
-        max_guests=_checked("--max-guests", args.max_guests, lambda text: parse_positive(text, int)),
+        max_guests=_checked("--max-guests", args.max_guests,
+                            _bounded(lambda text: parse_positive(text, int), MAX_GUESTS)),
     )
+
+
+def _bounded(parse, most: float):
+    """Return parse, refusing (ValueError) a result above `most`."""
+    def parse_bounded(text: str):
+        value = parse(text)
+        if value > most:
+            raise ValueError(f"must be at most {int(most) if float(most).is_integer() else most}")
+        return value
+
+    return parse_bounded
 
 
 def run_soak(args: argparse.Namespace) -> int:

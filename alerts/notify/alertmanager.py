@@ -37,6 +37,7 @@ class AlertmanagerNotifier:
     def __init__(self, config: ReceiverConfig) -> None:
         self.name = config.name
         self._endpoint = config.url.rstrip("/") + ALERTS_PATH
+        self.timeout_seconds = config.timeout_seconds  # the deadline of one attempt
         self._transport = Transport(f"alertmanager receiver {config.name!r}", config.timeout_seconds,
                                     secret_url=config.url)
 

@@ -5,6 +5,9 @@ into place and the directory fsynced, so a file either holds a whole notificatio
 sequence number (one more than the highest on disk) orders `pending()` oldest first, whatever the clock does.
 A file that cannot be read back (edited by hand, a full disk) is renamed `*.corrupt`, logged and skipped.
 One engine process owns a directory.
+
+While a receiver's notifications are being delivered, the receiver is claimed (`claim`, `release`: in memory, this
+process only), so that a second drain never sends them to that receiver at the same time.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Outbox:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._claimed: set[str] = set()
         self._next = max((int(_ID.match(p.stem)[1]) for p in self._files()), default=0) + 1
 
     def __repr__(self) -> str:
@@ -66,6 +70,19 @@ class Outbox:
                           path, type(err).__name__, err, corrupt.name)
                 os.replace(path, corrupt)
         return found
+
+    def claim(self, receiver: str) -> bool:
+        """Mark a receiver's notifications as out for delivery; return False if they already are."""
+        with self._lock:
+            if receiver in self._claimed:
+                return False
+            self._claimed.add(receiver)
+            return True
+
+    def release(self, receiver: str) -> None:
+        """End a receiver's claim: its delivery is over, whatever came of it."""
+        with self._lock:
+            self._claimed.discard(receiver)
 
     def done(self, outbox_id: str) -> None:
         """Forget a notification (delivered, or failed for good); forgetting it twice is fine."""

@@ -112,6 +112,7 @@ class PagerDutyNotifier:
         self._url = config.url
         self._routing_key = config.routing_key
         self._external_url = external_url
+        self.timeout_seconds = config.timeout_seconds  # the deadline of one attempt
         self._transport = Transport(f"pagerduty receiver {config.name!r}", config.timeout_seconds,
                                     secrets=(config.routing_key,))
 

@@ -114,6 +114,7 @@ class SlackNotifier:
     def __init__(self, config: ReceiverConfig) -> None:
         self.name = config.name
         self._url = config.url
+        self.timeout_seconds = config.timeout_seconds  # the deadline of one attempt
         self._transport = Transport(f"slack receiver {config.name!r}", config.timeout_seconds,
                                     secret_url=config.url)
 

@@ -70,6 +70,7 @@ class WebhookNotifier:
         self._url = config.url
         self._secret = config.secret
         self._external_url = external_url
+        self.timeout_seconds = config.timeout_seconds  # the deadline of one attempt
         self._transport = Transport(f"webhook receiver {config.name!r}", config.timeout_seconds,
                                     secrets=(config.secret,), secret_url=config.url)
 

@@ -19,9 +19,9 @@ DEFAULT_DURATION = "2h"
 
 def layout(**_params):
     """Return the alerts page."""
-    import flask
+    from dashboard.auth import current_user
 
-    auth = flask.request.authorization if flask.has_request_context() else None
+    user = current_user()
     form = html.Div([
         html.Div([
             html.Label("Matchers, one per line (NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX)",
@@ -34,7 +34,7 @@ def layout(**_params):
             dcc.Dropdown(id="alerts-duration", value=DEFAULT_DURATION, clearable=False, searchable=False,
                          options=[{"label": k, "value": k} for k in DURATIONS]),
             html.Label("Created by", htmlFor="alerts-created-by", className="control-label"),
-            dcc.Input(id="alerts-created-by", value=(auth.username if auth else "") or "", type="text",
+            dcc.Input(id="alerts-created-by", value=user or "", type="text", disabled=user is not None,
                       className="text-filter", style={"width": "220px"}),
             html.Label("Comment (why)", htmlFor="alerts-comment", className="control-label"),
             dcc.Input(id="alerts-comment", type="text", className="text-filter", placeholder="maintenance of …"),
@@ -131,8 +131,12 @@ def history(range_data, _tick):
           State("alerts-comment", "value"))
 @views.guarded("the silences", outputs=2)
 def silences(_create, _expire, _tick, matchers_text, duration, created_by, comment):
-    """Create or expire a silence when asked, then list the silences (expired ones for the record)."""
+    """Create or expire a silence when asked, then list the silences (expired ones for the record).
+
+    A silence is created by the user the request authenticated as, when there is one, whatever the form says.
+    """
     from alerts.silences import Matcher, SilenceError
+    from dashboard.auth import current_user
 
     store = _silences()
     if store is None:
@@ -147,7 +151,7 @@ def silences(_create, _expire, _tick, matchers_text, duration, created_by, comme
             if seconds is None:
                 raise SilenceError(f"duration {duration!r}: expected one of {', '.join(DURATIONS)}")
             ends_at = store.clock() + dt.timedelta(seconds=seconds)
-            made = store.add(matchers, ends_at, created_by=(created_by or "").strip(),
+            made = store.add(matchers, ends_at, created_by=current_user() or (created_by or "").strip(),
                              comment=(comment or "").strip())
             message = html.P(f"✔ Silence {made.id} created until {made.ends_at:%Y-%m-%d %H:%M} UTC.",
                              className="flash flash-ok")

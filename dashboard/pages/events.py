@@ -99,11 +99,12 @@ def events_table(range_data, _tick, kinds, hosts, severities, domain):
           State("events-kind", "value"), State("events-host", "value"), State("events-severity", "value"),
           State("events-domain", "value"), prevent_initial_call=True)
 def export_csv(_clicks, range_data, kinds, hosts, severities, domain):
-    """Send every event matching the filters as a CSV file (time in UTC, ISO 8601)."""
+    """Send every event matching the filters as a CSV file (time in UTC, ISO 8601; formulas defused)."""
     try:
         context, rng = views.page_range(range_data)
         frame = data.events(context.store, rng, **_filters(kinds, hosts, severities, domain))
     except ParamError:
         return dash.no_update
-    frame = frame.assign(time=frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    return dcc.send_data_frame(frame.to_csv, "virtwatch-events.csv", index=False)
+    frame = data.defused(frame.assign(time=frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
+    # CRLF ends records (RFC 4180), so a field holding a lone CR or LF is quoted as one field
+    return dcc.send_data_frame(frame.to_csv, "virtwatch-events.csv", index=False, lineterminator="\r\n")

@@ -422,3 +422,111 @@ def test_two_processes_adding_at_once_lose_nothing(tmp_path):
     assert len({silence.id for silence in silences}) == 2 * count
     assert {silence.matchers[0].value for silence in silences} == {
         f"{tag}-{index}" for tag in ("first", "second") for index in range(count)}
+
+
+# --- regexes: linear time, whatever the pattern ---------------------------------------------------------------
+
+#: 2**60 ways to match (a|a)* against it: a backtracking engine would not finish before the sun goes out
+LONG_A = "a" * 60
+
+
+@pytest.mark.parametrize("pattern, value, expected", [
+    ("(a|a)*b", LONG_A, False),
+    ("(a|a)*b", LONG_A + "b", True),
+    ("(a|a)*", LONG_A, True),
+    ("(a*)*b", LONG_A, False),
+    ("(a|aa)+$b", LONG_A, False),
+    ("(.*a){30}b", LONG_A, False),
+    (".*.*.*.*.*.*.*.*b", "a" * 4096, False),
+    ("(x+x+)+y", "x" * 4000, False),
+], ids=["alternatives that overlap, no match", "alternatives that overlap, a match",
+        "alternatives that overlap, all the value", "a nested star", "an anchor between repeats",
+        "a counted repeat of a star", "eight stars in a row", "the classic (x+x+)+y"])
+def test_a_pathological_regex_takes_linear_time(pattern, value, expected):
+    assert Matcher("host", "=~", pattern).matches({"host": value}) is expected
+    assert Matcher("host", "!~", pattern).matches({"host": value}) is (not expected)
+
+
+def test_a_pathological_silence_is_decided_in_the_engines_round(duckdb_store, tmp_path, clock):
+    from alerts.engine import Engine
+    from alerts.event_rules import DaemonDownRule
+    from tsdb import Point
+
+    clock.now = datetime.now(timezone.utc).replace(microsecond=0)
+    engine = Engine(duckdb_store, [], [DaemonDownRule(after_seconds=5)], {}, tmp_path / "state", clock=clock)
+    hosts = [LONG_A, LONG_A + "b"]
+    duckdb_store.write([Point("event", {"host": host, "kind": "daemon_down", "severity": "critical"},
+                              {"message": "down", "count": 1}, int((clock.now.timestamp() - 60) * 10**9))
+                        for host in hosts])
+    engine.silences.add([Matcher("host", "=~", "(a|a)*b")], clock.now + timedelta(hours=1), created_by="ops",
+                        comment="pathological")
+    report = engine.run_round()
+    assert report.error is None
+    firing = {alert.labels["host"]: alert for alert in engine.tracker.firing()}
+    assert set(firing) == set(hosts)
+    assert engine.silences.silencing(firing[LONG_A].labels) is None
+    assert engine.silences.silencing(firing[LONG_A + "b"].labels) is not None
+
+
+@given(pattern=st.recursive(
+    st.sampled_from(["a", "b", "A", "_", "\\n", " ", "1", "é", ".", "[ab]", "[^a]", "[a-z]", "\\d", "\\w", "\\s",
+                     "\\W", "\\b", "\\B", "^", "$", "\\A", "\\Z", "(?:)"]),
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map("".join), st.tuples(inner, inner).map("|".join),
+        inner.map(lambda p: f"({p})"),
+        st.tuples(inner, st.sampled_from(["*", "+", "?", "{2}", "{0,2}", "{1,3}", "*?", "+?", "??"])).map(
+            lambda t: f"(?:{t[0]}){t[1]}"),
+        st.tuples(st.sampled_from("imsa"), inner).map(lambda t: f"(?{t[0]}:{t[1]})")),
+    max_leaves=8),
+    values=st.lists(st.text(alphabet="aAb_ \n1é", max_size=6), min_size=1, max_size=6))
+def test_a_regex_matches_exactly_what_pythons_re_matches(pattern, values):
+    try:
+        expected = re.compile(f"(?:{pattern})")
+    except re.error:
+        return
+    matcher = Matcher("label", "=~", pattern)
+    for value in values:
+        assert matcher.matches({"label": value}) is (expected.fullmatch(value) is not None), (pattern, value)
+
+
+@pytest.mark.parametrize("pattern, what", [
+    (r"(a)\1", "a backreference"),
+    (r"(?P<x>a)(?P=x)", "a backreference"),
+    ("(?=a)a", "a lookaround"),
+    ("(?<!b)a", "a lookaround"),
+    ("(a)?(?(1)a|b)", "a conditional group"),
+    ("(?>a+)", "an atomic group"),
+    ("a++", "a possessive repeat"),
+    ("a{1001}", "a repeat of more than 1000"),
+    ("(a{100}){100}", "too large: more than 4096 states"),
+])
+def test_a_regex_only_backtracking_could_match_is_refused_at_creation(silences, pattern, what):
+    with pytest.raises(SilenceError) as caught:
+        Matcher.parse(f"host=~{pattern}")
+    assert f"regular expression not supported: {what}" in str(caught.value)
+    assert not silences.path.exists()
+
+
+def test_a_value_too_long_satisfies_no_regex_matcher():
+    from alerts.silences import REGEX_MAX_VALUE_CHARS
+
+    long_value = "a" * (REGEX_MAX_VALUE_CHARS + 1)
+    assert not Matcher("host", "=~", "a*").matches({"host": long_value})
+    assert not Matcher("host", "!~", "b*").matches({"host": long_value})  # so it is never muted by a regex
+    assert Matcher("host", "=", long_value).matches({"host": long_value})
+
+
+def test_a_refused_regex_in_an_older_file_is_kept_and_mutes_nothing(silences, clock):
+    good = add(silences)
+    data = json.loads(silences.path.read_text())
+    old = {**good.to_dict(), "id": "old", "matchers": [{"name": "host", "op": "=~", "value": r"(a)\1"}]}
+    data["silences"].append(old)
+    silences.path.write_text(json.dumps(data))
+    assert {s.id for s in silences.list()} == {good.id, "old"}
+    assert silences.silencing({"host": "aa"}) is None
+    assert silences.silencing({"host": "web 1"}) == good
+
+
+def test_a_silence_may_end_in_the_year_9999(silences):
+    forever = add(silences, ends_at=datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc))
+    assert silences.list() == [forever] and silences.silencing({"host": "web 1"}) == forever

@@ -41,6 +41,7 @@ def test_every_route_refuses_a_request_without_credentials(app, path):
     response = app.server.test_client().get(path)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Basic realm="virtwatch", charset="UTF-8"'
+    assert response.headers["X-Frame-Options"] == "DENY"  # a login prompt cannot be framed either
 
 
 def test_the_right_credentials_open_every_route(app):

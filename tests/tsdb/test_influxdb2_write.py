@@ -1,4 +1,5 @@
-"""The influxdb2:// write path (influxdb-client's WriteApi to /api/v2/write), proven against VictoriaMetrics."""
+"""The influxdb2:// write path (POST /api/v2/write, as influxdb-client's WriteApi sends it), proven against
+VictoriaMetrics."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tsdb.urls import parse_store_url
 pytestmark = pytest.mark.victoriametrics
 
 
-def test_points_written_through_influxdb_client_arrive_with_their_tags_and_values(victoriametrics_server):
+def test_points_written_through_the_v2_write_api_arrive_with_their_tags_and_values(victoriametrics_server):
     now_ms = int(time.time()) * 1000
     store = open_store(f"influxdb2://127.0.0.1:{victoriametrics_server.port}/virtwatch?org=ops", token="t0ken")
     points = [Point("libvirtd", {"host": "hv 1,a=b"}, {"probe_latency_ms": 1.5 + i, "up": 1},

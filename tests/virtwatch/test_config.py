@@ -10,7 +10,7 @@ import pytest
 
 from virtwatch.config import (
     PAGERDUTY_EVENTS_URL, SECTIONS, AgentConfig, AlertsConfig, Config, ConfigError, DashboardConfig,
-    ReceiverConfig, StoreConfig, load_config, receiver_env_var, split_host_port,
+    ReceiverConfig, StoreConfig, check_key, is_loopback, load_config, receiver_env_var, split_host_port,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "virtwatch.example.toml"
@@ -142,15 +142,17 @@ BAD_VALUES = {
     "a table is not a path and its contents are not shown":
         ("[agent]\nspool_dir = {a = 1}\n", "agent.spool_dir = {...}: expected a path string, got a table"),
     "a zero interval is refused":
-        ("[alerts]\ninterval_seconds = 0\n", "alerts.interval_seconds = 0: must be greater than 0"),
+        ("[alerts]\ninterval_seconds = 0\n",
+         "alerts.interval_seconds = 0: must be from 0.1 to 86400 seconds (at most a day)"),
     "a negative timeout is refused":
-        ("[store]\ntimeout_seconds = -1.5\n", "store.timeout_seconds = -1.5: must be greater than 0"),
+        ("[store]\ntimeout_seconds = -1.5\n",
+         "store.timeout_seconds = -1.5: must be from 0.1 to 86400 seconds (at most a day)"),
     "a non-finite timeout is refused":
         ("[agent]\nprobe_timeout_seconds = inf\n", "agent.probe_timeout_seconds = inf: must be a finite number"),
     "a zero batch size is refused":
-        ("[store]\nbatch_size = 0\n", "store.batch_size = 0: must be greater than 0"),
+        ("[store]\nbatch_size = 0\n", "store.batch_size = 0: must be from 1 to 100000"),
     "negative retries are refused":
-        ("[store]\nmax_retries = -1\n", "store.max_retries = -1: must be 0 or more"),
+        ("[store]\nmax_retries = -1\n", "store.max_retries = -1: must be from 0 to 100"),
     "an empty host name is refused":
         ('[agent]\nhost_name = ""\n', 'agent.host_name = "": must not be empty'),
     "a listen address without a port is refused":
@@ -160,12 +162,12 @@ BAD_VALUES = {
          'agent.metrics_listen = "127.0.0.1:70000": expected HOST:PORT with PORT from 0 to 65535'),
     "a store url with another scheme is refused":
         ('[store]\nurl = "http://influx.example.internal:8086"\n',
-         'store.url = "http://influx.example.internal:8086": scheme must be one of influxdb, influxdbs, '
-         'influxdb2, influxdb2s, duckdb'),
+         "store.url = \"http://influx.example.internal:8086\": unknown scheme 'http'; expected one of influxdb, "
+         "influxdbs, influxdb2, influxdb2s, duckdb"),
     "a store url without a scheme is refused":
         ('[store]\nurl = "influx.example.internal:8086"\n',
-         'store.url = "influx.example.internal:8086": scheme must be one of influxdb, influxdbs, '
-         'influxdb2, influxdb2s, duckdb'),
+         'store.url = "influx.example.internal:8086": expected SCHEME://..., for example '
+         'influxdb://HOST:8086/DATABASE or duckdb:///ABSOLUTE/PATH'),
     "an unknown receiver type is refused":
         ('[[alerts.receivers]]\nname = "a"\ntype = "webhook"\nurl = "https://hooks.example.com/a"\n'
          '[[alerts.receivers]]\nname = "b"\ntype = "email"\n',
@@ -206,6 +208,40 @@ BAD_VALUES = {
     "receivers that are not an array of tables are refused":
         ("[alerts.receivers]\nname = 1\n",
          "alerts.receivers = {...}: expected an array of tables ([[alerts.receivers]]), got a table"),
+    "a NUL in a path is refused":
+        ('[agent]\nspool_dir = "/var/lib/\\u0000spool"\n',
+         'agent.spool_dir = "/var/lib/\\u0000spool": must not contain a NUL character'),
+    "a NUL in a metadata tag is refused":
+        ('[agent.metadata_tags]\nname = "http://openstack.org/xmlns/libvirt/nova/1.1 na\\u0000me"\n',
+         "agent.metadata_tags = {...}: tag 'name': must not contain a NUL character"),
+    "an interval below a tenth of a second is refused":
+        ("[agent]\ninterval_seconds = 1e-300\n",
+         "agent.interval_seconds = 1e-300: must be from 0.1 to 86400 seconds (at most a day)"),
+    "a window beyond 30 days is refused":
+        ("[alerts]\nrestarts_window_seconds = 2592001\n",
+         "alerts.restarts_window_seconds = 2592001: must be from 0.1 to 2592000 seconds (at most 30 days)"),
+    "an integer too large for a float is refused where a number belongs":
+        (f"[store]\ntimeout_seconds = {10**400}\n", f"store.timeout_seconds = {10**400}: must be a finite number"),
+    "a keepalive count beyond its bound is refused":
+        ("[agent]\nkeepalive_count = 1001\n", "agent.keepalive_count = 1001: must be from 0 to 1000"),
+    "a store url with port 0 is refused":
+        ('[store]\nurl = "influxdb://h:0/db"\n',
+         'store.url = "influxdb://h:0/db": the port is not a number from 1 to 65535'),
+    "allowed hosts that are not an array are refused":
+        ('[dashboard]\nallowed_hosts = "localhost"\n',
+         'dashboard.allowed_hosts = "localhost": expected an array of strings, got a string'),
+    "an allowed host with a scheme is refused naming it":
+        ('[dashboard]\nallowed_hosts = ["localhost", "https://virtwatch.example.com"]\n',
+         'dashboard.allowed_hosts = [...]: "https://virtwatch.example.com": expected NAME, NAME:PORT or '
+         '[IPv6]:PORT (no scheme, no path), e.g. "virtwatch.example.com" or "10.0.0.5:8050"'),
+    "an allowed host that is not a string is refused":
+        ('[dashboard]\nallowed_hosts = [8050]\n',
+         "dashboard.allowed_hosts = [...]: 8050: expected a string, got an integer"),
+    "a public listen address without basic auth is refused":
+        ('[dashboard]\nlisten = "0.0.0.0:8050"\n',
+         'dashboard.listen = "0.0.0.0:8050": not a loopback address, and [dashboard] sets no basic auth: anyone '
+         "who reaches it could read the fleet and silence its pages; set basic_auth_username and "
+         "basic_auth_password (or, to serve everyone anyway, allow_unauthenticated_public = true)"),
     "a basic-auth user without a password is refused":
         ('[dashboard]\nbasic_auth_username = "operator"\n',
          "dashboard.basic_auth_password: missing required key when basic_auth_username is set "
@@ -216,6 +252,55 @@ BAD_VALUES = {
 @pytest.mark.parametrize("text, problem", BAD_VALUES.values(), ids=BAD_VALUES.keys())
 def test_each_kind_of_problem_is_reported_with_key_value_and_reason(tmp_path, text, problem):
     assert problem in problems_of(tmp_path, text)
+
+
+NUMBER_KEYS = [(section, f.name, f.metadata["kind"]) for section, cls in SECTIONS.items()
+               for f in dataclasses.fields(cls) if f.metadata.get("kind") in (int, float)] + [
+    ("receiver", f.name, f.metadata["kind"]) for f in dataclasses.fields(ReceiverConfig)
+    if f.metadata.get("kind") in (int, float)]
+
+
+@pytest.mark.parametrize("section, key, kind", NUMBER_KEYS, ids=[f"{s}.{k}" for s, k, _ in NUMBER_KEYS])
+def test_every_number_has_a_sane_range(section, key, kind):
+    cls = ReceiverConfig if section == "receiver" else SECTIONS[section]
+    check = {f.name: f for f in dataclasses.fields(cls)}[key].metadata["check"]
+    assert check is not None
+    for absurd in (10**26, -(10**26), *((1e308, -1e308) if kind is float else ())):
+        assert check(absurd), f"{section}.{key} = {absurd} passed"
+    assert check(getattr(cls, key)) is None if section != "receiver" else check(10.0) is None  # its default
+
+
+def test_values_at_the_bounds_are_accepted(tmp_path):
+    config = load_config(write(tmp_path, "[store]\ntimeout_seconds = 86400\nmax_retries = 0\n"
+                                         "[agent]\ninterval_seconds = 0.1\nspool_max_bytes = 1099511627776\n"
+                                         "keepalive_interval_seconds = 86400\nkeepalive_count = 1000\n"
+                                         "forensics_min_gap_seconds = 0\n"
+                                         "[alerts]\nrepeat_interval_seconds = 2592000\nstorm_share = 1\n"), {})
+    assert (config.agent.interval_seconds, config.agent.spool_max_bytes) == (0.1, 1024**4)
+    assert config.alerts.repeat_interval_seconds == 30 * 86400.0
+
+
+def test_a_flag_is_checked_as_its_key_would_be():
+    assert check_key("agent", "interval_seconds", 0.05) == "must be from 0.1 to 86400 seconds (at most a day)"
+    assert check_key("agent", "interval_seconds", float("nan")) == "must be a finite number"
+    assert check_key("agent", "host_name", "") == "must not be empty"
+    assert "the host is not a name or an address" in check_key("store", "url", "influxdb://u:pw@[::1/db")
+    assert check_key("agent", "interval_seconds", 10.0) is None
+
+
+def test_the_dashboard_keys_default_to_loopback_and_no_public_serving(tmp_path):
+    config = load_config(write(tmp_path, ""), {})
+    assert config.dashboard.allowed_hosts is None and config.dashboard.allow_unauthenticated_public is False
+    config = load_config(write(tmp_path, '[dashboard]\nlisten = "0.0.0.0:8050"\nallow_unauthenticated_public = true\n'
+                                         'allowed_hosts = ["virtwatch.example.com", "[::1]:8050"]\n'), {})
+    assert config.dashboard.allowed_hosts == ("virtwatch.example.com", "[::1]:8050")
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
+                                             ("localhost", True), ("LOCALHOST.", True), ("0.0.0.0", False),
+                                             ("::", False), ("10.0.0.5", False), ("kvm-node-17", False)])
+def test_only_loopback_addresses_and_localhost_count_as_loopback(host, loopback):
+    assert is_loopback(host) is loopback
 
 
 def test_several_problems_are_all_reported_at_once(tmp_path):
@@ -375,7 +460,7 @@ basic_auth_password = ""
 ''', {"VIRTWATCH_RECEIVER_CHAT_URL": "not-a-url/s3cr3t-slack"})
     text = "\n".join(problems)
     assert_no_secret_in(text)
-    assert "store.url = \"http://admin:<redacted>@influx.example.internal:8086/db?<redacted>\"" in text
+    assert "store.url = \"http://admin:<redacted>@influx.example.internal:8086/db?token=<redacted>\"" in text
     assert "store.token = <redacted>: expected a string, got an array" in text
     assert "store.password = <redacted>: expected a string, got an integer" in text
     assert 'alerts.receivers[0].url = "ftp://hooks.example.com/<redacted>?<redacted>"' in text
@@ -389,7 +474,7 @@ basic_auth_password = ""
 def test_secrets_never_appear_in_reprs(tmp_path):
     path = write(tmp_path, '''
 [store]
-url = "influxdb://virtwatch:s3cr3t-userinfo@influx.example.internal:8086/virtwatch"
+url = "influxdb://virtwatch@influx.example.internal:8086/virtwatch?rp=month"
 token = "s3cr3t-token"
 password = "s3cr3t-pw"
 [[alerts.receivers]]
@@ -414,7 +499,9 @@ basic_auth_password = "s3cr3t-dash"
     assert_no_secret_in(text)
     assert_no_secret_in(str(config))
     assert "token=<redacted>" in text and "basic_auth_username='operator'" in text
-    assert "url='influxdb://virtwatch:<redacted>@influx.example.internal:8086/virtwatch'" in text
+    assert "url='influxdb://virtwatch@influx.example.internal:8086/virtwatch?rp=month'" in text
+    with_password = StoreConfig(url="influxdb://virtwatch:s3cr3t-userinfo@influx.example.internal:8086/virtwatch")
+    assert "url='influxdb://virtwatch:<redacted>@influx.example.internal:8086/virtwatch'" in repr(with_password)
     assert "url='https://hooks.example.com/<redacted>?<redacted>'" in text
     assert config.alerts.receivers[2].url in text  # the public PagerDuty endpoint stays readable
     assert config.store.token == "s3cr3t-token"  # redaction is only in the repr
