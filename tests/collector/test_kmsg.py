@@ -199,6 +199,10 @@ def test_the_thread_group_and_running_state_are_read_from_the_real_proc():
     worker.start()
     worker.join()
     assert seen["tid"] != os.getpid() and seen["group"] == os.getpid()
+    for _ in range(1000):  # join() returns when Python is done with the thread; the kernel takes a moment more
+        if thread_group(seen["tid"]) != os.getpid():
+            break
+        time.sleep(0.01)
     assert thread_group(seen["tid"]) != os.getpid()  # it ended: gone from /proc, or its id already reused
     assert process_running(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "pass"])
