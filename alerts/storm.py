@@ -1,12 +1,14 @@
 """A storm is a symptom, not a thousand pages: many hosts that start burning an SLO in the same round.
 
-When more than `share` of the fleet's hosts (and at least `min_hosts`) START burning one SLO's budget in the
-same round (their page tier active, no alert of theirs pending or firing yet), the cause is fleet-wide: a store
-hiccup, a network partition, a bad rollout. The gate then holds those hosts: their per-host page and ticket
-observations are made inactive, and the SLO's fleet-scope page is active instead, naming how many hosts and a
-sample of them (Alertmanager's grouping, done before the notification rather than after). A held host that
-stops burning leaves quietly; one that still burns `hold_seconds` after the storm began is released and pages
-on its own. The fleet page resolves once no host is held and the fleet itself no longer burns.
+A host that starts burning one SLO's budget (its page tier active, no alert of its own firing yet) WAITS
+`wait_seconds` before its page is let through, as Alertmanager's group_wait: an outage rarely reaches every host
+in the same round. When the hosts waiting are more than `share` of the fleet's hosts (and at least `min_hosts`),
+the cause is fleet-wide: a store hiccup, a network partition, a bad rollout. The gate then holds them: their
+per-host page and ticket observations are made inactive, and the SLO's fleet-scope page is active instead,
+naming how many hosts and a sample of them (Alertmanager's grouping, done before the notification rather than
+after). A held host that stops burning leaves quietly; one that still burns `hold_seconds` after the storm
+began is released and pages on its own. The fleet page resolves once no host is held and the fleet itself no
+longer burns.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class StormGate:
     share: float = 0.1
     min_hosts: int = 10
     hold_seconds: float = 900.0
+    wait_seconds: float = 30.0
     _held: dict[str, dict[str, float]] = field(default_factory=dict)
+    _waiting: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def held(self, slo: str) -> dict[str, float]:
         """The hosts of `slo` held now, with when each was held (the clock of `apply`)."""
@@ -42,12 +46,20 @@ class StormGate:
                    if active and "host" in labels and labels.get("severity") == "page"}
         hosts = {labels["host"] for labels, *_ in observations if "host" in labels}
         held = {host: since for host, since in self._held.get(slo, {}).items() if host in burning}
-        starting = burning - alerting - set(held)
-        if len(starting) >= self.min_hosts and len(starting) > self.share * len(hosts):
-            log.warning("%s: %d of %d hosts started burning in one round: one fleet page instead of %d (a "
-                        "fleet-wide cause); per-host pages for those still burning after %g s", slo, len(starting),
-                        len(hosts), len(starting), self.hold_seconds)
-            held.update({host: now for host in starting})
+        waiting = {host: since for host, since in self._waiting.get(slo, {}).items()
+                   if host in burning and host not in alerting and host not in held}
+        waiting.update({host: now for host in burning - alerting - set(held) - set(waiting)})
+        if len(waiting) >= self.min_hosts and len(waiting) > self.share * len(hosts):
+            log.warning("%s: %d of %d hosts started burning within %g s: one fleet page instead of %d (a "
+                        "fleet-wide cause); per-host pages for those still burning after %g s", slo, len(waiting),
+                        len(hosts), self.wait_seconds, len(waiting), self.hold_seconds)
+            held.update({host: now for host in waiting})
+            waiting = {}
+        waiting = {host: since for host, since in waiting.items() if now - since < self.wait_seconds}
+        if waiting:
+            self._waiting[slo] = waiting
+        else:
+            self._waiting.pop(slo, None)
         released = {host for host, since in held.items() if now - since >= self.hold_seconds}
         for host in sorted(released):
             log.warning("%s: %s still burns %g s after the storm began: it pages on its own", slo, host,
@@ -57,11 +69,12 @@ class StormGate:
             self._held[slo] = held
         else:
             self._held.pop(slo, None)
-        return [self._rewritten(observation, held, len(hosts)) for observation in observations]
+        return [self._rewritten(observation, held, waiting, len(hosts)) for observation in observations]
 
-    def _rewritten(self, observation: Observation, held: dict[str, float], hosts: int) -> Observation:
+    def _rewritten(self, observation: Observation, held: dict[str, float], waiting: dict[str, float],
+                   hosts: int) -> Observation:
         labels, annotations, active, for_seconds = observation
-        if labels.get("host") in held:
+        if labels.get("host") in held or labels.get("host") in waiting:
             return labels, annotations, False, for_seconds
         if held and labels.get("scope") == "fleet" and labels.get("severity") == "page":
             names = sorted(held)

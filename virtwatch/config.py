@@ -364,6 +364,7 @@ class AlertsConfig:
     storm_share: float = _key(0.1, kind=float, check=_share)
     storm_min_hosts: int = _key(10, kind=int, check=_count)
     storm_hold_seconds: float = _key(900.0, kind=float, check=_window_seconds)
+    storm_wait_seconds: float = _key(30.0, kind=float, check=_window_seconds)
     receivers: tuple[ReceiverConfig, ...] = ()
     __repr__ = _redacted_repr
 

@@ -54,7 +54,7 @@ def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engin
     notifiers = {r.name: notifier_for(r, external_url) for r in config.receivers}
     from alerts.storm import StormGate
 
-    storm = StormGate(config.storm_share, config.storm_min_hosts, config.storm_hold_seconds)
+    storm = StormGate(config.storm_share, config.storm_min_hosts, config.storm_hold_seconds, config.storm_wait_seconds)
     options = dict(slo_interval_seconds=config.interval_seconds, storm=storm,
                    rules_interval_seconds=config.rules_interval_seconds,
                    repeat_interval_seconds=config.repeat_interval_seconds,

@@ -30,14 +30,14 @@ def hosts(numbers) -> set[str]:
 
 
 def test_a_few_hosts_burning_page_each_as_before():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     found = gate.apply(SLO, observations(hosts(range(5))), alerting=set(), now=0.0)
     assert active(found) == {(host, "page") for host in hosts(range(5))}
     assert gate.held(SLO) == {}
 
 
 def test_a_fifth_of_the_fleet_starting_at_once_is_one_fleet_page_naming_the_count_and_a_sample():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     found = gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=0.0)
     assert active(found) == {("fleet", "page")}
     [fleet] = [annotations for labels, annotations, on, _ in found if on]
@@ -47,7 +47,7 @@ def test_a_fifth_of_the_fleet_starting_at_once_is_one_fleet_page_naming_the_coun
 
 
 def test_storm_hosts_that_stop_burning_leave_quietly_and_the_fleet_page_ends():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=0.0)
     during = gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=30.0)
     assert active(during) == {("fleet", "page")}
@@ -56,7 +56,7 @@ def test_storm_hosts_that_stop_burning_leave_quietly_and_the_fleet_page_ends():
 
 
 def test_storm_hosts_still_burning_after_the_hold_page_on_their_own():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=0.0)
     gate.apply(SLO, observations(hosts(range(3))), alerting=set(), now=600.0)  # 17 recovered
     found = gate.apply(SLO, observations(hosts(range(3))), alerting=set(), now=900.0)
@@ -65,26 +65,42 @@ def test_storm_hosts_still_burning_after_the_hold_page_on_their_own():
 
 
 def test_hosts_already_paging_do_not_count_as_starting():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     already = hosts(range(15))
     found = gate.apply(SLO, observations(already | hosts(range(15, 20))), alerting=already, now=0.0)
     assert active(found) == {(host, "page") for host in already | hosts(range(15, 20))}  # only 5 start: no storm
 
 
 def test_fewer_than_min_hosts_is_no_storm_even_in_a_small_fleet():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     found = gate.apply(SLO, observations(hosts(range(9)), hosts=20), alerting=set(), now=0.0)
     assert len(active(found)) == 9
 
 
 def test_a_host_joining_a_running_storm_is_held_with_it_only_when_it_is_a_storm_of_its_own():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=0.0)
     found = gate.apply(SLO, observations(hosts(range(21))), alerting=set(), now=30.0)  # one more starts alone
     assert active(found) == {("fleet", "page"), ("hv-0020", "page")}
 
 
 def test_slos_are_gated_separately():
-    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900)
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=0.0)
     assert gate.held("another-slo") == {} and len(gate.held(SLO)) == 20
+
+
+def test_hosts_starting_over_two_rounds_are_one_storm_when_together_they_are_one():
+    # the outage reaches 5 hosts in one round (no storm alone) and 15 more in the next: they wait, then are held
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=30)
+    first = gate.apply(SLO, observations(hosts(range(5))), alerting=set(), now=0.0)
+    assert active(first) == set()  # waiting, as Alertmanager's group_wait
+    second = gate.apply(SLO, observations(hosts(range(20))), alerting=set(), now=30.0)
+    assert active(second) == {("fleet", "page")} and len(gate.held(SLO)) == 20
+
+
+def test_a_host_burning_alone_pages_once_it_has_waited():
+    gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=30)
+    assert active(gate.apply(SLO, observations(hosts([7])), alerting=set(), now=0.0)) == set()
+    assert active(gate.apply(SLO, observations(hosts([7])), alerting=set(), now=15.0)) == set()
+    assert active(gate.apply(SLO, observations(hosts([7])), alerting=set(), now=30.0)) == {("hv-0007", "page")}
