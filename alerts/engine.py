@@ -216,11 +216,11 @@ class Engine:
             log.error("could not record the SLO evaluations in the store: %s", error)
         return observations + self._stale(observations, {SLO_ALERTNAME})
 
-    def _paging_hosts(self, slo: str) -> set[str]:
-        """The hosts whose page of this SLO fires now (a storm holds only hosts that START burning)."""
-        return {state.labels["host"] for state in self.tracker.states().values()
+    def _paging_hosts(self, slo: str) -> set[tuple[str, str]]:
+        """The (host, severity) alerts of this SLO that fire now (the storm gate holds only those that START)."""
+        return {(state.labels["host"], state.labels.get("severity", "page")) for state in self.tracker.states().values()
                 if state.labels.get("alertname") == SLO_ALERTNAME and state.labels.get("slo") == slo
-                and state.labels.get("severity") == "page" and "host" in state.labels and state.state == FIRING}
+                and "host" in state.labels and state.state == FIRING}
 
     def _rules_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Evaluate the event rules for every host, those with firing alerts included."""

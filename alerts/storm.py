@@ -38,24 +38,27 @@ class StormGate:
         """The hosts of `slo` held now, with when each was held (the clock of `apply`)."""
         return dict(self._held.get(slo, {}))
 
-    def apply(self, slo: str, observations: Sequence[Observation], alerting: set[str], now: float
+    def apply(self, slo: str, observations: Sequence[Observation], alerting: set[tuple[str, str]], now: float
               ) -> list[Observation]:
-        """Return one SLO's observations with a storm's per-host observations made inactive and its fleet page
-        active; `alerting` are the hosts whose page of this SLO already fires (they are not starting)."""
-        burning = {labels["host"] for labels, _, active, _ in observations
-                   if active and "host" in labels and labels.get("severity") == "page"}
+        """Return one SLO's observations with waiting and held per-host observations made inactive and a storm's
+        fleet page active; `alerting` are the (host, severity) alerts of this SLO that already fire."""
+        active = {(labels["host"], labels.get("severity", "page")) for labels, _, on, _ in observations
+                  if on and "host" in labels}
+        burning = {host for host, severity in active if severity == "page"}
         hosts = {labels["host"] for labels, *_ in observations if "host" in labels}
         held = {host: since for host, since in self._held.get(slo, {}).items() if host in burning}
-        waiting = {host: since for host, since in self._waiting.get(slo, {}).items()
-                   if host in burning and host not in alerting and host not in held}
-        waiting.update({host: now for host in burning - alerting - set(held) - set(waiting)})
-        if len(waiting) >= self.min_hosts and len(waiting) > self.share * len(hosts):
+        # each new alert waits; a ticket too, since its page may follow in the next round and then inhibits it
+        starting = {(host, severity) for host, severity in active - alerting if host not in held}
+        waiting = {key: since for key, since in self._waiting.get(slo, {}).items() if key in starting}
+        waiting.update({key: now for key in starting - set(waiting)})
+        storm = {host for host, severity in waiting if severity == "page"}
+        if len(storm) >= self.min_hosts and len(storm) > self.share * len(hosts):
             log.warning("%s: %d of %d hosts started burning within %g s: one fleet page instead of %d (a "
-                        "fleet-wide cause); per-host pages for those still burning after %g s", slo, len(waiting),
-                        len(hosts), self.wait_seconds, len(waiting), self.hold_seconds)
-            held.update({host: now for host in waiting})
-            waiting = {}
-        waiting = {host: since for host, since in waiting.items() if now - since < self.wait_seconds}
+                        "fleet-wide cause); per-host pages for those still burning after %g s", slo, len(storm),
+                        len(hosts), self.wait_seconds, len(storm), self.hold_seconds)
+            held.update({host: now for host in storm})
+            waiting = {key: since for key, since in waiting.items() if key[0] not in storm}
+        waiting = {key: since for key, since in waiting.items() if now - since < self.wait_seconds}
         if waiting:
             self._waiting[slo] = waiting
         else:
@@ -71,10 +74,10 @@ class StormGate:
             self._held.pop(slo, None)
         return [self._rewritten(observation, held, waiting, len(hosts)) for observation in observations]
 
-    def _rewritten(self, observation: Observation, held: dict[str, float], waiting: dict[str, float],
+    def _rewritten(self, observation: Observation, held: dict[str, float], waiting: dict[tuple[str, str], float],
                    hosts: int) -> Observation:
         labels, annotations, active, for_seconds = observation
-        if labels.get("host") in held or labels.get("host") in waiting:
+        if labels.get("host") in held or (labels.get("host"), labels.get("severity", "page")) in waiting:
             return labels, annotations, False, for_seconds
         if held and labels.get("scope") == "fleet" and labels.get("severity") == "page":
             names = sorted(held)

@@ -67,7 +67,7 @@ def test_storm_hosts_still_burning_after_the_hold_page_on_their_own():
 def test_hosts_already_paging_do_not_count_as_starting():
     gate = StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0)
     already = hosts(range(15))
-    found = gate.apply(SLO, observations(already | hosts(range(15, 20))), alerting=already, now=0.0)
+    found = gate.apply(SLO, observations(already | hosts(range(15, 20))), alerting={(host, "page") for host in already}, now=0.0)
     assert active(found) == {(host, "page") for host in already | hosts(range(15, 20))}  # only 5 start: no storm
 
 
