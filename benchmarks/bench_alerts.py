@@ -1,9 +1,10 @@
-"""Benchmark of the alert engine: one evaluation of every SLO and window, and the time from a libvirtd SIGKILL to
-the page at a receiver.
+"""Benchmark of the alert engine: one evaluation of every SLO and window, the time from a libvirtd SIGKILL to
+the page at a receiver, and what a live fleet gets paged for (issue 13).
 
 Run it from the repository root (needs influxd and libvirtd, see `make setup-test`; root, as tests/libvirtd.py):
 
     .venv/bin/python benchmarks/bench_alerts.py [--hosts 100] [--days 7] [--kills 3] [--skip-kill]
+        [--fleet-hosts 2000] [--fleet-minutes 3] [--fleet-slo-interval 30] [--skip-fleet]
 
 Part 1 starts a private InfluxDB 1.6 (tests/servers.py) and writes what the engine reads after `--days` of
 running over `--hosts` hosts: the minute and hour `sli` rollups of the 4 SLOs of deploy/slos.toml, and the last
@@ -17,6 +18,12 @@ Part 2 starts a private libvirtd, `virtwatch agent` and `virtwatch alerts` as su
 intervals (agent every 10 s, rules every 5 s, down after 5 s) over that InfluxDB, and a webhook receiver on
 loopback. It SIGKILLs libvirtd `--kills` times (restarting it and waiting for the resolve in between) and
 reports the seconds from each kill to the LibvirtdDown page at the receiver. Target: under 15 s.
+
+Part 3 (benchmarks/live_fleet_bench.py) writes `--fleet-hosts` healthy hosts live into that InfluxDB, as agents
+write, while the engine runs with the shipped SLOs for `--fleet-minutes`, and counts the pages and tickets a
+webhook receiver gets: false pages per hour, target 0. Then a fleet-wide outage of as many hosts (every probe
+failing for 2 minutes, in simulated time over a real store): the notifications each of two receivers gets, with
+the outage's onset inside a round and just before a round's edge. Target: 1 page + 1 resolve per receiver.
 """
 
 from __future__ import annotations
@@ -188,6 +195,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--skip-kill", action="store_true")
+    parser.add_argument("--fleet-hosts", type=int, default=2000)
+    parser.add_argument("--fleet-minutes", type=float, default=3.0)
+    parser.add_argument("--fleet-slo-interval", type=float, default=30.0,
+                        help="the engine's SLO interval in the live part, seconds (shipped: 30)")
+    parser.add_argument("--skip-fleet", action="store_true")
     args = parser.parse_args()
     rng = random.Random(1)
     rows = []
@@ -211,6 +223,13 @@ def main() -> None:
                 rows.append((f"SIGKILL to page, default intervals ({len(delays)} kills): median",
                              f"{statistics.median(delays):.1f}", "s", "< 15 s"))
                 rows.append(("SIGKILL to page: each", ", ".join(f"{d:.1f}" for d in delays), "s", ""))
+            if not args.skip_fleet:
+                import live_fleet_bench
+
+                rows += live_fleet_bench.false_pages(server, tmp, args.fleet_hosts, args.fleet_minutes,
+                                                     args.fleet_slo_interval)
+                for onset in live_fleet_bench.ONSETS:
+                    rows += live_fleet_bench.outage(server, tmp, args.fleet_hosts, onset)
         finally:
             server.stop()
     rows.append(("peak RSS of this process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
