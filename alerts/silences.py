@@ -26,7 +26,6 @@ its message names the matcher, argument, id or path and the reason, on one line.
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import os
 import re
