@@ -36,6 +36,7 @@ from alerts.paths import alert_state_path, outbox_path, silences_path
 from alerts.records import evaluation_points
 from alerts.rollups import Coverage, coverage, roll_up
 from alerts.silences import SilenceStore
+from alerts.shard import ALL, Shard
 from alerts.slo import SLO
 from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transition, sent_firing
 from alerts.storm import StormGate
@@ -143,7 +144,7 @@ class Engine:
                  slo_interval_seconds: float = 30.0, rules_interval_seconds: float = 5.0,
                  repeat_interval_seconds: float = 4 * 3600.0, alertmanager_resend_seconds: float = 60.0,
                  backoff: Backoff | None = None, external_url: str = "",
-                 backfill_seconds: int | None = None, storm: StormGate | None = None) -> None:
+                 backfill_seconds: int | None = None, storm: StormGate | None = None, shard: Shard = ALL) -> None:
         self.store, self.slos, self.rules = store, list(slos), list(rules)
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -159,13 +160,15 @@ class Engine:
         self.silences = SilenceStore(silences_path(state_dir), clock)
         self.coverage: dict[str, Coverage] = {}
         self.storm = storm or StormGate()
+        self.shard = shard
         self._slo_due = self._rules_due = 0.0  # monotonic times
         self._blind_since: datetime | None = None  # when rounds started failing
         self._current_muted: Callable[[Mapping[str, str]], bool] | None = None  # this round's, for the sink
 
     def __repr__(self) -> str:
+        shard = "" if self.shard.whole else f", shard {self.shard}"
         return (f"Engine({len(self.slos)} SLOs, {len(self.rules)} rules, receivers "
-                f"{sorted(self.notifiers)}, {self.store!r})")
+                f"{sorted(self.notifiers)}, {self.store!r}{shard})")
 
     # --- one round -----------------------------------------------------------------------------------------
 
@@ -207,7 +210,9 @@ class Engine:
             self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
         evaluated = evaluate_slos(self.store, self.slos, now, self.coverage)
         for name, evaluations in evaluated.items():
-            observations += self.storm.apply(name, slo_observations(evaluations), self._paging_hosts(name),
+            mine = {host: e for host, e in evaluations.items()
+                    if (self.shard.owns_fleet if host is None else self.shard.owns(host))}
+            observations += self.storm.apply(name, slo_observations(mine), self._paging_hosts(name),
                                              now.timestamp())
             report.slos_evaluated += 1
         try:
@@ -228,6 +233,7 @@ class Engine:
         hosts = {s.labels["host"] for s in self.tracker.states().values()
                  if s.labels.get("alertname") in names and "host" in s.labels}
         results = evaluate_event_rules(self.store, self.rules, now, hosts=hosts, external_url=self.external_url)
+        results = [r for r in results if self.shard.owns(r.host)]
         report.rules_evaluated = len(results)
         observations = [(r.labels, r.annotations, r.active, 0.0) for r in results]
         return observations + self._stale(observations, names)
