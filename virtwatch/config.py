@@ -45,6 +45,7 @@ DAY_SECONDS = 86400.0
 MIN_SECONDS = 0.1  # the shortest interval or deadline a key takes: shorter ones only spin the CPU
 WINDOW_MAX_SECONDS = 30 * DAY_SECONDS  # alert windows, holds and repeats
 COUNT_MAX = 1_000_000
+SHARDS_MAX = 1000  # alert engine shards: one engine reads the whole fleet's figures, so a few suffice
 KEEPALIVE_COUNT_MAX = 1000  # a dead connection is closed after interval * (count + 1) s: within a C int
 BATCH_MAX_POINTS = 100_000  # InfluxDB's default max-body-size (25 MB) holds about that many of our points
 
@@ -191,6 +192,20 @@ _count = _within(1, COUNT_MAX)
 
 def _share(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be a share of the fleet: more than 0, at most 1"
+
+
+def _shard(value: str) -> str | None:
+    """Refuse anything but "I/N", shard I (from 0) of N, as alerts.shard reads it."""
+    from alerts.shard import Shard
+
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", value)
+    if match and not 1 <= int(match[2]) <= SHARDS_MAX:
+        return f"the number of shards must be from 1 to {SHARDS_MAX}"
+    try:
+        Shard.parse(value)
+    except ValueError as error:
+        return str(error).removeprefix(f"shard {value!r}: ")
+    return None
 
 
 def _not_empty(value: str) -> str | None:
@@ -365,6 +380,7 @@ class AlertsConfig:
     storm_min_hosts: int = _key(10, kind=int, check=_count)
     storm_hold_seconds: float = _key(900.0, kind=float, check=_window_seconds)
     storm_wait_seconds: float = _key(30.0, kind=float, check=_window_seconds)
+    shard: str = _key("0/1", kind=str, check=_shard)
     receivers: tuple[ReceiverConfig, ...] = ()
     __repr__ = _redacted_repr
 

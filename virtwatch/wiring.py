@@ -44,9 +44,11 @@ def rules_from_config(config: AlertsConfig) -> list:
 
 
 def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engine:
-    """Build the alert engine of [alerts] over an open store: SLOs from slo_file, rules, receivers, state_dir."""
+    """Build the alert engine of [alerts] over an open store: SLOs from slo_file, rules, receivers, state_dir,
+    and its shard (one engine of several, each owning the hosts of its shard: alerts.shard)."""
     from alerts.engine import Engine
     from alerts.notify import notifier_for
+    from alerts.shard import Shard
     from alerts.slo import load_slos
 
     slos = load_slos(config.slo_file) if config.slo_file else []
@@ -58,7 +60,8 @@ def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engin
     options = dict(slo_interval_seconds=config.interval_seconds, storm=storm,
                    rules_interval_seconds=config.rules_interval_seconds,
                    repeat_interval_seconds=config.repeat_interval_seconds,
-                   alertmanager_resend_seconds=config.alertmanager_resend_seconds, external_url=external_url)
+                   alertmanager_resend_seconds=config.alertmanager_resend_seconds, external_url=external_url,
+                   shard=Shard.parse(config.shard))
     options.update(overrides)
     return Engine(store, slos, rules_from_config(config), notifiers, config.state_dir, **options)
 
