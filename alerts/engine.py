@@ -8,7 +8,8 @@ Each round (`Engine.run_round`):
    factor, the ticket tier likewise; many hosts starting to burn in one round are one fleet page
    (alerts.storm);
 2. every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules), whose hang, segfault and
-   restart alerts carry the agent's diagnosis and a link to its forensics bundle below `external_url`;
+   restart alerts carry the agent's diagnosis and a link to its forensics bundle below `external_url`, from
+   their memory of each host (alerts.rule_memory): a round reads what was written since the last one;
 3. hand the observations to the AlertTracker (alerts.state) with the active silences (alerts.silences) as
    mutes; the transitions it returns are grouped by (host, slo), like Alertmanager's `group_by`, into one
    Notification per group and receiver, and put in the outbox before the new state is saved;
@@ -29,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from alerts.burn import Evaluation, evaluate_slos
-from alerts.event_rules import EventRule, evaluate_event_rules
+from alerts.event_rules import EventRule
 from alerts.notify import AlertmanagerNotifier, Backoff, Notification, Notifier, Outbox, drain
 from alerts.notify.model import FIRING, RESOLVED, Alert, fingerprint
 from alerts.paths import alert_state_path, outbox_path, silences_path
 from alerts.records import evaluation_points
 from alerts.rollups import Coverage, coverage, roll_up
+from alerts.rule_memory import RoundReads, RuleMemory
 from alerts.silences import SilenceStore
 from alerts.shard import ALL, Shard
 from alerts.slo import SLO
@@ -128,6 +130,7 @@ class RoundReport:
 
     slos_evaluated: int = 0
     rules_evaluated: int = 0
+    rules_reads: RoundReads | None = None
     observations: int = 0
     transitions: list[Transition] = field(default_factory=list)
     notifications: int = 0
@@ -160,6 +163,7 @@ class Engine:
         self.silences = SilenceStore(silences_path(state_dir), clock)
         self.coverage: dict[str, Coverage] = {}
         self.storm = storm or StormGate()
+        self.rule_memory = RuleMemory(store, self.rules)
         self.shard = shard
         self._slo_due = self._rules_due = 0.0  # monotonic times
         self._blind_since: datetime | None = None  # when rounds started failing
@@ -232,9 +236,10 @@ class Engine:
         names = {rule.alertname for rule in self.rules}
         hosts = {s.labels["host"] for s in self.tracker.states().values()
                  if s.labels.get("alertname") in names and "host" in s.labels}
-        results = evaluate_event_rules(self.store, self.rules, now, hosts=hosts, external_url=self.external_url)
+        results = self.rule_memory.evaluate(now, hosts=hosts, external_url=self.external_url)
         results = [r for r in results if self.shard.owns(r.host)]
         report.rules_evaluated = len(results)
+        report.rules_reads = self.rule_memory.reads
         observations = [(r.labels, r.annotations, r.active, 0.0) for r in results]
         return observations + self._stale(observations, names)
 

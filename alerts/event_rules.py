@@ -157,7 +157,7 @@ class EventRule:
 
 
 @dataclass(frozen=True)
-class _StateRule(EventRule):
+class StateRule(EventRule):
     """Active while the newest of the start/end kinds is a start older than `after_seconds`."""
 
     after_seconds: float = 30.0
@@ -208,7 +208,7 @@ class _StateRule(EventRule):
 
 
 @dataclass(frozen=True)
-class DaemonDownRule(_StateRule):
+class DaemonDownRule(StateRule):
     """libvirtd down for more than `after_seconds`: a daemon_down with no daemon_up (or restart) after it."""
 
     alertname: str = "LibvirtdDown"
@@ -223,7 +223,7 @@ class DaemonDownRule(_StateRule):
 
 
 @dataclass(frozen=True)
-class DaemonHungRule(_StateRule):
+class DaemonHungRule(StateRule):
     """libvirtd hung for more than `after_seconds`: a hang_start with no hang_end (nor up, down, restart) after."""
 
     alertname: str = "LibvirtdHung"
@@ -238,7 +238,7 @@ class DaemonHungRule(_StateRule):
 
 
 @dataclass(frozen=True)
-class _CountRule(EventRule):
+class CountRule(EventRule):
     """Active while at least `count` events of `kinds` fell in the last `window_seconds`."""
 
     count: int = 1
@@ -262,7 +262,7 @@ class _CountRule(EventRule):
 
 
 @dataclass(frozen=True)
-class RestartRule(_CountRule):
+class RestartRule(CountRule):
     """libvirtd restarted at least `count` times in `window_seconds` (a ticket: each restart is already over)."""
 
     alertname: str = "LibvirtdRestarting"
@@ -275,7 +275,7 @@ class RestartRule(_CountRule):
 
 
 @dataclass(frozen=True)
-class SegfaultRule(_CountRule):
+class SegfaultRule(CountRule):
     """libvirtd segfaulted: active for `window_seconds` after each segfault."""
 
     alertname: str = "LibvirtdSegfault"
@@ -287,7 +287,7 @@ class SegfaultRule(_CountRule):
 
 
 @dataclass(frozen=True)
-class DomainFailureStormRule(_CountRule):
+class DomainFailureStormRule(CountRule):
     """At least `count` guests failed or crashed on one host in `window_seconds`."""
 
     alertname: str = "DomainFailureStorm"
