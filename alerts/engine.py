@@ -1,20 +1,27 @@
 """The alert engine: rounds that roll up SLIs, evaluate SLOs and event rules, track alerts and notify on-call.
 
-Each round (`Engine.run_round`):
+`Engine.run` keeps three cadences on threads of their own, so none waits on another: the SLO rounds, the rule
+rounds and the delivery of notifications. Each round (`Engine.run_round`):
 
-1. every `slo_interval_seconds`: write each SLO's minute and hour rollups (alerts.rollups), evaluate every host
-   and the fleet through them (alerts.burn.evaluate_hosts, windows ending at the settled edge), and make one
-   observation per SLO, scope and tier: the page tier is active while any page window pair burns past its
-   factor, the ticket tier likewise; many hosts starting to burn in one round are one fleet page
+1. SLO rounds, every `slo_interval_seconds`: write each SLO's minute and hour rollups (alerts.rollups: only
+   the minutes that settled since the last round), evaluate every host and the fleet through them
+   (alerts.burn.evaluate_hosts: one fleet-wide query per window piece, windows ending at the settled edge),
+   and make one observation per SLO, scope and tier: the page tier is active while any page window pair burns
+   past its factor, the ticket tier likewise; many hosts starting to burn in one round are one fleet page
    (alerts.storm);
-2. every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules), whose hang, segfault and
-   restart alerts carry the agent's diagnosis and a link to its forensics bundle below `external_url`, from
-   their memory of each host (alerts.rule_memory): a round reads what was written since the last one;
-3. hand the observations to the AlertTracker (alerts.state) with the active silences (alerts.silences) as
-   mutes; the transitions it returns are grouped by (host, slo), like Alertmanager's `group_by`, into one
-   Notification per group and receiver, and put in the outbox before the new state is saved;
-4. drain the outbox (alerts.notify) and write an `alert` point for each alert that started or stopped firing,
-   and the SLO evaluations (`slo_budget`, `slo_burn`: alerts.records) for the dashboard.
+2. rule rounds, every `rules_interval_seconds`: evaluate the event rules (alerts.event_rules), whose hang,
+   segfault and restart alerts carry the agent's diagnosis and a link to its forensics bundle below
+   `external_url`, from their memory of each host (alerts.rule_memory): a round reads what was written since
+   the last one;
+3. either round then hands its observations to the AlertTracker (alerts.state, under a lock: the only step the
+   two cadences share) with the active silences (alerts.silences) as mutes; the transitions it returns are
+   grouped by (host, slo), like Alertmanager's `group_by`, into one Notification per group and receiver, and
+   put in the outbox before the new state is saved, and an `alert` point is written for each alert that
+   started or stopped firing; SLO rounds also write their evaluations (`slo_budget`, `slo_burn`:
+   alerts.records) for the dashboard;
+4. the delivery thread drains the outbox (alerts.notify), each receiver on a thread of its own.
+
+With `shard` (alerts.shard) an engine evaluates and notifies only for its share of the hosts.
 
 If the store cannot be read, the round fails; after `BLIND_AFTER_SECONDS` of failed rounds the engine pages
 on its own (alertname AlertEngineBlind), since nothing else can tell on-call that nobody is watching.
@@ -50,6 +57,7 @@ log = logging.getLogger(__name__)
 SLO_ALERTNAME = "ErrorBudgetBurn"
 BLIND_ALERTNAME = "AlertEngineBlind"
 BLIND_AFTER_SECONDS = 60.0
+RETRY_SECONDS = 5.0  # how often notifications kept in the outbox after failing are tried again
 GROUP_BY = ("host", "slo")  # Alertmanager's group_by: one notification per host and SLO
 TIERS = ("page", "ticket")
 ALERT_MEASUREMENT = "alert"
@@ -165,8 +173,9 @@ class Engine:
         self.storm = storm or StormGate()
         self.rule_memory = RuleMemory(store, self.rules)
         self.shard = shard
-        self._slo_due = self._rules_due = 0.0  # monotonic times
-        self._blind_since: datetime | None = None  # when rounds started failing
+        self._lock = threading.Lock()  # the tracker's transitions: one round of the SLOs or the rules at a time
+        self._pending = threading.Event()  # set when the outbox got notifications
+        self._failing_since: dict[str, datetime] = {}  # "slos" or "rules": when their rounds started failing
         self._current_muted: Callable[[Mapping[str, str]], bool] | None = None  # this round's, for the sink
 
     def __repr__(self) -> str:
@@ -176,30 +185,43 @@ class Engine:
 
     # --- one round -----------------------------------------------------------------------------------------
 
-    def run_round(self, slos: bool = True, rules: bool = True) -> RoundReport:
-        """Evaluate (the SLOs, the rules, or both), track, notify and drain the outbox once."""
+    def run_round(self, slos: bool = True, rules: bool = True, deliver: bool = True) -> RoundReport:
+        """Evaluate (the SLOs, the rules, or both), track, and (with `deliver`) drain the outbox once.
+
+        Rounds of the SLOs and of the rules may run at once on two threads: each evaluates on its own, and only
+        the tracking (a few ms) is serialized."""
         began = time.monotonic()
         report = RoundReport()
         now = self.clock()
         observations: list[Observation] = []
+        parts = [part for part, wanted in (("slos", slos and self.slos), ("rules", rules and self.rules)) if wanted]
         try:
-            if slos and self.slos:
+            if "slos" in parts:
                 observations += self._slo_part(now, report)
-            if rules and self.rules:
+            if "rules" in parts:
                 observations += self._rules_part(now, report)
-            self._blind_since = None
+            failed = False
         except Exception as error:  # the store, mostly: say so, keep the engine alive, page if it lasts
             report.error = f"{type(error).__name__}: {error}"
             log.error("evaluation failed, nothing was evaluated this round: %s", report.error)
-            if self._blind_since is None:
-                self._blind_since = now
-        observations.append(self._blind_observation(now))
-        report.observations = len(observations)
-        before = self.tracker.states()
-        muted = self._current_muted = self._muted(now)
-        report.transitions = self.tracker.observe_all(observations, muted=muted)
-        self._record(before, self.tracker.states(), muted, now)
-        report.delivery_failures = len(drain(self.outbox, self.notifiers, self.backoff))
+            failed = True
+        with self._lock:
+            for part in parts:
+                if not failed:
+                    self._failing_since.pop(part, None)
+                else:
+                    self._failing_since.setdefault(part, now)
+            observations.append(self._blind_observation(now))
+            report.observations = len(observations)
+            before = self.tracker.states()
+            muted = self._current_muted = self._muted(now)
+            report.transitions = self.tracker.observe_all(observations, muted=muted)
+            points = self._record(before, self.tracker.states(), muted, now)
+        self._write_records(points)
+        if report.transitions:
+            self._pending.set()
+        if deliver:
+            report.delivery_failures = len(drain(self.outbox, self.notifiers, self.backoff))
         report.seconds = time.monotonic() - began
         return report
 
@@ -250,8 +272,10 @@ class Engine:
                 if state.labels.get("alertname") in alertnames and fp not in seen]
 
     def _blind_observation(self, now: datetime) -> Observation:
-        """Return the engine's own alert: active once rounds have failed for BLIND_AFTER_SECONDS."""
-        blind_for = 0.0 if self._blind_since is None else (now - self._blind_since).total_seconds()
+        """Return the engine's own alert: active once rounds (of the SLOs or the rules) have failed for
+        BLIND_AFTER_SECONDS."""
+        since = min(self._failing_since.values(), default=None)
+        blind_for = 0.0 if since is None else max(0.0, (now - since).total_seconds())
         summary = (f"the alert engine could not read the store for {blind_for:.0f} s: no SLO or rule is "
                    "evaluated, nobody is watching libvirtd" if blind_for else "the alert engine reads the store")
         return ({"alertname": BLIND_ALERTNAME, "severity": "page"},
@@ -299,8 +323,8 @@ class Engine:
                      self.external_url.rstrip("/") + "/alerts")
 
     def _record(self, before: dict[str, AlertState], after: dict[str, AlertState],
-                muted: Callable[[Mapping[str, str]], bool], now: datetime) -> None:
-        """Write an `alert` point for each alert that started or stopped firing this round (silenced ones too)."""
+                muted: Callable[[Mapping[str, str]], bool], now: datetime) -> list[Point]:
+        """Return an `alert` point for each alert that started or stopped firing this round (silenced ones too)."""
         points = []
         for fp, state in after.items():
             if state.state == FIRING and (fp not in before or before[fp].state != FIRING):
@@ -309,6 +333,10 @@ class Engine:
         for fp, state in before.items():
             if state.state == FIRING and (fp not in after or after[fp].state != FIRING):
                 points.append(_alert_point(state, RESOLVED, False, now))
+        return points
+
+    def _write_records(self, points: list[Point]) -> None:
+        """Write the `alert` points of a round (outside the lock: a slow store never delays the other cadence)."""
         if points:
             try:
                 self.store.write(points)
@@ -318,30 +346,57 @@ class Engine:
     # --- the loop ------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Run rounds until `stop` is set: the rules every rules interval, the SLOs every SLO interval."""
-        log.info("alert engine: %d SLOs every %g s, %d rules every %g s, receivers: %s", len(self.slos),
-                 self.slo_interval_seconds, len(self.rules), self.rules_interval_seconds,
+        """Run until `stop` is set: the rules, the SLOs and the delivery each on its own thread and schedule, so a
+        slow SLO round, a slow store write or a receiver that times out never delays a rules round or a page."""
+        log.info("alert engine%s: %d SLOs every %g s, %d rules every %g s, receivers: %s",
+                 "" if self.shard.whole else f" (shard {self.shard})", len(self.slos), self.slo_interval_seconds,
+                 len(self.rules), self.rules_interval_seconds,
                  ", ".join(sorted(self.notifiers)) or "none (alerts are only recorded)")
+        rounds = {"slos": 0, "rules": 0}
+        threads = [threading.Thread(target=self._cadence, args=(stop, part, interval, rounds),
+                                    name=f"engine-{part}", daemon=True)
+                   for part, interval, wanted in (("rules", self.rules_interval_seconds, self.rules),
+                                                  ("slos", self.slo_interval_seconds, self.slos)) if wanted]
+        threads.append(threading.Thread(target=self._deliver, args=(stop,), name="engine-delivery", daemon=True))
+        for thread in threads:
+            thread.start()
         last_summary = time.monotonic()
-        rounds = 0
-        while not stop.is_set():
-            moment = time.monotonic()
-            slos_due, rules_due = moment >= self._slo_due, moment >= self._rules_due
-            if slos_due or rules_due:
-                report = self.run_round(slos=slos_due, rules=rules_due)
-                rounds += 1
-                if slos_due:
-                    self._slo_due = moment + self.slo_interval_seconds
-                if rules_due:
-                    self._rules_due = moment + self.rules_interval_seconds
-                if moment - last_summary >= 300:
-                    firing = self.tracker.firing()
-                    log.info("last %.0f s: %d rounds; %d alerts firing%s", moment - last_summary, rounds, len(firing),
-                             (": " + ", ".join(_describe(a) for a in firing[:5])) if firing else "")
-                    last_summary, rounds = moment, 0
-                log.debug("round: %s", report)
-            stop.wait(max(0.05, min(self._slo_due, self._rules_due) - time.monotonic()))
+        while not stop.wait(5.0):
+            if time.monotonic() - last_summary >= 300:
+                firing = self.tracker.firing()
+                log.info("last %.0f s: %d rule rounds, %d SLO rounds; %d alerts firing%s",
+                         time.monotonic() - last_summary, rounds["rules"], rounds["slos"], len(firing),
+                         (": " + ", ".join(_describe(a) for a in firing[:5])) if firing else "")
+                last_summary, rounds["rules"], rounds["slos"] = time.monotonic(), 0, 0
+        self._pending.set()
+        for thread in threads:
+            thread.join(timeout=30)
         log.info("alert engine stopping")
+
+    def _cadence(self, stop: threading.Event, part: str, interval: float, rounds: dict[str, int]) -> None:
+        """Run one part's rounds every `interval` seconds (from the start of one round to the next) until stop."""
+        due = time.monotonic()
+        while not stop.is_set():
+            try:
+                report = self.run_round(slos=part == "slos", rules=part == "rules", deliver=False)
+                log.debug("%s round: %s", part, report)
+            except Exception:  # a bug must not end the cadence silently: the other one goes on, this one retries
+                log.exception("%s round failed", part)
+            rounds[part] += 1
+            due = max(due + interval, time.monotonic())
+            stop.wait(max(0.0, due - time.monotonic()))
+
+    def _deliver(self, stop: threading.Event) -> None:
+        """Start the outbox's deliveries whenever a round put notifications in it, and every RETRY_SECONDS for
+        those kept after failing: each receiver delivers on its own thread (alerts.notify.drain), so one that
+        times out delays nobody else's page."""
+        while not stop.is_set():
+            self._pending.wait(RETRY_SECONDS)
+            self._pending.clear()
+            try:
+                drain(self.outbox, self.notifiers, self.backoff, wait_seconds=0.0)
+            except Exception:
+                log.exception("delivery failed")
 
 
 def _describe(alert: Alert) -> str:

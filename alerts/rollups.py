@@ -1,8 +1,10 @@
 """SLI rollups: each SLO's good and total per host per minute and per hour, kept in the store, and read back exactly.
 
-The alert engine calls `roll_up` every round. Minutes are rolled once they ended `LAG_SECONDS` ago, and every
-round rewrites the last `REROLL_SECONDS` of minutes (a point of the same series and time replaces the old one in
-both stores), so points that arrive late, from an agent's spool replay say, are still counted. An hour is rolled
+The alert engine calls `roll_up` every round. A minute is rolled twice: once it ended `LAG_SECONDS` ago, and
+again when it is `REROLL_SECONDS` old (a point of the same series and time replaces the old one in both stores),
+so points that arrive up to 10 minutes late, from an agent's spool replay of a short store outage say, are
+counted too. A round therefore reads the raw points of the minutes that settled since the last round, twice,
+never the whole re-roll window (at 2000 hosts that window is 2.4M domain points). An hour is rolled
 (the sum of its minute rollups) once its last minute is past the re-roll window. On its first round the engine
 backfills `BACKFILL_SECONDS`, from the start of an hour, so every hourly rollup holds all of its minutes.
 
@@ -95,15 +97,18 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
     now_ns = to_ns(now, "now")
     end = floor_to(now_ns - LAG_SECONDS * 10**9, MINUTE_NS)
     earliest = floor_to(end - backfill_seconds * 10**9, HOUR_NS)
-    start = max(done.minute_until_ns - REROLL_SECONDS * 10**9, earliest)
-    start = floor_to(start, MINUTE_NS)
     minute_until = done.minute_until_ns
-    for chunk in range(start, end, chunk_seconds * 10**9):
-        chunk_end = min(chunk + chunk_seconds * 10**9, end)
-        store.write(rollup_points(store, slo, chunk, chunk_end))
-        minute_until = max(minute_until, chunk_end)
-        if progress:
-            progress(chunk_end - start, end - start)
+    ranges = due_ranges(done.minute_until_ns, end, earliest)
+    total = sum(b - a for a, b in ranges)
+    rolled = 0
+    for start, stop in ranges:
+        for chunk in range(start, stop, chunk_seconds * 10**9):
+            chunk_end = min(chunk + chunk_seconds * 10**9, stop)
+            store.write(rollup_points(store, slo, chunk, chunk_end))
+            minute_until = max(minute_until, chunk_end)
+            rolled += chunk_end - chunk
+            if progress:
+                progress(rolled, total)
     final = floor_to(minute_until - REROLL_SECONDS * 10**9, HOUR_NS)  # hours whose minutes will not change
     hour_from = max(done.hour_until_ns, earliest)
     hour_until = done.hour_until_ns
@@ -111,6 +116,19 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
         store.write(_hour_points(store, slo, hour_from, final))
         hour_until = final
     return Coverage(minute_until, hour_until)
+
+
+def due_ranges(minute_until_ns: int, end_ns: int, earliest_ns: int) -> list[tuple[int, int]]:
+    """Return the [start, end) ranges of minutes to roll when the rollups reach `minute_until` and minutes
+    before `end` have settled: the new minutes, and the minutes that reached the re-roll age since (rolled a
+    second time, for their late points); never before `earliest`. Overlapping ranges are merged."""
+    reroll = REROLL_SECONDS * 10**9
+    second = (max(minute_until_ns - reroll, earliest_ns), max(end_ns - reroll, earliest_ns))
+    first = (max(minute_until_ns, earliest_ns), end_ns)
+    found = [r for r in (second, first) if r[0] < r[1]]
+    if len(found) == 2 and found[0][1] >= found[1][0]:
+        found = [(found[0][0], max(found[0][1], found[1][1]))]
+    return [(floor_to(a, MINUTE_NS), b) for a, b in found]
 
 
 def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, int]]:

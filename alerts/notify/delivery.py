@@ -161,5 +161,6 @@ class _Delivery:
         error = NotifyError(f"receiver {self.receiver!r}: not delivered within the {wait_seconds:g} s deadline; "
                             "still being tried in the background, the notification stays in the outbox",
                             retryable=True)
-        log.warning("%s (%s)", error.message, self.current)
+        if wait_seconds > 0:  # a drain that waits 0 s only starts the deliveries: nothing overran
+            log.warning("%s (%s)", error.message, self.current)
         return Failure(self.current, self.receiver, error, kept=True)

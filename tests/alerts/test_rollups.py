@@ -5,7 +5,7 @@ import random
 import pytest
 
 from alerts.burn import evaluate_hosts
-from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, coverage, pieces, roll_up
+from alerts.rollups import REROLL_SECONDS, HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, coverage, pieces, roll_up
 from alerts.slo import SLO
 from tsdb import Point
 
@@ -79,15 +79,40 @@ def test_every_window_read_through_rollups_equals_the_raw_counts_for_every_slo_h
         assert raw[None].period.total > 0 and raw[None].period.bad > 0
 
 
-def test_a_late_point_inside_the_reroll_window_is_counted_by_the_next_round(duckdb_store):
+def test_a_late_point_inside_the_reroll_window_is_counted_once_its_minute_reaches_the_reroll_age(duckdb_store):
     slo = SLOS[0]
     minute = (NOW // MINUTE_NS - 5) * MINUTE_NS
     duckdb_store.write([Point("libvirtd", {"host": "hv1"}, {"probe_ok": 1}, minute + S)])
     done = roll_up(duckdb_store, slo, NOW, NO_ROLLUPS)
     duckdb_store.write([Point("libvirtd", {"host": "hv1"}, {"probe_ok": 0}, minute + 2 * S)])  # arrives late
-    done = roll_up(duckdb_store, slo, NOW + 30 * S, done)
-    period = evaluate_hosts(duckdb_store, slo, NOW + 30 * S, done)["hv1"].period
-    assert (period.good, period.total) == (1.0, 2.0)
+    counts = []
+    for round_ in range(1, 40):  # a round every 30 s: the minute is re-rolled once, when it is 10 minutes old
+        now = NOW + round_ * 30 * S
+        done = roll_up(duckdb_store, slo, now, done)
+        period = evaluate_hosts(duckdb_store, slo, now, done)["hv1"].period
+        counts.append((period.good, period.total))
+    assert counts[-1] == (1.0, 2.0)
+    assert counts.count((1.0, 1.0)) and counts[counts.index((1.0, 2.0)):] == [(1.0, 2.0)] * len(
+        counts[counts.index((1.0, 2.0)):])
+
+
+def test_each_minute_is_rolled_twice_however_many_rounds_pass(duckdb_store):
+    from alerts.rollups import due_ranges
+
+    rolled: dict[int, int] = {}
+    first_end = (NOW // MINUTE_NS) * MINUTE_NS
+    until = earliest = first_end - 3600 * S  # a first round backfilling an hour
+    for round_ in range(200):  # then a round every 30 s
+        end = first_end + round_ * 30 * S // MINUTE_NS * MINUTE_NS
+        for a, b in due_ranges(until, end, earliest):
+            for minute in range(a, b, MINUTE_NS):
+                rolled[minute] = rolled.get(minute, 0) + 1
+        until = max(until, end)
+    old_at_first = [m for m in rolled if m < first_end - REROLL_SECONDS * S]
+    settled_since = [m for m in rolled if first_end <= m < until - REROLL_SECONDS * S]
+    assert len(old_at_first) == 50 and all(rolled[m] == 1 for m in old_at_first)  # settled: once is enough
+    assert len(settled_since) > 50 and all(rolled[m] == 2 for m in settled_since)
+    assert max(rolled.values()) == 2
 
 
 def test_the_first_round_backfills_whole_hours_so_hour_rollups_hold_all_their_minutes(duckdb_store):
