@@ -576,7 +576,8 @@ class LiveFleet:
             self._next_event += self._gap()
             host = self.rng.randrange(len(self.fleet))
             name = self.fleet.names[host]
-            if self.rng.random() < RATES_PER_DAY["restart"] / (RATES_PER_DAY["restart"] + RATES_PER_DAY["domain_failed"]):
+            restart_share = RATES_PER_DAY["restart"] / (RATES_PER_DAY["restart"] + RATES_PER_DAY["domain_failed"])
+            if self.rng.random() < restart_share:
                 if t - self._last_restart.get(host, -(2**62)) < RESTART_SPACING_SECONDS * S:
                     continue
                 self._last_restart[host] = t
