@@ -3,6 +3,7 @@
 Run it from the repository root (needs `influxd`, see `make setup-test`):
 
     .venv/bin/python benchmarks/bench_dashboard.py [--hosts 100] [--days 7] [--domains 4] [--runs 3]
+    .venv/bin/python benchmarks/bench_dashboard.py --fleet-hosts 2000 --fleet-hours 24 [--runs 3]
 
 It simulates a fleet (simulator: one point per host per measurement per minute, `--domains` guests per host),
 writes it into a private InfluxDB 1.6 (tests/servers.py) and a DuckDB file, rolls up the SLIs of
@@ -12,6 +13,31 @@ calls after one warm-up call. The SLO evaluation cache (60 s per process) is cle
 figures are those of a cold callback. The SLO-reading callbacks are timed twice: without the alert engine's
 records (the dashboard then evaluates every SLO itself), and with them (the normal case: `virtwatch alerts` writes
 `slo_budget` and `slo_burn` each round), the rest once. Target: every callback under 300 ms.
+
+With `--fleet-hosts N --fleet-hours H` it measures the fleet page at scale instead (`fleet_callbacks`, which
+benchmarks/bench_scale.py calls too). What it plants into each store, ending at a whole minute:
+
+- `libvirtd`: every host every 10 s for H hours (the agents' real cadence, each host at its own phase within the
+  10 s), the eight fields the fleet page reads (up, hung, probe_ok, probe_latency_ms, workers_max,
+  workers_current, workers_free, job_queue_depth; the agents' other fields are not planted, and neither store
+  reads a field it is not asked for): 2000 hosts x 24 h are 17.3 million points. 1% of the hosts are hung for
+  their last 20 minutes, 0.5% down for their last 15, 1% went silent at a random time in the range (they show
+  "no data"), 0.5% restarted in the last 5 minutes;
+- `event`: 30 days of failures (the page's "last failure" looks back 30 days): per host and day 0.1 critical
+  (segfault, daemon_down, hang_start, domain_crashed) and 0.2 warning events (restart, domain_io_error,
+  log_keepalive), guests' events with a `domain` tag, plus the events of the hosts hung, down and restarted;
+- `slo_budget` and `slo_burn`: the alert engine's records of the four SLOs of deploy/slos.toml for every host
+  and the fleet, every 30 s (its real round) over the last 10 minutes (the dashboard reads the newest within
+  3 minutes);
+- `sli` rollups of those SLOs for every host: hour rollups over the H hours and minute rollups over the last 3
+  hours (what the fleet's burn chart reads; the engine keeps minute rollups for longer, which no read here
+  touches).
+
+Then it creates the app over the store with its clock at the planted end and calls the fleet page's callbacks
+directly, in the app's request context, over the last H hours: the first load (caches cleared before every
+run: the store is read), the next page, a sort (by probe latency, worst first), a filter (status hung or down,
+name containing "1") and the burn chart; median of `--runs` after one warm-up, the rows each sends to the
+browser, and the process' RSS. Target: every callback under 500 ms.
 """
 
 from __future__ import annotations
@@ -63,7 +89,7 @@ def page_callbacks(host: str):
     pages = {name: sys.modules[f"dashboard.pages.{name}"] for name in ("fleet", "host", "slos", "events", "alerts")}
     path = f"/host/{host}"
     return [
-        ("fleet", "hosts_table", lambda r: pages["fleet"].hosts_table(r, 0, [], "", "")),
+        ("fleet", "hosts_page", lambda r: pages["fleet"].hosts_page({"startRow": 0, "endRow": 50}, r, [], "", "")),
         ("fleet", "burn_chart", lambda r: pages["fleet"].burn_chart(r, 0)),
         ("host", "health", lambda r: pages["host"].health(r, 0, path)),
         ("host", "domains", lambda r: pages["host"].domains(r, 0, path)),
@@ -98,7 +124,7 @@ def time_callbacks(backend: str, store, slos, state_dir: Path, end_ns: int, host
                 range_data = {"range": range_name, "start": "", "end": "", "refresh": "off"}
                 times = []
                 for run in range(runs + 1):
-                    data._evaluation_cache.clear()
+                    data.clear_caches()
                     began = time.perf_counter()
                     result = call(range_data)
                     elapsed = (time.perf_counter() - began) * 1000
@@ -113,6 +139,269 @@ def time_callbacks(backend: str, store, slos, state_dir: Path, end_ns: int, host
     return rows
 
 
+# ---- the fleet page at scale ----
+
+FLEET_TARGET_MS = 500.0
+#: the agents' interval
+AGENT_INTERVAL_SECONDS = 10
+#: the engine's round, and how far back its records are planted
+ENGINE_ROUND_SECONDS = 30
+ENGINE_RECORDS_SECONDS = 600
+#: minute rollups are planted this far back
+MINUTE_ROLLUPS_SECONDS = 3 * 3600
+EVENT_DAYS = 30
+CRITICAL_KINDS = ("segfault", "daemon_down", "hang_start", "domain_crashed")
+WARNING_KINDS = ("restart", "domain_io_error", "log_keepalive")
+
+
+def fleet_host_names(hosts: int) -> list[str]:
+    """Return the planted hosts' names."""
+    return [f"hv-{index:04d}" for index in range(hosts)]
+
+
+def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=None) -> dict[str, int]:
+    """Write the fleet the module docstring describes into store, ending at end_ns; return points per
+    measurement."""
+    import numpy as np
+
+    from alerts.records import BUDGET, BURN
+    from alerts.windows import alert_windows
+    from tsdb import Point
+
+    random = np.random.default_rng(11)
+    names = fleet_host_names(hosts)
+    step_ns = AGENT_INTERVAL_SECONDS * 10**9
+    start_ns = end_ns - int(hours * 3600) * 10**9
+    phase = random.integers(0, step_ns, hosts)
+    latency = np.round(random.lognormal(np.log(15.0), 0.5, hosts), 1)
+    picked = random.permutation(hosts)
+    hung = set(picked[: hosts // 100].tolist())
+    down = set(picked[hosts // 100: hosts // 100 + hosts // 200].tolist())
+    silent_at = {int(h): int(random.integers(start_ns, end_ns - 1800 * 10**9))
+                 for h in picked[hosts // 100 + hosts // 200: 2 * (hosts // 100) + hosts // 200]}
+    restarted = picked[2 * (hosts // 100) + hosts // 200: 2 * (hosts // 100) + 2 * (hosts // 200)].tolist()
+    hung_from, down_from = end_ns - 1200 * 10**9, end_ns - 900 * 10**9
+    counts = {"libvirtd": 0, "event": 0, "slo_budget": 0, "slo_burn": 0, "sli": 0}
+    chunk_ns = 600 * 10**9
+    total_chunks = -(-(end_ns - start_ns) // chunk_ns)
+    for number, chunk_start in enumerate(range(start_ns, end_ns, chunk_ns)):
+        points = []
+        for tick in range(chunk_start, min(chunk_start + chunk_ns, end_ns), step_ns):
+            wobble = (tick // step_ns) % 5
+            for index, name in enumerate(names):
+                time_ns = tick + int(phase[index])
+                if time_ns >= end_ns or time_ns >= silent_at.get(index, end_ns):
+                    continue
+                if index in down and time_ns >= down_from:
+                    fields = {"up": 0, "hung": 0, "probe_ok": 0}
+                elif index in hung and time_ns >= hung_from:
+                    fields = {"up": 1, "hung": 1, "probe_ok": 0, "probe_latency_ms": 5000.0, "workers_max": 20,
+                              "workers_current": 20, "workers_free": 0, "job_queue_depth": 5 + index % 15}
+                else:
+                    fields = {"up": 1, "hung": 0, "probe_ok": 1, "probe_latency_ms": float(latency[index]) + wobble,
+                              "workers_max": 20, "workers_current": 5 + index % 4, "workers_free": 3,
+                              "job_queue_depth": 0}
+                points.append(Point("libvirtd", {"host": name}, fields, time_ns))
+        store.write(points)
+        counts["libvirtd"] += len(points)
+        if progress:
+            progress(number + 1, total_chunks)
+    events = []
+    day_ns = 86400 * 10**9
+    for kinds, severity, per_day in ((CRITICAL_KINDS, "critical", 0.1), (WARNING_KINDS, "warning", 0.2)):
+        count = int(hosts * EVENT_DAYS * per_day)
+        hosts_of = random.integers(0, hosts, count)
+        times = random.integers(end_ns - EVENT_DAYS * day_ns, end_ns, count)
+        kinds_of = random.integers(0, len(kinds), count)
+        for host, time_ns, kind_index in zip(hosts_of.tolist(), times.tolist(), kinds_of.tolist()):
+            kind = kinds[kind_index]
+            tags = {"host": names[host], "kind": kind, "severity": severity}
+            if kind.startswith("domain_"):
+                tags["domain"] = f"vm-{host}-{time_ns % 7}"
+            events.append(Point("event", tags, {"message": f"{kind} on {names[host]}", "count": 1}, time_ns))
+    for index in hung:
+        events.append(Point("event", {"host": names[index], "kind": "hang_start", "severity": "critical"},
+                            {"message": "libvirtd hung: every worker busy", "count": 1}, hung_from + int(phase[index])))
+    for index in down:
+        events.append(Point("event", {"host": names[index], "kind": "daemon_down", "severity": "critical"},
+                            {"message": "libvirtd down", "count": 1}, down_from + int(phase[index])))
+    for index in restarted:
+        events.append(Point("event", {"host": names[index], "kind": "restart", "severity": "warning"},
+                            {"message": "libvirtd restarted", "count": 1}, end_ns - 120 * 10**9))
+    store.write(events)
+    counts["event"] = len(events)
+    budget = np.round(random.uniform(-20, 100, hosts), 1)
+    for round_ns in range(end_ns - ENGINE_RECORDS_SECONDS * 10**9, end_ns, ENGINE_ROUND_SECONDS * 10**9):
+        records = []
+        for slo in slos:
+            windows = [w.name for w in alert_windows(slo.period)]
+            for index, name in [*enumerate(names), (None, None)]:
+                tags = {"slo": slo.name} if name is None else {"host": name, "slo": slo.name}
+                left = 95.0 if index is None else float(budget[index])
+                records.append(Point(BUDGET, tags, {"good_total": 1e6, "valid_total": 1e6 + 1,
+                                                    "budget_remaining_percent": left}, round_ns))
+                for window in windows:
+                    records.append(Point(BURN, {**tags, "window": window},
+                                         {"factor": 14.4, "firing": 0, "burn_long": 0.2, "burn_short": 0.1}, round_ns))
+        store.write(records)
+        counts["slo_budget"] += sum(1 for p in records if p.measurement == BUDGET)
+        counts["slo_burn"] += sum(1 for p in records if p.measurement == BURN)
+    hour_ns, minute_ns = 3600 * 10**9, 60 * 10**9
+    rollups = []
+    for slo in slos:
+        for time_ns in range(start_ns - start_ns % hour_ns, end_ns - 2 * hour_ns, hour_ns):
+            rollups += [Point("sli", {"host": name, "slo": slo.name, "resolution": "1h"},
+                              {"good_total": 360.0 - (index % 3 == 0), "valid_total": 360.0}, time_ns)
+                        for index, name in enumerate(names)]
+        store.write(rollups)
+        counts["sli"] += len(rollups)
+        rollups = []
+        for time_ns in range(end_ns - MINUTE_ROLLUPS_SECONDS * 10**9, end_ns, minute_ns):
+            rollups += [Point("sli", {"host": name, "slo": slo.name, "resolution": "1m"},
+                              {"good_total": 6.0 - (index in hung), "valid_total": 6.0}, time_ns)
+                        for index, name in enumerate(names)]
+            if len(rollups) > 200_000:
+                store.write(rollups)
+                counts["sli"] += len(rollups)
+                rollups = []
+        store.write(rollups)
+        counts["sli"] += len(rollups)
+        rollups = []
+    return counts
+
+
+def _rss_mib() -> float:
+    """Return this process' resident memory in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def fleet_callbacks(store, hosts: int, hours: float, *, end_ns: int | None = None, slos=None,
+                    state_dir: Path | None = None, runs: int = 3, label: str = "") -> list:
+    """Return table rows timing the fleet page's callbacks over the last `hours` of a store holding a fleet of
+    `hosts` hosts: first load (the store read: caches cleared before every run), next page, sort, filter (from
+    the cached fleet), the burn chart; the rows each sends to the browser; the process' RSS afterwards.
+
+    `end_ns` is the dashboard clock (default: just after the newest libvirtd point), `slos` those of
+    deploy/slos.toml by default. Callbacks run directly in the app's request context (no HTTP).
+    """
+    import datetime as dt
+
+    from alerts.slo import load_slos
+    from dashboard import data
+    from dashboard.app import create_app
+    from dashboard.context import DashboardContext
+    from dashboard.fleet_table import PAGE_SIZE
+
+    if slos is None:
+        slos = load_slos(ROOT / "deploy" / "slos.toml")
+    if end_ns is None:
+        now_ns = time.time_ns()
+        newest = store.latest("libvirtd", ["up"], now_ns - int(hours * 3600) * 10**9, now_ns)
+        end_ns = (int(newest["time"].iloc[0].value) + 10**9) if len(newest) else now_ns
+    now = dt.datetime.fromtimestamp(end_ns // 10**9, tz=dt.timezone.utc)
+    start = now - dt.timedelta(hours=hours)
+    range_data = {"range": "custom", "start": start.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "end": now.strftime("%Y-%m-%dT%H:%M:%S"), "refresh": "off"}
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        app = create_app(DashboardContext(store, slos, state_dir or Path(tmp) / "alerts", clock=lambda: now))
+        app.server.test_client().get("/_dash-layout")  # the first request moves the pages' callbacks into this app
+        fleet = sys.modules["dashboard.pages.fleet"]
+
+        def page(start_row=0, sort=(), statuses=(), text=""):
+            request = {"startRow": start_row, "endRow": start_row + PAGE_SIZE,
+                       "sortModel": [{"colId": c, "sort": d} for c, d in sort], "filterModel": {}}
+            return lambda: fleet.hosts_page(request, range_data, list(statuses), text, "")
+
+        calls = [
+            ("first load (store read)", page(), True),
+            ("next page", page(PAGE_SIZE), False),
+            ("sort by probe ms, worst first", page(sort=[("probe_latency_ms", "desc")]), False),
+            ("filter hung or down, name holds 1", page(statuses=("hung", "down"), text="1"), False),
+            ("burn chart", lambda: fleet.burn_chart(range_data, 0), True),
+        ]
+        rows = []
+        prefix = f"{label} " if label else ""
+        with app.server.test_request_context("/"):
+            page()()  # the fleet frame is cached for the callbacks that read no store
+            for name, call, cold in calls:
+                times, result = [], None
+                for run in range(runs + 1):
+                    if cold:
+                        data.clear_caches()
+                    else:
+                        data.fleet_frame(store, _range_of(range_data, end_ns), slos)  # keep it fresh
+                    began = time.perf_counter()
+                    result = call()
+                    if run:
+                        times.append((time.perf_counter() - began) * 1000)
+                text = str(result)
+                if "empty-error" in text or "bad-input" in text:
+                    raise SystemExit(f"{prefix}fleet {name}: the callback failed: {text[:600]}")
+                sent = len(result[1]["rowData"]) if isinstance(result, tuple) else 0
+                median = statistics.median(times)
+                rows.append((f"{prefix}fleet {name}", f"{median:.0f}", "ms",
+                             f"< {FLEET_TARGET_MS:.0f} ms" + ("" if median < FLEET_TARGET_MS else "  MISSED")))
+                if isinstance(result, tuple):
+                    rows.append((f"{prefix}  rows sent to the browser", str(sent), "rows", f"<= {PAGE_SIZE}"))
+        rows.append((f"{prefix}fleet hosts in the table", str(len(data.fleet_frame(store, _range_of(range_data, end_ns),
+                                                                                   slos))), "hosts", ""))
+        rows.append((f"{prefix}RSS after the fleet callbacks", f"{_rss_mib():.0f}", "MiB", ""))
+    return rows
+
+
+def _range_of(range_data: dict, end_ns: int):
+    """Return the TimeRange the dashboard resolves range_data to at end_ns."""
+    from dashboard.timerange import range_from_data
+
+    return range_from_data(range_data, end_ns)
+
+
+def fleet_main(args) -> int:
+    """Plant a fleet of args.fleet_hosts hosts x args.fleet_hours hours into each store, time the fleet page."""
+    from alerts.slo import load_slos
+    from tsdb import open_store
+
+    slos = load_slos(ROOT / "deploy" / "slos.toml")
+    now_ns = time.time_ns()
+    end_ns = now_ns - now_ns % (60 * 10**9)
+    rows = [("fleet planted", f"{args.fleet_hosts} hosts x {args.fleet_hours:g} h", "", "")]
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-fleet-") as tmp:
+        tmp = Path(tmp)
+        server = InfluxDBServer(tmp / "influxdb").start() if "influxdb" in args.backends.split(",") else None
+        try:
+            stores = {}
+            if server:
+                server.create_database(DATABASE)
+                stores["influxdb"] = open_store(f"influxdb://127.0.0.1:{server.port}/{DATABASE}")
+            if "duckdb" in args.backends.split(","):
+                stores["duckdb"] = open_store(f"duckdb://{tmp}/store.duckdb")
+            for backend, store in stores.items():
+                began = time.perf_counter()
+
+                def progress(done, total, backend=backend):
+                    if done % 12 == 0 or done == total:
+                        print(f"{backend}: libvirtd {done}/{total} chunks, {time.perf_counter() - began:.0f} s",
+                              file=sys.stderr, flush=True)
+
+                counts = plant_fleet(store, args.fleet_hosts, args.fleet_hours, end_ns, slos, progress)
+                seconds = time.perf_counter() - began
+                rows.append((f"{backend}: planted", f"{sum(counts.values()):,}", "points",
+                             ", ".join(f"{k} {v:,}" for k, v in counts.items())))
+                rows.append((f"{backend}: planting took", f"{seconds:.0f}", "s", ""))
+                print(f"{backend}: planted in {seconds:.0f} s", file=sys.stderr, flush=True)
+                rows += fleet_callbacks(store, args.fleet_hosts, args.fleet_hours, end_ns=end_ns, slos=slos,
+                                        state_dir=tmp / "alerts", runs=args.runs, label=backend)
+                store.close()
+        finally:
+            if server:
+                server.stop()
+    print_table(rows)
+    return 0
+
+
 def main() -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -121,7 +410,12 @@ def main() -> int:
     parser.add_argument("--domains", type=int, default=4, help="guests per host")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backends", default="influxdb,duckdb", help="comma-separated: influxdb, duckdb")
+    parser.add_argument("--fleet-hosts", type=int, default=0,
+                        help="measure the fleet page over a planted fleet of this many hosts instead")
+    parser.add_argument("--fleet-hours", type=float, default=24.0, help="hours of the planted fleet and the range")
     args = parser.parse_args()
+    if args.fleet_hosts:
+        return fleet_main(args)
 
     from alerts.slo import load_slos
     from simulator import FleetSpec, simulate
@@ -151,7 +445,7 @@ def main() -> int:
                 print(f"{backend}: filled in {seconds:.0f} s", file=sys.stderr, flush=True)
             for backend, store in stores.items():
                 rows += time_callbacks(f"{backend}, no engine records:", store, slos, tmp / "alerts", end_ns, host,
-                                       args.runs, only=("slo_cards", "hosts_table"))
+                                       args.runs, only=("slo_cards", "hosts_page"))
                 record_evaluations(store, slos, end_ns)
                 rows += time_callbacks(backend, store, slos, tmp / "alerts", end_ns, host, args.runs)
                 store.close()

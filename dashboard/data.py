@@ -95,57 +95,174 @@ def host_status(row: Any, end_ns: int, restarted: bool) -> str:
     return "up" if not pd.isna(row["up"]) else "no data"
 
 
-def fleet_rows(store: Store, rng: TimeRange) -> list[dict]:
-    """Return one row per host seen in the range: status, probe latency, worker pool, failures, last failure."""
+#: the libvirtd fields the fleet table reads
+FLEET_FIELDS = ("up", "hung", "probe_latency_ms", "workers_max", "workers_current", "workers_free", "job_queue_depth")
+#: the columns of the fleet frame (read_fleet), one row per host
+FLEET_COLUMNS = ("host", "status", "probe_latency_ms", "workers_busy", "workers_max", "saturation_percent",
+                 "job_queue_depth", "failures", "last_failure", "last_failure_kind", "last_seen")
+#: a fleet frame is kept this long per process (paging, sorting and filtering re-read nothing meanwhile); shorter
+#: than the shortest auto-refresh (30 s), so every refresh reads the store again
+FLEET_CACHE_SECONDS = 10
+_FLEET_CACHE_MAX = 16
+#: threads that run one fleet read's queries side by side (both stores serve concurrent reads)
+READ_THREADS = 8
+
+
+def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
+    """Return one row per host seen in the range (FLEET_COLUMNS, by host name): status at the range's end, probe
+    latency, worker pool, failures in the range, the last failure and when the host was last seen.
+
+    Six fleet-wide reads grouped by host, whatever the number of hosts, run side by side, and none over the
+    whole range of libvirtd points but for the hosts silent at its end: the newest point of every host in the
+    last RECENT_SECONDS; the hosts ever seen (the store's tag index); restarts, failures and last failures from
+    the (few) events (see _last_failures); then the newest point of the silent hosts over the range.
+    """
+    import numpy as np
     import pandas as pd
 
     end = rng.end_ns - 1
-    fields = ["up", "hung", "probe_ok", "probe_latency_ms", "workers_max", "workers_current", "workers_free",
-              "job_queue_depth"]
-    # the newest point of each host: first among the last minutes (cheap), then over the whole range only for
-    # the hosts silent at its end (reading the newest row of a long range costs a scan of it)
-    latest = store.latest("libvirtd", fields, max(rng.start_ns, rng.end_ns - RECENT_SECONDS * 10**9), end,
-                          group_by=["host"])
-    seen = _window_sum(store, "libvirtd", "up", rng, {}, ["host"], aggregate="count")
-    silent = sorted(set(seen["host"]) - set(latest["host"]))
+    recent_since = max(rng.start_ns, rng.end_ns - RECENT_SECONDS * 10**9)
+    reads = _concurrently({
+        "latest": lambda: store.latest("libvirtd", list(FLEET_FIELDS), recent_since, end, group_by=["host"]),
+        "known": lambda: store.tag_values("libvirtd", "host") if recent_since > rng.start_ns else [],
+        "restarts": lambda: store.latest("event", ["count"], max(rng.start_ns, rng.end_ns - RESTARTING_SECONDS * 10**9),
+                                         end, where={"kind": "restart"}, group_by=["host"]),
+        "failures": lambda: _window_sum(store, "event", "count", rng, {"severity": FAILURE_SEVERITY}, ["host"]),
+        "last": lambda: _last_failures(store, rng.end_ns),
+    })
+    latest, failures, last = reads["latest"], reads["failures"], reads["last"]
+    silent = sorted(set(reads["known"]) - set(latest["host"]) - {""})
     if silent:
-        import pandas as pd
+        older = store.latest("libvirtd", list(FLEET_FIELDS), rng.start_ns, end, where={"host": silent},
+                             group_by=["host"])
+        if len(older):
+            latest = pd.concat([latest, older], ignore_index=True) if len(latest) else older
 
-        older = store.latest("libvirtd", fields, rng.start_ns, end, where={"host": silent}, group_by=["host"])
-        latest = pd.concat([latest, older], ignore_index=True) if len(latest) else older
-    restarts = store.latest("event", ["count"], max(rng.start_ns, rng.end_ns - RESTARTING_SECONDS * 10**9), end,
-                            where={"kind": "restart"}, group_by=["host"])
-    failures = _window_sum(store, "event", "count", rng, {"severity": FAILURE_SEVERITY}, ["host"])
-    last = store.latest("event", ["message"], rng.end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9, end,
-                        where={"severity": FAILURE_SEVERITY}, group_by=["host", "kind"])
-    restarted = set(restarts["host"])
+    latest = latest.sort_values("time", kind="mergesort").drop_duplicates("host", keep="last")
     failure_counts = dict(zip(failures["host"], failures["count"])) if len(failures) else {}
-    last_failure: dict[str, tuple] = {}
-    for row in last.sort_values("time").itertuples(index=False):
-        last_failure[row.host] = (row.time, row.kind)
     hosts = sorted(set(latest["host"]) | set(failure_counts))
-    by_host = {row["host"]: row for _, row in latest.iterrows()}
-    rows = []
-    for host in hosts:
-        row = by_host.get(host)
-        status = host_status(row, rng.end_ns, host in restarted)
-        busy = saturation = None
-        if row is not None and not pd.isna(row["workers_current"]) and not pd.isna(row["workers_free"]):
-            busy = float(row["workers_current"] - row["workers_free"])
-            if not pd.isna(row["workers_max"]) and row["workers_max"] > 0:
-                saturation = 100.0 * busy / float(row["workers_max"])
-        when, kind = last_failure.get(host, (None, ""))
-        rows.append({
-            "host": host, "status": status,
-            "probe_latency_ms": _float(row, "probe_latency_ms"),
-            "workers_busy": busy, "workers_max": _float(row, "workers_max"),
-            "saturation_percent": saturation, "job_queue_depth": _float(row, "job_queue_depth"),
-            "failures": int(failure_counts.get(host, 0)),
-            "last_failure": when.strftime("%Y-%m-%d %H:%M:%S") if when is not None else "",
-            "last_failure_kind": kind,
-            "last_seen": row["time"].strftime("%Y-%m-%d %H:%M:%S") if row is not None else "",
-        })
-    return rows
+    frame = pd.DataFrame({"host": pd.Series(hosts, dtype=object)}).merge(latest, on="host", how="left")
+    for name in FLEET_FIELDS:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    when = pd.to_datetime(frame["time"], utc=True)
+    up = frame["up"]
+    missing = when.isna() | (when < pd.Timestamp(rng.end_ns - STALE_SECONDS * 10**9, unit="ns", tz="UTC"))
+    restarted = frame["host"].isin(set(reads["restarts"]["host"]))
+    frame["status"] = np.select([missing.to_numpy(), (up == 0).to_numpy(), (frame["hung"] == 1).to_numpy(),
+                                 restarted.to_numpy(), up.notna().to_numpy()],
+                                ["no data", "down", "hung", "restarting", "up"], "no data").astype(object)
+    busy = frame["workers_current"] - frame["workers_free"]
+    frame["workers_busy"] = busy
+    frame["saturation_percent"] = (100.0 * busy / frame["workers_max"]).where(frame["workers_max"] > 0)
+    frame["failures"] = frame["host"].map(failure_counts).fillna(0).astype("int64")
+    newest = last.sort_values("time", kind="mergesort").drop_duplicates("host", keep="last")
+    failed_at = frame["host"].map(dict(zip(newest["host"], newest["time"])))
+    frame["last_failure"] = _times_text(pd.to_datetime(failed_at, utc=True))
+    frame["last_failure_kind"] = frame["host"].map(dict(zip(newest["host"], newest["kind"]))).fillna("").astype(object)
+    frame["last_seen"] = _times_text(when)
+    return frame[list(FLEET_COLUMNS)].reset_index(drop=True)
+
+
+#: the last failures older than the last hour are read once per this many seconds (the lookback's start is
+#: exact to within it)
+LAST_FAILURE_CACHE_SECONDS = 300
+_last_failure_cache: OrderedDict[tuple, Any] = OrderedDict()
+
+
+def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
+    """Return the newest failure of each host and kind (columns time, host, kind, message) in the
+    LAST_FAILURE_LOOKBACK_SECONDS before end_ns: what is older than the hour before the current
+    LAST_FAILURE_CACHE_SECONDS bucket from a read kept that long (30 days of events cost more than everything
+    else the fleet reads), the rest read now."""
+    import pandas as pd
+
+    bucket = LAST_FAILURE_CACHE_SECONDS * 10**9
+    split = end_ns // bucket * bucket - 3600 * 10**9
+    where, group_by = {"severity": FAILURE_SEVERITY}, ["host", "kind"]
+    key = (store.display_url, split)
+    with _fleet_cache_lock:
+        older = _last_failure_cache.get(key)
+    if older is None:
+        older = store.latest("event", ["message"], end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9, split - 1,
+                             where=where, group_by=group_by)
+        with _fleet_cache_lock:
+            _last_failure_cache[key] = older
+            while len(_last_failure_cache) > _FLEET_CACHE_MAX:
+                _last_failure_cache.popitem(last=False)
+    newer = store.latest("event", ["message"], split, end_ns - 1, where=where, group_by=group_by)
+    parts = [part for part in (older, newer) if len(part)]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else newer)
+
+
+_pool_lock = threading.Lock()
+_pool = None
+
+
+def _submit(function, *args):
+    """Run function(*args) on the dashboard's read threads; return its future."""
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dashboard-read")
+    return _pool.submit(function, *args)
+
+
+def _concurrently(reads: dict[str, Any]) -> dict[str, Any]:
+    """Return {name: result} of the reads (functions of no argument) run side by side; the first failure raises."""
+    futures = {name: _submit(read) for name, read in reads.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
+def _times_text(times: pd.Series) -> pd.Series:
+    """Return times as table text (UTC, to the second), "" where missing."""
+    return times.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").astype(object)
+
+
+def fleet_rows(store: Store, rng: TimeRange) -> list[dict]:
+    """Return read_fleet as one dict per host (None where a figure is missing)."""
+    frame = read_fleet(store, rng)
+    return [{key: (None if isinstance(value, float) and value != value else value) for key, value in row.items()}
+            for row in frame.to_dict("records")]
+
+
+_fleet_cache_lock = threading.Lock()
+_fleet_cache: OrderedDict[tuple, tuple[float, pd.DataFrame]] = OrderedDict()
+
+
+def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = ()) -> pd.DataFrame:
+    """Return read_fleet with the error budget left of each SLO (columns budget_0, budget_1, ... in percent), kept
+    FLEET_CACHE_SECONDS per process under the store's URL and the range (to the same FLEET_CACHE_SECONDS), so that
+    the pages, sort orders and filters of one fleet read the store once. Treat it as read-only."""
+    bucket = FLEET_CACHE_SECONDS * 10**9
+    key = (store.display_url, rng.start_ns // bucket, rng.end_ns // bucket, tuple(slos))
+    with _fleet_cache_lock:
+        found = _fleet_cache.get(key)
+        if found and time.monotonic() - found[0] < FLEET_CACHE_SECONDS:
+            _fleet_cache.move_to_end(key)
+            return found[1]
+    pending = _submit(budgets_by_host, store, list(slos), rng.end_ns) if slos else None
+    frame = read_fleet(store, rng)
+    budgets = pending.result() if pending is not None else {}
+    if slos and len(frame):
+        for index, slo in enumerate(slos):
+            remaining = frame["host"].map(budgets.get(slo.name, {}))
+            frame[f"budget_{index}"] = (100.0 * remaining.astype("float64")).round(1)
+    with _fleet_cache_lock:
+        _fleet_cache[key] = (time.monotonic(), frame)
+        while len(_fleet_cache) > _FLEET_CACHE_MAX:
+            _fleet_cache.popitem(last=False)
+    return frame
+
+
+def clear_caches() -> None:
+    """Forget every cached fleet frame and SLO evaluation of this process."""
+    with _fleet_cache_lock:
+        _fleet_cache.clear()
+        _last_failure_cache.clear()
+    with _cache_lock:
+        _evaluation_cache.clear()
 
 
 def _float(row: Any, key: str) -> float | None:
@@ -178,7 +295,7 @@ def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool 
     from alerts.rollups import MINUTE_NS, coverage
 
     at_ns -= at_ns % MINUTE_NS
-    key = (id(store), tuple(slos), at_ns, windows)
+    key = (store.display_url, tuple(slos), at_ns, windows)
     with _cache_lock:
         found = _evaluation_cache.get(key)
         if found and time.monotonic() - found[0] < EVALUATION_CACHE_SECONDS:
@@ -196,10 +313,39 @@ def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool 
 
 
 def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict[str, float | None]]:
-    """Return {slo name: {host: budget remaining (1.0 = untouched, negative = overspent)}}."""
-    evaluations = slo_evaluations(store, slos, at_ns, windows=False)
-    return {name: {host: ev.budget_remaining for host, ev in by_host.items() if host is not None}
-            for name, by_host in evaluations.items()}
+    """Return {slo name: {host: budget remaining (1.0 = untouched, negative = overspent)}} at the minute `at_ns`
+    falls in: from the alert engine's newest `slo_budget` records (one read for every SLO and host, the figures
+    alerts.records.read_evaluations gives, without its burn rates) when it was running then, else from the
+    dashboard's own evaluation (slo_evaluations); kept EVALUATION_CACHE_SECONDS per process."""
+    from alerts.records import BUDGET, FRESH_SECONDS
+    from alerts.rollups import MINUTE_NS
+
+    if not slos:
+        return {}
+    at_ns -= at_ns % MINUTE_NS
+    key = ("budgets", store.display_url, tuple(slos), at_ns)
+    with _cache_lock:
+        found = _evaluation_cache.get(key)
+        if found and time.monotonic() - found[0] < EVALUATION_CACHE_SECONDS:
+            _evaluation_cache.move_to_end(key)
+            return found[1]
+    names = [slo.name for slo in slos]
+    records = store.latest(BUDGET, ["valid_total", "budget_remaining_percent"], at_ns - FRESH_SECONDS * 10**9, at_ns,
+                           where={"slo": names}, group_by=["slo", "host"])
+    if set(names) <= set(records.loc[records["host"] == "", "slo"]):  # every SLO has the fleet's record
+        budgets: dict[str, dict[str, float | None]] = {name: {} for name in names}
+        for slo, host, percent in zip(records["slo"], records["host"], records["budget_remaining_percent"]):
+            if host:
+                budgets[slo][host] = None if percent is None or percent != percent else float(percent) / 100
+    else:
+        evaluations = slo_evaluations(store, slos, at_ns, windows=False)
+        budgets = {name: {host: ev.budget_remaining for host, ev in by_host.items() if host is not None}
+                   for name, by_host in evaluations.items()}
+    with _cache_lock:
+        _evaluation_cache[key] = (time.monotonic(), budgets)
+        while len(_evaluation_cache) > _EVALUATION_CACHE_MAX:
+            _evaluation_cache.popitem(last=False)
+    return budgets
 
 
 def sli_series(store: Store, slos: list[SLO], rng: TimeRange, host: str | None = None) -> pd.DataFrame:

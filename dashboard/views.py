@@ -49,10 +49,10 @@ def severity_label(severity: str) -> str:
     return f"{symbol} {severity}" if severity else ""
 
 
-def guarded(what: str, outputs: int = 1) -> Callable:
+def guarded(what: str, outputs: int = 1, others: Sequence | None = None) -> Callable:
     """Wrap a callback so any failure shows `what` could not be read as an error state (logged, no traceback).
 
-    With several outputs, the error state goes to the first and the others are cleared (None).
+    With several outputs, the error state goes to the first and the others are cleared (None), or get `others`.
     """
     def decorate(function: Callable) -> Callable:
         @functools.wraps(function)
@@ -72,7 +72,9 @@ def guarded(what: str, outputs: int = 1) -> Callable:
                     state = empty_state(f"Could not read {what}: {type(error).__name__}: {error}",
                                         "The store may be unreachable; the page tries again on the next refresh.",
                                         kind="error")
-                return state if outputs == 1 else (state, *([None] * (outputs - 1)))
+                if outputs == 1:
+                    return state
+                return (state, *(others if others is not None else [None] * (outputs - 1)))
         return wrapper
     return decorate
 
@@ -96,6 +98,30 @@ def grid(grid_id: str, rows: list[dict], columns: list[dict], *, height_px: int 
         columnSize="responsiveSizeToFit", dashGridOptions=options,
         rowClassRules=row_class_rules or {}, className="ag-theme-alpine vw-grid",
         style={"height": f"{height_px}px"} if height_px else {"height": None},
+    )
+
+
+def paged_grid(grid_id: str, columns: list[dict], *, page_size: int, height_px: int,
+               row_class_rules: dict | None = None) -> Any:
+    """Return an AG Grid table that asks the server for one page of rows at a time (the infinite row model,
+    paginated): every sort and column filter goes to the server with the request (`getRowsRequest`), and a
+    callback answers with the page's rows and the count of all rows (`getRowsResponse`)."""
+    options: dict[str, Any] = {
+        "animateRows": False, "suppressCellFocus": True, "enableCellTextSelection": True, "ensureDomOrder": True,
+        "pagination": True, "paginationPageSize": page_size, "paginationPageSizeSelector": False,
+        "cacheBlockSize": page_size, "maxBlocksInCache": 2, "maxConcurrentDatasourceRequests": 1,
+        "localeText": {"noRowsToShow": "No rows to show"},
+    }
+    for column in columns:  # room for the header's words, the sort arrow and the filter icon
+        header = column.get("headerName", column.get("field", ""))
+        room = 8 * len(header) + (60 if column.get("filter") else 36)
+        column["minWidth"] = max(column.get("minWidth", 0), room)
+    return dag.AgGrid(
+        id=grid_id, columnDefs=columns, rowModelType="infinite",
+        defaultColDef={"sortable": True, "filter": False, "resizable": True, "minWidth": 70},
+        columnSize="responsiveSizeToFit", dashGridOptions=options,
+        rowClassRules=row_class_rules or {}, className="ag-theme-alpine vw-grid",
+        style={"height": f"{height_px}px"},
     )
 
 

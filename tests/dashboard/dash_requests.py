@@ -65,3 +65,19 @@ def post(base_url: str, body: dict, headers: dict[str, str], path: str = UPDATE_
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
+
+
+def fleet_rows_body(range_data: dict, request: dict, statuses: list | None = None, text: str = "",
+                    search: str = "") -> dict:
+    """Return the body of the fleet page's callback when its grid asks for rows (getRowsRequest)."""
+    return {
+        "output": "..fleet-count.children...fleet-grid.getRowsResponse..",
+        "outputs": [{"id": "fleet-count", "property": "children"},
+                    {"id": "fleet-grid", "property": "getRowsResponse"}],
+        "inputs": [{"id": "fleet-grid", "property": "getRowsRequest", "value": request}],
+        "state": [{"id": "shell-range", "property": "data", "value": range_data},
+                  {"id": "fleet-status", "property": "value", "value": statuses or []},
+                  {"id": "fleet-search", "property": "value", "value": text},
+                  {"id": "url", "property": "search", "value": search}],
+        "changedPropIds": ["fleet-grid.getRowsRequest"],
+    }

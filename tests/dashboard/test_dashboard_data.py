@@ -147,3 +147,74 @@ def test_a_day_of_sli_reads_whole_hours_from_hour_rollups_and_equals_the_minute_
     assert len(split) == 25
     assert split[["good_total", "valid_total"]].values.tolist() == \
         minutes_only[["good_total", "valid_total"]].values.tolist()
+
+
+@pytest.mark.parametrize("hosts", [30, 300])
+def test_the_fleet_is_read_in_the_same_few_queries_whatever_its_size(store, fixed_now, hosts):
+    from planted_fleet import plant_fleet
+    from counting_store import CountingStore
+
+    planted = plant_fleet(store, to_ns(fixed_now), hosts, hostile=False)
+    counting = CountingStore(store)
+    frame = data.read_fleet(counting, planted_range(fixed_now, hours=1))
+    assert frame["host"].tolist() == sorted(host.name for host in planted)
+    assert frame["status"].tolist() == [host.status for host in sorted(planted, key=lambda h: h.name)]
+    # the newest points, the hosts, the silent hosts' newest points, restarts, failures, last failures (two parts)
+    assert sorted(name for name, _args, _kwargs in counting.calls) == ["latest"] * 5 + ["query", "tag_values"]
+
+
+def test_the_fleet_frame_is_read_once_for_every_page_sort_and_filter_within_seconds(store, fixed_now):
+    from planted_fleet import plant_fleet
+    from counting_store import CountingStore
+
+    data.clear_caches()
+    plant_fleet(store, to_ns(fixed_now), 60)
+    counting = CountingStore(store)
+    rng = planted_range(fixed_now, hours=1)
+    first = data.fleet_frame(counting, rng)
+    reads = len(counting.calls)
+    later = TimeRange(rng.start_ns + 10**9, rng.end_ns + 10**9, rng.label)  # a second on, same bucket of 10 s
+    assert data.fleet_frame(counting, later) is first and len(counting.calls) == reads
+    data.clear_caches()
+    assert data.fleet_frame(counting, later).equals(first) and len(counting.calls) == 2 * reads
+
+
+def test_the_fleet_cache_is_kept_per_store_url_not_per_object(influxdb_server, fixed_now):
+    import uuid
+
+    from planted_fleet import plant_fleet
+    from tsdb import open_store
+
+    data.clear_caches()
+    rng = planted_range(fixed_now, hours=1)
+    names = [f"fleet_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    counts = []
+    for index, name in enumerate(names):
+        influxdb_server.create_database(name)
+        store = open_store(f"influxdb://127.0.0.1:{influxdb_server.port}/{name}")
+        try:
+            plant_fleet(store, to_ns(fixed_now), 20 * (index + 1), hostile=False)
+            counts.append(len(data.fleet_frame(store, rng)))
+        finally:
+            store.close()
+            influxdb_server.drop_database(name)
+    assert counts == [20, 40]  # a second store, perhaps at the same address in memory, is not served the first's
+
+
+def test_budgets_come_from_the_engines_records_in_one_read_when_it_runs(planted_store, slos, fixed_now):
+    from alerts.burn import evaluate_slos
+    from alerts.records import evaluation_points, read_evaluations
+    from alerts.rollups import coverage
+    from counting_store import CountingStore
+
+    at_ns = to_ns(fixed_now)
+    evaluations = evaluate_slos(planted_store, slos, at_ns, {s.name: coverage(planted_store, s, at_ns) for s in slos})
+    planted_store.write(evaluation_points(evaluations, at_ns - 30 * 10**9))
+    data.clear_caches()
+    counting = CountingStore(planted_store)
+    budgets = data.budgets_by_host(counting, slos, at_ns)
+    engine = read_evaluations(planted_store, slos, at_ns)
+    assert budgets == {name: {host: ev.budget_remaining for host, ev in by_host.items() if host is not None}
+                       for name, by_host in engine.items()}
+    assert budgets["libvirtd-availability"]["kvm-down-03"] < 0
+    assert [(name, args[0]) for name, args, _kwargs in counting.calls] == [("latest", "slo_budget")]
