@@ -7,11 +7,13 @@ and a window pair with no rate does not fire.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
 from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
 from alerts.sli import Counts, SLIResult
+from alerts.sli_memory import SLIMemory
 from alerts.slo import SLO
 from alerts.windows import SETTLED_LAG_SECONDS, AlertWindow, alert_windows
 from tsdb.query import TimeLike, to_ns
@@ -20,8 +22,17 @@ from tsdb.store import Store
 HOUR_ALIGNED_FROM_SECONDS = 86400  # windows this long start on a whole hour
 
 
+@functools.lru_cache(maxsize=64)
 def _budget(objective: float) -> Fraction:
     return 1 - Fraction(str(objective)) / 100
+
+
+def _whole(counts: Counts) -> tuple[int, int] | None:
+    """Return (bad, total) as ints when both counts are whole numbers (every built-in SLI), else None."""
+    good, total = float(counts.good), float(counts.total)
+    if good.is_integer() and total.is_integer():
+        return int(total) - int(good), int(total)
+    return None
 
 
 def error_rate(counts: Counts) -> float | None:
@@ -32,17 +43,30 @@ def error_rate(counts: Counts) -> float | None:
 
 
 def burn_rate(counts: Counts, objective: float) -> float | None:
-    """Return the error rate divided by the error budget (1 - objective/100); None when there were no events."""
+    """Return the error rate divided by the error budget (1 - objective/100); None when there were no events.
+
+    Whole counts take the integer path: Python's int / int is correctly rounded, so bad x q / (total x p) for a
+    budget p/q is the same float as the Fraction, at a tenth of the cost (16,000 of these per SLO at 2000 hosts)."""
     if counts.total <= 0:
         return None
-    return float((1 - Fraction(counts.good) / Fraction(counts.total)) / _budget(objective))
+    budget = _budget(objective)
+    whole = _whole(counts)
+    if whole is not None:
+        bad, total = whole
+        return (bad * budget.denominator) / (total * budget.numerator)
+    return float((1 - Fraction(counts.good) / Fraction(counts.total)) / budget)
 
 
 def budget_remaining(counts: Counts, objective: float) -> float | None:
     """Return the share of the period's budget left, 1 - (bad/total)/(1 - objective/100); negative when overspent."""
     if counts.total <= 0:
         return None
-    return float(1 - (Fraction(counts.bad) / Fraction(counts.total)) / _budget(objective))
+    budget = _budget(objective)
+    whole = _whole(counts)
+    if whole is not None:
+        bad, total = whole
+        return (total * budget.numerator - bad * budget.denominator) / (total * budget.numerator)
+    return float(1 - (Fraction(counts.bad) / Fraction(counts.total)) / budget)
 
 
 @dataclass(frozen=True)
@@ -98,18 +122,19 @@ def evaluation_end(slo: SLO, now_ns: int) -> int:
     return settled
 
 
-def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = NO_ROLLUPS
-                   ) -> dict[str | None, Evaluation]:
+def evaluate_hosts(store: Store, slo: SLO, now: TimeLike, coverage: Coverage = NO_ROLLUPS,
+                   memory: SLIMemory | None = None) -> dict[str | None, Evaluation]:
     """Evaluate an SLO for every host with events in its period, and for the fleet (key None), at `now`.
 
     Every window ends at `evaluation_end` and starts on the first whole minute (for windows of a day or more:
     the first whole hour) at or after its end minus its length: a day-long window then reads whole hours and one
     raw tail, never a minute head, and is at most an hour (4%) short. With a `coverage` (alerts.rollups), windows read the minute and hour rollups where they exist and
-    raw points after them; the figures are the same as from raw points alone, only cheaper.
+    raw points after them; the figures are the same as from raw points alone, only cheaper. With a `memory`
+    (alerts.sli_memory, the engine's), the rollup pieces it holds are summed there instead of read.
     """
     now_ns = to_ns(now, "now")
     end = evaluation_end(slo, now_ns)
-    reader = CountsReader(store, slo, coverage)
+    reader = CountsReader(store, slo, coverage, memory)
     results: dict[int, SLIResult] = {}
 
     def result_over(seconds: int) -> SLIResult:
@@ -141,12 +166,15 @@ def evaluate(store: Store, slo: SLO, now: TimeLike, host: str | None = None, *,
 
 
 def evaluate_slos(store: Store, slos: list[SLO], now: TimeLike, coverages: dict[str, Coverage] | None = None,
-                  workers: int = 4) -> dict[str, dict[str | None, Evaluation]]:
+                  workers: int = 4, memories: dict[str, SLIMemory] | None = None
+                  ) -> dict[str, dict[str | None, Evaluation]]:
     """Evaluate several SLOs at once, in `workers` threads (both stores serve reads in parallel); by SLO name."""
     from concurrent.futures import ThreadPoolExecutor
 
     coverages = coverages or {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(slos) or 1))) as pool:
-        futures = {slo.name: pool.submit(evaluate_hosts, store, slo, now, coverages.get(slo.name, NO_ROLLUPS))
+        memories = memories or {}
+        futures = {slo.name: pool.submit(evaluate_hosts, store, slo, now, coverages.get(slo.name, NO_ROLLUPS),
+                                         memories.get(slo.name))
                    for slo in slos}
         return {name: future.result() for name, future in futures.items()}

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,6 +46,7 @@ from alerts.records import evaluation_points
 from alerts.rollups import Coverage, coverage, roll_up
 from alerts.rule_memory import RoundReads, RuleMemory
 from alerts.silences import SilenceStore
+from alerts.sli_memory import SLIMemory
 from alerts.shard import ALL, Shard
 from alerts.slo import SLO
 from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transition, sent_firing
@@ -170,6 +172,7 @@ class Engine:
         self.outbox = Outbox(outbox_path(state_dir))
         self.silences = SilenceStore(silences_path(state_dir), clock)
         self.coverage: dict[str, Coverage] = {}
+        self.memories: dict[str, SLIMemory] = {}  # each SLO's rollups, loaded at its first round (alerts.sli_memory)
         self.storm = storm or StormGate()
         self.rule_memory = RuleMemory(store, self.rules)
         self.shard = shard
@@ -228,18 +231,16 @@ class Engine:
     def _slo_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Roll up and evaluate every SLO; return their observations (stale SLO alerts resolve)."""
         observations = []
-        for slo in self.slos:
-            done = self.coverage.get(slo.name)
-            if done is None:
-                done = coverage(self.store, slo, now)
-            kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
-            self.coverage[slo.name] = roll_up(self.store, slo, now, done, **kwargs)
-        evaluated = evaluate_slos(self.store, self.slos, now, self.coverage)
+        with ThreadPoolExecutor(max_workers=min(4, len(self.slos)), thread_name_prefix="engine-rollup") as pool:
+            for slo, done in zip(self.slos, pool.map(lambda slo: self._roll_up(slo, now), self.slos)):
+                self.coverage[slo.name] = done
+        evaluated = evaluate_slos(self.store, self.slos, now, self.coverage, memories=self.memories)
         for name, evaluations in evaluated.items():
-            mine = {host: e for host, e in evaluations.items()
-                    if (self.shard.owns_fleet if host is None else self.shard.owns(host))}
-            observations += self.storm.apply(name, slo_observations(mine), self._paging_hosts(name),
-                                             now.timestamp())
+            mine = {host: e for host, e in evaluations.items() if host is None or self.shard.owns(host)}
+            found = slo_observations(mine)
+            if not self.shard.owns_fleet:
+                found = [self._shard_scoped(observation) for observation in found]
+            observations += self.storm.apply(name, found, self._paging_hosts(name), now.timestamp())
             report.slos_evaluated += 1
         try:
             self.store.write(evaluation_points(evaluated, int(now.timestamp() * 10**9)))
@@ -247,11 +248,35 @@ class Engine:
             log.error("could not record the SLO evaluations in the store: %s", error)
         return observations + self._stale(observations, {SLO_ALERTNAME})
 
+    def _roll_up(self, slo: SLO, now: datetime) -> Coverage:
+        """Write one SLO's rollups due now (the SLOs roll up on threads of their own); load its memory first."""
+        done = self.coverage.get(slo.name)
+        memory = self.memories.get(slo.name)
+        if done is None or memory is None:
+            done = coverage(self.store, slo, now)
+            memory = SLIMemory(slo)
+            began = time.monotonic()
+            rows = memory.load(self.store, done.minute_until_ns, done.hour_until_ns)
+            log.info("SLO %s: %d rollups of its period loaded into memory in %.1f s", slo.name, rows,
+                     time.monotonic() - began)
+            self.memories[slo.name] = memory
+        kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
+        return roll_up(self.store, slo, now, done, written=memory.written, **kwargs)
+
     def _paging_hosts(self, slo: str) -> set[tuple[str, str]]:
         """The (host, severity) alerts of this SLO that fire now (the storm gate holds only those that START)."""
         return {(state.labels["host"], state.labels.get("severity", "page")) for state in self.tracker.states().values()
                 if state.labels.get("alertname") == SLO_ALERTNAME and state.labels.get("slo") == slo
                 and "host" in state.labels and state.state == FIRING}
+
+    def _shard_scoped(self, observation: Observation) -> Observation:
+        """On a shard that does not own the fleet: its fleet-scope observation becomes the shard's, active only
+        when the storm gate makes it the page of a storm among the shard's hosts (shard 0 pages the fleet's own
+        burn)."""
+        labels, annotations, _active, for_seconds = observation
+        if labels.get("scope") != "fleet":
+            return observation
+        return {**labels, "scope": "shard", "shard": str(self.shard)}, annotations, False, for_seconds
 
     def _rules_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Evaluate the event rules for every host, those with firing alerts included."""

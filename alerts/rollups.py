@@ -1,7 +1,8 @@
 """SLI rollups: each SLO's good and total per host per minute and per hour, kept in the store, and read back exactly.
 
 The alert engine calls `roll_up` every round. A minute is rolled twice: once it ended `LAG_SECONDS` ago, and
-again when it is `REROLL_SECONDS` old (a point of the same series and time replaces the old one in both stores),
+again when it is `REROLL_SECONDS` old, five minutes of them at a time (a point of the same series and time
+replaces the old one in both stores),
 so points that arrive up to 10 minutes late, from an agent's spool replay of a short store outage say, are
 counted too. A round therefore reads the raw points of the minutes that settled since the last round, twice,
 never the whole re-roll window (at 2000 hosts that window is 2.4M domain points). An hour is rolled
@@ -21,7 +22,8 @@ restarted engine know it without any state file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from alerts.sli import ROLLUP_MEASUREMENT, SLIResult, compute_sli, read_rollups, rollup_points
 from alerts.slo import SLO
@@ -29,10 +31,14 @@ from tsdb.point import Point
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
 
+if TYPE_CHECKING:
+    from alerts.sli_memory import SLIMemory
+
 MINUTE_NS = 60 * 10**9
 HOUR_NS = 3600 * 10**9
 LAG_SECONDS = 60            # a minute is rolled this long after it ends: behind the settled edge (windows.py)
-REROLL_SECONDS = 600        # the last 10 minutes are rolled again every round, for late points
+REROLL_SECONDS = 600        # a minute is rolled again when it is 10 minutes old, for late points
+REROLL_BATCH_SECONDS = 300  # ... five minutes of them at a time
 BACKFILL_SECONDS = 86400    # how far back the first round rolls
 MINUTE, HOUR = "1m", "1h"   # the `resolution` tag
 
@@ -53,6 +59,13 @@ class Coverage:
 
     minute_until_ns: int = 0
     hour_until_ns: int = 0
+    #: minutes before this were rolled the second time (0: unknown, taken as minute_until - REROLL_SECONDS)
+    rerolled_until_ns: int = field(default=0, compare=False)
+
+    @property
+    def second_pass_until_ns(self) -> int:
+        """Where the second pass reached (minutes before it will not be rolled again)."""
+        return self.rerolled_until_ns or max(0, self.minute_until_ns - REROLL_SECONDS * 10**9)
 
 
 NO_ROLLUPS = Coverage()
@@ -85,12 +98,14 @@ def _hour_points(store: Store, slo: SLO, start_ns: int, end_ns: int) -> list[Poi
 
 def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
             backfill_seconds: int = BACKFILL_SECONDS, chunk_seconds: int = 3600,
-            progress: Callable[[int, int], None] | None = None) -> Coverage:
+            progress: Callable[[int, int], None] | None = None,
+            written: Callable[[list[Point]], None] | None = None) -> Coverage:
     """Write the minute and hour rollups due at `now` after `done`; return the new coverage.
 
     Rolls from `done` (less the re-roll window), but never from further back than `backfill_seconds`, reading
     raw points `chunk_seconds` at a time (a whole number of hours) so memory stays bounded;
-    `progress(done_ns, total_ns)` hears of each chunk.
+    `progress(done_ns, total_ns)` hears of each chunk; `written(points)` gets every rollup point written (the
+    engine's memory of them, alerts.sli_memory).
     """
     if chunk_seconds <= 0 or chunk_seconds % 3600:
         raise ValueError(f"chunk_seconds must be a positive whole number of hours, got {chunk_seconds!r}")
@@ -98,37 +113,49 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
     end = floor_to(now_ns - LAG_SECONDS * 10**9, MINUTE_NS)
     earliest = floor_to(end - backfill_seconds * 10**9, HOUR_NS)
     minute_until = done.minute_until_ns
-    ranges = due_ranges(done.minute_until_ns, end, earliest)
+    ranges, rerolled_until = due_ranges(done.minute_until_ns, done.second_pass_until_ns, end, earliest)
     total = sum(b - a for a, b in ranges)
     rolled = 0
     for start, stop in ranges:
         for chunk in range(start, stop, chunk_seconds * 10**9):
             chunk_end = min(chunk + chunk_seconds * 10**9, stop)
-            store.write(rollup_points(store, slo, chunk, chunk_end))
+            points = rollup_points(store, slo, chunk, chunk_end)
+            store.write(points)
+            if written:
+                written(points)
             minute_until = max(minute_until, chunk_end)
             rolled += chunk_end - chunk
             if progress:
                 progress(rolled, total)
-    final = floor_to(minute_until - REROLL_SECONDS * 10**9, HOUR_NS)  # hours whose minutes will not change
+    final = floor_to(rerolled_until, HOUR_NS)  # hours whose minutes will not change
     hour_from = max(done.hour_until_ns, earliest)
     hour_until = done.hour_until_ns
     if final > hour_from:
-        store.write(_hour_points(store, slo, hour_from, final))
+        points = _hour_points(store, slo, hour_from, final)
+        store.write(points)
+        if written:
+            written(points)
         hour_until = final
-    return Coverage(minute_until, hour_until)
+    return Coverage(minute_until, hour_until, rerolled_until)
 
 
-def due_ranges(minute_until_ns: int, end_ns: int, earliest_ns: int) -> list[tuple[int, int]]:
-    """Return the [start, end) ranges of minutes to roll when the rollups reach `minute_until` and minutes
-    before `end` have settled: the new minutes, and the minutes that reached the re-roll age since (rolled a
-    second time, for their late points); never before `earliest`. Overlapping ranges are merged."""
-    reroll = REROLL_SECONDS * 10**9
-    second = (max(minute_until_ns - reroll, earliest_ns), max(end_ns - reroll, earliest_ns))
+def due_ranges(minute_until_ns: int, rerolled_until_ns: int, end_ns: int, earliest_ns: int
+               ) -> tuple[list[tuple[int, int]], int]:
+    """Return the [start, end) ranges of minutes to roll, and where the second pass then reaches, when the
+    rollups reach `minute_until` (the second pass `rerolled_until`) and minutes before `end` have settled: the
+    new minutes, and once at least REROLL_BATCH_SECONDS of minutes reached the re-roll age, those (rolled a second
+    time, for their late points: one query for 5 minutes, not one per round); never before `earliest`.
+    Overlapping ranges are merged."""
+    second = (max(rerolled_until_ns, earliest_ns), max(end_ns - REROLL_SECONDS * 10**9, earliest_ns))
     first = (max(minute_until_ns, earliest_ns), end_ns)
-    found = [r for r in (second, first) if r[0] < r[1]]
+    found = [first] if first[0] < first[1] else []
+    reached = rerolled_until_ns
+    if second[1] - second[0] >= REROLL_BATCH_SECONDS * 10**9 or (second[0] < second[1] and second[1] >= first[0]):
+        found.insert(0, second)
+        reached = second[1]
     if len(found) == 2 and found[0][1] >= found[1][0]:
         found = [(found[0][0], max(found[0][1], found[1][1]))]
-    return [(floor_to(a, MINUTE_NS), b) for a, b in found]
+    return [(floor_to(a, MINUTE_NS), b) for a, b in found], reached
 
 
 def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, int]]:
@@ -151,9 +178,10 @@ class CountsReader:
     summed piece 10-30 ms).
     """
 
-    def __init__(self, store: Store, slo: SLO, done: Coverage = NO_ROLLUPS) -> None:
-        self.store, self.slo, self.done = store, slo, done
+    def __init__(self, store: Store, slo: SLO, done: Coverage = NO_ROLLUPS, memory: "SLIMemory | None" = None) -> None:
+        self.store, self.slo, self.done, self.memory = store, slo, done, memory
         self._cache: dict[tuple[str, int, int], SLIResult] = {}
+        self.queries = 0  # pieces read from the store (not from the cache or the memory)
 
     def between(self, start_ns: int, end_ns: int) -> SLIResult:
         """Return good and total per host over [start, end); start on a whole minute when rollups exist."""
@@ -168,6 +196,10 @@ class CountsReader:
     def _piece(self, source: str, start_ns: int, end_ns: int) -> SLIResult:
         key = (source, start_ns, end_ns)
         if key not in self._cache:
+            if source != "raw" and self.memory is not None and self.memory.answers(source, start_ns, end_ns):
+                self._cache[key] = self.memory.sums(source, start_ns, end_ns)
+                return self._cache[key]
+            self.queries += 1
             if source == "raw":
                 self._cache[key] = compute_sli(self.store, self.slo, start_ns, end_ns)
             else:

@@ -79,11 +79,12 @@ class StormGate:
         labels, annotations, active, for_seconds = observation
         if labels.get("host") in held or (labels.get("host"), labels.get("severity", "page")) in waiting:
             return labels, annotations, False, for_seconds
-        if held and labels.get("scope") == "fleet" and labels.get("severity") == "page":
+        if held and labels.get("scope") in ("fleet", "shard") and labels.get("severity") == "page":
             names = sorted(held)
             sample = ", ".join(names[:SAMPLE_HOSTS]) + (f" and {len(names) - SAMPLE_HOSTS} more"
                                                        if len(names) > SAMPLE_HOSTS else "")
-            summary = (f"{labels.get('slo')}: {len(held)} of {hosts} hosts burn their error budget together, "
+            scope = f" of shard {labels['shard']}" if labels.get("scope") == "shard" else ""
+            summary = (f"{labels.get('slo')}: {len(held)} of {hosts} hosts{scope} burn their error budget together, "
                        f"a fleet-wide cause: {sample}")
             description = (f"{len(held)} hosts started burning in the same round; their own pages are held for "
                            f"{self.hold_seconds:g} s and follow only for hosts still burning then.\n"

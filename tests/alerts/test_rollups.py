@@ -102,14 +102,19 @@ def test_each_minute_is_rolled_twice_however_many_rounds_pass(duckdb_store):
     rolled: dict[int, int] = {}
     first_end = (NOW // MINUTE_NS) * MINUTE_NS
     until = earliest = first_end - 3600 * S  # a first round backfilling an hour
+    rerolled = until - REROLL_SECONDS * S
+    queries = 0
     for round_ in range(200):  # then a round every 30 s
         end = first_end + round_ * 30 * S // MINUTE_NS * MINUTE_NS
-        for a, b in due_ranges(until, end, earliest):
+        ranges, rerolled = due_ranges(until, rerolled, end, earliest)
+        queries += len(ranges)
+        for a, b in ranges:
             for minute in range(a, b, MINUTE_NS):
                 rolled[minute] = rolled.get(minute, 0) + 1
         until = max(until, end)
+    assert queries <= 100 + 100 // 5 + 2  # a range of new minutes each minute, a second pass every 5 minutes
     old_at_first = [m for m in rolled if m < first_end - REROLL_SECONDS * S]
-    settled_since = [m for m in rolled if first_end <= m < until - REROLL_SECONDS * S]
+    settled_since = [m for m in rolled if first_end <= m < rerolled]  # the second pass reached them
     assert len(old_at_first) == 50 and all(rolled[m] == 1 for m in old_at_first)  # settled: once is enough
     assert len(settled_since) > 50 and all(rolled[m] == 2 for m in settled_since)
     assert max(rolled.values()) == 2

@@ -136,7 +136,7 @@ def test_every_down_host_is_paged_by_exactly_the_shard_that_owns_it_and_the_flee
 FLEET_OUTAGE_SECONDS = 120
 
 
-def test_a_fleet_wide_outage_is_one_fleet_page_from_shard_0_and_nothing_from_shard_1(influxdb_store, receivers,
+def test_a_fleet_wide_outage_is_one_fleet_page_from_shard_0_and_one_shard_page_from_shard_1(influxdb_store, receivers,
                                                                                        tmp_path):
     fleet, clock, engines = start_shards(influxdb_store, receivers, tmp_path)
     onset = SIM_START + 60 * S
@@ -154,13 +154,17 @@ def test_a_fleet_wide_outage_is_one_fleet_page_from_shard_0_and_nothing_from_sha
     # every host of both shards failed 12 probes at once: each shard's storm gate holds its hosts (20 start in the
     # same round or two: over 10 of them and over 10% of its hosts) instead of paging each; the fleet burns
     # (12 of ~372 probes over 1h, 32x, and every probe over 5m) and its page is shard 0's: one page, one resolve.
-    # Shard 1, which owns no fleet-wide alert, sends nothing at all. (Each shard's storm gate counts its own hosts:
-    # the page's summary says "20 of 20 hosts", shard 0's, though all 40 burn; its description quotes the fleet's
-    # own burn, read over every host.)
+    # Shard 1 owns no fleet-wide alert: its storm is one page scoped to the shard (its hosts held, as a storm
+    # within one shard alone must page too), one resolve. (Each shard's storm gate counts its own hosts: shard 0's
+    # page says "20 of 20 hosts" though all 40 burn; its description quotes the fleet's own burn.)
     fleet_page = (SLO_ALERTNAME, AVAILABILITY.name, "page", "fleet")
+    shard_page = (SLO_ALERTNAME, AVAILABILITY.name, "page", "shard")
     assert [(notice.status, [alert_key(a) for a in notice.alerts]) for notice in notices(receivers[0])] == [
         ("firing", [(*fleet_page, "firing")]), ("resolved", [(*fleet_page, "resolved")])]
-    assert notices(receivers[1]) == []
+    assert [(notice.status, [alert_key(a) for a in notice.alerts]) for notice in notices(receivers[1])] == [
+        ("firing", [(*shard_page, "firing")]), ("resolved", [(*shard_page, "resolved")])]
+    [firing] = [notice for notice in notices(receivers[1]) if notice.status == "firing"]
+    assert "of shard 1/2 burn their error budget together" in firing.alerts[0]["annotations"]["summary"]
 
 
 # --- 3. the command: `virtwatch alerts --shard I/N --once` ----------------------------------------------------
