@@ -114,7 +114,7 @@ def paged_grid(grid_id: str, columns: list[dict], *, page_size: int, height_px: 
     }
     for column in columns:  # room for the header's words, the sort arrow and the filter icon
         header = column.get("headerName", column.get("field", ""))
-        room = 8 * len(header) + (60 if column.get("filter") else 36)
+        room = 8 * len(header) + (80 if column.get("filter") else 36)
         column["minWidth"] = max(column.get("minWidth", 0), room)
     return dag.AgGrid(
         id=grid_id, columnDefs=columns, rowModelType="infinite",

@@ -92,6 +92,30 @@ def influxdb_dashboard_server(tmp_path_factory, influxdb_server):
 
 
 @pytest.fixture(scope="session")
+def fleet_dashboard_server(tmp_path_factory):
+    """`virtwatch dashboard` over a DuckDB file holding the large planted fleet (planted_fleet: 300 hosts and the
+    hostile ones) and the SLOs, for paging, sorting and filtering in the browser."""
+    from planted_fleet import plant_fleet
+
+    from tsdb import open_store
+
+    work = tmp_path_factory.mktemp("dashboard-fleet")
+    url = f"duckdb://{work}/store.duckdb"
+    now = planted_now()
+    store = open_store(url)
+    try:
+        plant_fleet(store, to_ns(now), 300)
+    finally:
+        store.close()
+    slo_path = work / "slos.toml"
+    slo_path.write_text(SLO_TOML)
+    config = write_config(work / "virtwatch.toml", url, work / "alerts", slo_path)
+    server = start_server(config, work, work / "alerts", now)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def auth_dashboard_server(tmp_path_factory):
     """`virtwatch dashboard` with basic auth (user "operator", a password with a colon and a space)."""
     work = tmp_path_factory.mktemp("dashboard-auth")

@@ -183,3 +183,116 @@ def test_a_store_without_hosts_says_none_reported(duckdb_store, tmp_path, fixed_
     app = create_app(DashboardContext(duckdb_store, [], tmp_path / "alerts", clock=lambda: fixed_now))
     note, answer = ask(app.server.test_client(), rows_request())
     assert note.startswith("No host reported in the last 1 hour.") and answer == {"rowData": [], "rowCount": 0}
+
+
+# ---- in Chromium ----
+
+SETTLED_MS = 30_000
+
+
+class GridTraffic:
+    """The rows the server sent the fleet grid, answer by answer, as the browser received them."""
+
+    def __init__(self, page):
+        self.answers: list[dict] = []
+        page.on("response", self._seen)
+
+    def _seen(self, response) -> None:
+        if "_dash-update-component" not in response.url or response.request.method != "POST":
+            return
+        try:
+            grid = response.json().get("response", {}).get("fleet-grid")
+        except Exception:  # noqa: BLE001 - not a JSON answer, so not the grid's
+            return
+        if grid and grid.get("getRowsResponse"):
+            self.answers.append(grid["getRowsResponse"])
+
+    @property
+    def rows_sent(self) -> int:
+        """Return how many rows the browser has received so far."""
+        return sum(len(answer["rowData"]) for answer in self.answers)
+
+
+def open_fleet(tab, url: str) -> GridTraffic:
+    """Open the fleet page, counting the grid's rows; wait until its first page shows."""
+    traffic = GridTraffic(tab.page)
+    tab.page.goto(url)
+    wait_for_note(tab.page, "showing 1–")
+    return traffic
+
+
+def wait_for_note(page, text: str) -> str:
+    """Wait until the hosts note holds text and the grid shows no loading rows; return the note."""
+    page.wait_for_function("text => (document.querySelector('#fleet-count') || {}).innerText?.includes(text)",
+                           arg=text, timeout=SETTLED_MS)
+    page.wait_for_function("""() => {
+        const rows = document.querySelectorAll('#fleet-grid .ag-pinned-left-cols-container .ag-row');
+        return rows.length > 0 && Array.from(rows).every(
+            row => (row.querySelector('[col-id="host_link"]') || {}).innerText?.trim());
+    }""", timeout=SETTLED_MS)
+    page.wait_for_load_state("networkidle")
+    return page.inner_text("#fleet-count")
+
+
+def shown_hosts(page) -> list[str]:
+    """Return the host names of the rows the grid shows, in order (rows are numbered across pages)."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll(
+            '#fleet-grid .ag-pinned-left-cols-container .ag-row'))
+        .sort((a, b) => Number(a.getAttribute('row-index')) - Number(b.getAttribute('row-index')))
+        .map(row => row.querySelector('[col-id="host_link"]').innerText.trim())""")
+
+
+@pytest.mark.slow
+def test_the_browser_pages_sorts_and_filters_a_large_fleet_a_page_at_a_time(fleet_dashboard_server, tab):
+    from planted_fleet import fleet_hosts
+
+    server, page = fleet_dashboard_server, tab.page
+    hosts = fleet_hosts(300)
+    count, pages = len(hosts), -(-len(hosts) // PAGE_SIZE)
+    traffic = open_fleet(tab, f"{server.url}/?{server.planted_range(1)}")
+    assert page.inner_text("#fleet-count").startswith(f"{count} of {count} hosts · showing 1–50 · page 1 of {pages}")
+    assert f"Page 1 of {pages}" in page.inner_text("#fleet-grid .ag-paging-panel")
+    assert traffic.rows_sent == PAGE_SIZE and traffic.answers[-1]["rowCount"] == count
+    assert shown_hosts(page)[:3] == sorted(host.name for host in hosts)[:3]
+
+    page.click("#fleet-grid .ag-paging-button[aria-label='Next Page']")
+    assert wait_for_note(page, "showing 51–100").startswith(f"{count} of {count} hosts · showing 51–100 · page 2")
+    assert traffic.rows_sent == 2 * PAGE_SIZE
+    assert shown_hosts(page)[0] == sorted(host.name for host in hosts)[PAGE_SIZE]
+
+    page.click("#fleet-grid .ag-header-cell[col-id='probe_latency_ms'] .ag-header-cell-label")  # worst first
+    wait_for_note(page, "showing 1–50")
+    assert shown_hosts(page)[0] == WORST_HOST  # from page 3 of the name order to the top
+    assert traffic.rows_sent == 3 * PAGE_SIZE
+
+    page.fill("#fleet-search", "hv-01")
+    page.press("#fleet-search", "Enter")
+    wait_for_note(page, "100 of")
+    page.locator("#fleet-status").get_by_text("‖ hung", exact=True).click()
+    note = wait_for_note(page, "2 of")
+    assert note.startswith(f"2 of {count} hosts · showing 1–2 · page 1 of 1")
+    assert shown_hosts(page) == ["hv-0113", "hv-0163"]  # still worst first: 21 ms, then 20 ms
+    assert "status=hung" in page.url and "q=hv-01" in page.url
+    assert traffic.rows_sent <= 5 * PAGE_SIZE
+    tab.shot("fleet-paged-sorted-filtered")
+    assert tab.errors == []
+
+
+@pytest.mark.slow
+def test_a_hostile_host_name_shows_as_text_in_the_browser_and_filters_as_text(fleet_dashboard_server, tab):
+    server, page = fleet_dashboard_server, tab.page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    open_fleet(tab, f"{server.url}/?{server.planted_range(1)}")
+    for name in HOSTILE_HOSTS:
+        page.fill("#fleet-search", name)
+        page.press("#fleet-search", "Enter")
+        page.wait_for_function("""name => {
+            const cells = document.querySelectorAll('#fleet-grid .ag-pinned-left-cols-container [col-id="host_link"]');
+            return cells.length === 1 && cells[0].innerText.trim() === name;
+        }""", arg=name, timeout=SETTLED_MS)
+        assert wait_for_note(page, "1 of").startswith("1 of ") and shown_hosts(page) == [name]
+        link = page.locator("#fleet-grid .ag-pinned-left-cols-container a")
+        assert link.inner_text() == name
+    tab.shot("fleet-hostile-name")
+    assert dialogs == [] and tab.errors == []
