@@ -17,8 +17,11 @@ from dashboard.timerange import (SHELL_PARAMS, ParamError, build_search, list_pa
 dash.register_page(__name__, path="/", name="Fleet", title="virtwatch: fleet", order=0)
 
 STATUSES = ("up", "restarting", "hung", "down", "no data")
-#: the grid's height: a page of rows scrolls inside it, the pager below
+#: the grid's tallest height: a longer page of rows scrolls inside it, the pager below
 GRID_HEIGHT_PX = 620
+#: the grid's parts (ag-theme-alpine, measured in Chromium): a row, and the header, the horizontal scroll bar,
+#: the pager and the borders together
+ROW_PX, FRAME_PX = 42, 109
 #: the answer to a request when there is nothing to show
 NO_ROWS = {"rowData": [], "rowCount": 0}
 
@@ -85,13 +88,20 @@ clientside_callback(
     Input("fleet-status", "value"), Input("fleet-search", "value"), prevent_initial_call=True)
 
 
-@callback(Output("fleet-count", "children"), Output("fleet-grid", "getRowsResponse"),
+def grid_style(rows: int) -> dict:
+    """Return the grid's style for a page of `rows` rows: tall enough for them (for the empty message when none),
+    at most GRID_HEIGHT_PX."""
+    return {"height": f"{min(GRID_HEIGHT_PX, FRAME_PX + ROW_PX * max(rows, 2))}px"}
+
+
+@callback(Output("fleet-count", "children"), Output("fleet-grid", "getRowsResponse"), Output("fleet-grid", "style"),
           Input("fleet-grid", "getRowsRequest"), State("shell-range", "data"), State("fleet-status", "value"),
           State("fleet-search", "value"), State("url", "search"), prevent_initial_call=True)
-@views.guarded("the fleet", outputs=2, others=(NO_ROWS,))
+@views.guarded("the fleet", outputs=3, others=(NO_ROWS, grid_style(0)))
 def hosts_page(request, range_data, statuses, text, search):
-    """Return the note (hosts, matches, rows shown, page) and the page of rows the grid asked for: the fleet
-    filtered by status, name and column filters and sorted, all on the server, over every host."""
+    """Return the note (hosts, matches, rows shown, page), the page of rows the grid asked for and the grid's
+    height: the fleet filtered by status, name and column filters and sorted, all on the server, over every
+    host."""
     if request is None:
         raise PreventUpdate
     context, rng = views.page_range(range_data)
@@ -102,12 +112,12 @@ def hosts_page(request, range_data, statuses, text, search):
     if frame.empty:
         return views.empty_state(f"No host reported in the {rng.label}.",
                                  "Agents write a libvirtd point every interval; check that they run and reach "
-                                 "the store."), NO_ROWS
+                                 "the store."), NO_ROWS, grid_style(0)
     shown = fleet_table.select(fleet_table.prepared(frame), statuses, text, wanted.filters)
     total, matching = len(frame), len(shown)
     if not matching:
         return views.empty_state(f"None of the {total} hosts matches the filters.",
-                                 "Clear the status, host or column filters to see them all."), NO_ROWS
+                                 "Clear the status, host or column filters to see them all."), NO_ROWS, grid_style(0)
     page = fleet_table.order(shown, wanted.sort).iloc[wanted.start:wanted.end]
     link_search = build_search({k: v for k, v in parse_search(search).items() if k in SHELL_PARAMS})
     rows = fleet_table.cells(page, len(context.slos), link_search)
@@ -116,7 +126,8 @@ def hosts_page(request, range_data, statuses, text, search):
     shown_text = f"showing {first}–{wanted.start + len(rows)}" if rows else "showing none"
     note = (f"{matching} of {total} hosts · {shown_text} · page {wanted.start // fleet_table.PAGE_SIZE + 1} "
             f"of {pages} · {rng.label}")
-    return html.P(note, className="section-note"), {"rowData": rows, "rowCount": matching}
+    return (html.P(note, className="section-note"), {"rowData": rows, "rowCount": matching},
+            grid_style(min(matching, fleet_table.PAGE_SIZE)))
 
 
 def _columns(slos) -> list[dict]:

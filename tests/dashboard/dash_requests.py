@@ -71,9 +71,9 @@ def fleet_rows_body(range_data: dict, request: dict, statuses: list | None = Non
                     search: str = "") -> dict:
     """Return the body of the fleet page's callback when its grid asks for rows (getRowsRequest)."""
     return {
-        "output": "..fleet-count.children...fleet-grid.getRowsResponse..",
+        "output": "..fleet-count.children...fleet-grid.getRowsResponse...fleet-grid.style..",
         "outputs": [{"id": "fleet-count", "property": "children"},
-                    {"id": "fleet-grid", "property": "getRowsResponse"}],
+                    {"id": "fleet-grid", "property": "getRowsResponse"}, {"id": "fleet-grid", "property": "style"}],
         "inputs": [{"id": "fleet-grid", "property": "getRowsRequest", "value": request}],
         "state": [{"id": "shell-range", "property": "data", "value": range_data},
                   {"id": "fleet-status", "property": "value", "value": statuses or []},
