@@ -216,10 +216,10 @@ class Engine:
                     self._failing_since.setdefault(part, now)
             observations.append(self._blind_observation(now))
             report.observations = len(observations)
-            before = self.tracker.states()
+            before = self.tracker.snapshot()
             muted = self._current_muted = self._muted(now)
             report.transitions = self.tracker.observe_all(observations, muted=muted)
-            points = self._record(before, self.tracker.states(), muted, now)
+            points = self._record(before, self.tracker.snapshot(), muted, now)
         self._write_records(points)
         if report.transitions:
             self._pending.set()
@@ -265,7 +265,7 @@ class Engine:
 
     def _paging_hosts(self, slo: str) -> set[tuple[str, str]]:
         """The (host, severity) alerts of this SLO that fire now (the storm gate holds only those that START)."""
-        return {(state.labels["host"], state.labels.get("severity", "page")) for state in self.tracker.states().values()
+        return {(state.labels["host"], state.labels.get("severity", "page")) for state in self.tracker.snapshot().values()
                 if state.labels.get("alertname") == SLO_ALERTNAME and state.labels.get("slo") == slo
                 and "host" in state.labels and state.state == FIRING}
 
@@ -281,7 +281,7 @@ class Engine:
     def _rules_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Evaluate the event rules for every host, those with firing alerts included."""
         names = {rule.alertname for rule in self.rules}
-        hosts = {s.labels["host"] for s in self.tracker.states().values()
+        hosts = {s.labels["host"] for s in self.tracker.snapshot().values()
                  if s.labels.get("alertname") in names and "host" in s.labels}
         results = self.rule_memory.evaluate(now, hosts=hosts, external_url=self.external_url)
         results = [r for r in results if self.shard.owns(r.host)]
@@ -293,7 +293,7 @@ class Engine:
     def _stale(self, observations: Sequence[Observation], alertnames: set[str]) -> list[Observation]:
         """Return inactive observations for tracked alerts of these names that nothing observed this round."""
         seen = {fingerprint(labels) for labels, *_ in observations}
-        return [(state.labels, state.annotations, False, 0.0) for fp, state in self.tracker.states().items()
+        return [(state.labels, state.annotations, False, 0.0) for fp, state in self.tracker.snapshot().items()
                 if state.labels.get("alertname") in alertnames and fp not in seen]
 
     def _blind_observation(self, now: datetime) -> Observation:

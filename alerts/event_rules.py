@@ -140,7 +140,7 @@ class EventRule:
     def result(self, host: str, events: pd.DataFrame, now: pd.Timestamp, state: HostState = NOT_SEEN,
                external_url: str | None = None) -> RuleResult:
         """Evaluate the rule for one host; a link to a forensics bundle goes below `external_url` when set."""
-        mine = events[events["kind"].isin(self.kinds)]
+        mine = events if events.empty else events[events["kind"].isin(self.kinds)]
         active, summary, description = self.check(mine, now, state)
         annotations = {"summary": summary, "description": description}
         after = self.explained_after(mine, now) if self.explained_by else None
@@ -249,11 +249,13 @@ class CountRule(EventRule):
         _positive(self, "count", "window_seconds")
 
     def explained_after(self, events, now):
+        if events.empty:
+            return None
         after = now - pd.Timedelta(seconds=self.window_seconds)
         return after if (events["time"] > after).any() else None
 
     def check(self, events, now, state):
-        recent = events[events["time"] > now - pd.Timedelta(seconds=self.window_seconds)]
+        recent = events if events.empty else events[events["time"] > now - pd.Timedelta(seconds=self.window_seconds)]
         summary = f"{len(recent)} {self.what} in the last {_ago(self.window_seconds)} (alert at {self.count})"
         if recent.empty:
             return False, summary, "none"

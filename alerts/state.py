@@ -29,6 +29,7 @@ transitions after the state is saved. One engine process owns a state file.
 from __future__ import annotations
 
 import copy
+import types
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -140,6 +141,11 @@ class AlertTracker:
     def states(self) -> dict[str, AlertState]:
         """Return a copy of every tracked (pending or firing) alert's state by fingerprint."""
         return copy.deepcopy(self._alerts)
+
+    def snapshot(self) -> Mapping[str, AlertState]:
+        """Return the tracked alerts as of now, read-only and without a copy: a round replaces the whole mapping
+        (copy on write), so the states in a snapshot never change under the caller; do not modify them."""
+        return types.MappingProxyType(self._alerts)
 
     def firing(self) -> list[Alert]:
         """Return the firing alerts, inhibited ones included."""

@@ -13,6 +13,7 @@ The catalog is a Python table rather than a data file so it ships in the package
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -61,12 +62,12 @@ class AlertWindow:
     short_seconds: int
     period_seconds: int
 
-    @property
+    @functools.cached_property
     def factor(self) -> float:
         """The burn rate both windows must reach."""
         return burn_factor(Fraction(self.budget_percent, 100), self.period_seconds, self.long_seconds)
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         """A stable label such as "page-1h-5m"."""
         return f"{self.severity}-{_label(self.long_seconds)}-{_label(self.short_seconds)}"
@@ -79,6 +80,7 @@ def _label(seconds: int) -> str:
     raise AssertionError(seconds)
 
 
+@functools.lru_cache(maxsize=None)
 def alert_windows(period: str) -> tuple[AlertWindow, ...]:
     """Return the catalog's windows for an SLO period ("30d" or "28d"); ValueError for any other."""
     if period not in PERIODS:
