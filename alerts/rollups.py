@@ -2,14 +2,13 @@
 
 The alert engine calls `roll_up` every round. A minute is rolled twice: once it ended `LAG_SECONDS` ago, and
 again when it is `REROLL_SECONDS` old, five minutes of them at a time (a point of the same series and time
-replaces the old one in both stores),
-so points that arrive up to 10 minutes late, from an agent's spool replay of a short store outage say, are
-counted too. A round therefore reads the raw points of the minutes that settled since the last round, twice,
-never the whole re-roll window (at 2000 hosts that window is 2.4M domain points). An hour is rolled
-(the sum of its minute rollups) once its last minute is past the re-roll window. On its first round the engine
+replaces the old one in both stores), so points that arrive up to 10 minutes late, from an agent's spool replay
+of a short store outage say, are counted too. A round reads the raw points of the minutes that settled since the
+last one, never the whole re-roll window (at 2000 hosts that window is 2.4M domain points). An hour is rolled
+(the sum of its minute rollups) once the second pass is past its last minute. On its first round the engine
 backfills `BACKFILL_SECONDS`, from the start of an hour, so every hourly rollup holds all of its minutes.
 
-`counts_between` reads good and total over any range whose start is on a whole minute by splitting it into the
+`CountsReader.between` reads good and total over any range whose start is on a whole minute by splitting it into the
 pieces each resolution can answer exactly:
 
     start ─ minute rollups ─ whole hours: hour rollups ─ minute rollups ─ minute_until ─ raw points ─ end
@@ -102,7 +101,7 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
             written: Callable[[list[Point]], None] | None = None) -> Coverage:
     """Write the minute and hour rollups due at `now` after `done`; return the new coverage.
 
-    Rolls from `done` (less the re-roll window), but never from further back than `backfill_seconds`, reading
+    Rolls the minutes `due_ranges` names, but never from further back than `backfill_seconds`, reading
     raw points `chunk_seconds` at a time (a whole number of hours) so memory stays bounded;
     `progress(done_ns, total_ns)` hears of each chunk; `written(points)` gets every rollup point written (the
     engine's memory of them, alerts.sli_memory).
