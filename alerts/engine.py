@@ -154,7 +154,7 @@ class Engine:
 
     def __init__(self, store: Store, slos: Sequence[SLO], rules: Sequence[EventRule],
                  notifiers: Mapping[str, Notifier], state_dir, *, clock: Callable[[], datetime] = utc_now,
-                 slo_interval_seconds: float = 30.0, rules_interval_seconds: float = 5.0,
+                 slo_interval_seconds: float = 30.0, rules_interval_seconds: float = 2.0,
                  repeat_interval_seconds: float = 4 * 3600.0, alertmanager_resend_seconds: float = 60.0,
                  backoff: Backoff | None = None, external_url: str = "",
                  backfill_seconds: int | None = None, storm: StormGate | None = None, shard: Shard = ALL) -> None:

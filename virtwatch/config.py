@@ -362,7 +362,7 @@ class AlertsConfig:
     """[alerts]: the alert engine."""
 
     interval_seconds: float = _key(30.0, kind=float, check=_seconds)
-    rules_interval_seconds: float = _key(5.0, kind=float, check=_seconds)
+    rules_interval_seconds: float = _key(2.0, kind=float, check=_seconds)
     state_dir: Path = _key(kind=Path, factory=lambda: _data_dir() / "alerts")
     slo_file: Path | None = _key(None, kind=Path)
     external_url: str | None = _key(None, kind=str, check=_http_url)
