@@ -218,13 +218,18 @@ class RuleMemory:
         for host, time in zip(frame["host"], frame["time"]):
             if host not in self._agents or time > self._agents[host]:
                 self._agents[host] = time
+        horizon = pd.Timestamp(now_ns - self.lookback_ns, tz="UTC")
+        if any(time < horizon for time in self._agents.values()):
+            self._agents = {host: time for host, time in self._agents.items() if time >= horizon}
 
     def _silent(self, now: pd.Timestamp) -> set[str]:
         """Return the hosts whose agent has been silent past the shortest silence a rule alerts on."""
         if not self.silent_rules:
             return set()
         after = pd.Timedelta(seconds=min(r.after_seconds for r in self.silent_rules))
-        return {host for host, time in self._agents.items() if now - time > after}
+        forgotten = pd.Timedelta(seconds=max(r.forget_seconds for r in self.silent_rules) + 3600)
+        # a host silent past every rule's forget_seconds is decommissioned: inactive (resolved while tracked)
+        return {host for host, time in self._agents.items() if after < now - time <= forgotten}
 
     def _read_daemons(self, now_ns: int) -> None:
         """Read libvirtd's newest point for each host with a run open, since its run began; forget the others."""

@@ -147,3 +147,13 @@ def test_a_down_daemon_that_answers_again_without_an_up_event_resolves(tmp_path)
     result = by_key(memory.evaluate(NOW + 5 * S))["hv1", "LibvirtdDown"]
     assert not result.active and "answer" in result.annotations["description"]
     store.close()
+
+
+def test_a_decommissioned_host_silent_for_days_is_no_longer_evaluated(tmp_path):
+    store = open_store(f"duckdb://{tmp_path}/s.duckdb")
+    store.write(agents(["hv-gone"], NOW - 3 * 86400 * S) + agents(["hv1"], NOW - 5 * S))
+    memory = RuleMemory(store, default_rules())
+    assert memory.evaluate(NOW) == [] and memory.reads.evaluated_hosts == 0
+    reference = by_key(evaluate_event_rules(store, default_rules(), NOW))
+    assert not reference["hv-gone", "AgentSilent"].active  # what reading everything says too
+    store.close()
