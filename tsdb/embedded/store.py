@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from tsdb.embedded import reading
 from tsdb.embedded.catalog import Table, ensure_table, load_catalog
+from tsdb.embedded.columns import Columns, check_columns
 from tsdb.embedded.conflicts import conflict_message, settle_types
 from tsdb.embedded.ingest import Group, SeriesRegistry, check_batch
 from tsdb.embedded.merging import insert, new_columns, stage
@@ -143,6 +144,31 @@ class EmbeddedStore(Store):
                 existing = {key: kind for key, (_column, kind) in table.fields.items()} if table else {}
                 conflicts += settle_types(group, existing)
             stored = self._store(groups)
+        message = conflict_message(conflicts)
+        if message:
+            raise StoreRejected(f"embedded store {self.path}: {message} ({stored} points stored)",
+                                status=400, server_message=message)
+        return stored
+
+    def write_columns(self, measurement: str, columns: Columns, tags: Sequence[str] = ()) -> int:
+        """Store one measurement's points given as whole columns; return how many were stored.
+
+        `columns` (a pandas DataFrame, an Arrow table or a mapping of name to values) holds `time_ns` (int ns),
+        the tag columns named in `tags` (strings; null or "" is an absent tag) and one column per field (float,
+        int, bool or str; null is an absent field). The batch means what the same rows written one by one with
+        `write` mean, and raises the same errors; a bad column raises PointError naming it, before anything is
+        stored (see tsdb.embedded.columns).
+        """
+        with self._write_lock:
+            self._check_open()
+            self._series.trim()
+            group = check_columns(measurement, columns, tags, self._series)
+            if not len(group.times):
+                return 0
+            table = self._tables.get(group.measurement)
+            existing = {key: kind for key, (_column, kind) in table.fields.items()} if table else {}
+            conflicts = settle_types(group, existing)
+            stored = self._store([group])
         message = conflict_message(conflicts)
         if message:
             raise StoreRejected(f"embedded store {self.path}: {message} ({stored} points stored)",
