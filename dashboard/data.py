@@ -104,8 +104,6 @@ FLEET_COLUMNS = ("host", "status", "probe_latency_ms", "workers_busy", "workers_
 #: than the shortest auto-refresh (30 s), so every refresh reads the store again
 FLEET_CACHE_SECONDS = 10
 _FLEET_CACHE_MAX = 16
-#: threads that run one fleet read's queries side by side (both stores serve concurrent reads)
-READ_THREADS = 8
 
 
 def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
@@ -182,37 +180,33 @@ def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
     key = (store.display_url, split)
     with _fleet_cache_lock:
         older = _last_failure_cache.get(key)
+    reads = {"newer": lambda: store.latest("event", ["message"], split, end_ns - 1, where=where, group_by=group_by)}
     if older is None:
-        older = store.latest("event", ["message"], end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9, split - 1,
-                             where=where, group_by=group_by)
+        reads["older"] = lambda: store.latest("event", ["message"], end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9,
+                                              split - 1, where=where, group_by=group_by)
+    found = _concurrently(reads)
+    newer = found["newer"]
+    if older is None:
+        older = found["older"]
         with _fleet_cache_lock:
             _last_failure_cache[key] = older
             while len(_last_failure_cache) > _FLEET_CACHE_MAX:
                 _last_failure_cache.popitem(last=False)
-    newer = store.latest("event", ["message"], split, end_ns - 1, where=where, group_by=group_by)
     parts = [part for part in (older, newer) if len(part)]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else newer)
 
 
-_pool_lock = threading.Lock()
-_pool = None
-
-
-def _submit(function, *args):
-    """Run function(*args) on the dashboard's read threads; return its future."""
-    global _pool
+def _concurrently(reads: dict[str, Any]) -> dict[str, Any]:
+    """Return {name: result} of the reads (functions of no argument) run side by side, each on a thread of its own
+    (a pool of this call's own, so a read that itself reads side by side can never wait on a busy shared pool);
+    the first failure raises."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dashboard-read")
-    return _pool.submit(function, *args)
-
-
-def _concurrently(reads: dict[str, Any]) -> dict[str, Any]:
-    """Return {name: result} of the reads (functions of no argument) run side by side; the first failure raises."""
-    futures = {name: _submit(read) for name, read in reads.items()}
-    return {name: future.result() for name, future in futures.items()}
+    if len(reads) == 1:
+        return {name: read() for name, read in reads.items()}
+    with ThreadPoolExecutor(len(reads), thread_name_prefix="dashboard-read") as pool:
+        futures = {name: pool.submit(read) for name, read in reads.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def _times_text(times: pd.Series) -> pd.Series:
@@ -242,9 +236,9 @@ def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = ()) -> p
         if found and time.monotonic() - found[0] < FLEET_CACHE_SECONDS:
             _fleet_cache.move_to_end(key)
             return found[1]
-    pending = _submit(budgets_by_host, store, list(slos), rng.end_ns) if slos else None
-    frame = read_fleet(store, rng)
-    budgets = pending.result() if pending is not None else {}
+    reads = _concurrently({"fleet": lambda: read_fleet(store, rng),
+                           "budgets": lambda: budgets_by_host(store, list(slos), rng.end_ns) if slos else {}})
+    frame, budgets = reads["fleet"], reads["budgets"]
     if slos and len(frame):
         for index, slo in enumerate(slos):
             remaining = frame["host"].map(budgets.get(slo.name, {}))
@@ -330,9 +324,15 @@ def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict
             _evaluation_cache.move_to_end(key)
             return found[1]
     names = [slo.name for slo in slos]
-    records = store.latest(BUDGET, ["valid_total", "budget_remaining_percent"], at_ns - FRESH_SECONDS * 10**9, at_ns,
-                           where={"slo": names}, group_by=["slo", "host"])
-    if set(names) <= set(records.loc[records["host"] == "", "slo"]):  # every SLO has the fleet's record
+    since = at_ns - FRESH_SECONDS * 10**9
+    reads = _concurrently({  # the fleet's rows (no host tag) say whether the engine ran; the hosts' hold the budgets
+        "fleet": lambda: store.latest(BUDGET, ["valid_total"], since, at_ns, where={"slo": names, "host": ""},
+                                      group_by=["slo"]),
+        "hosts": lambda: store.latest(BUDGET, ["budget_remaining_percent"], since, at_ns, where={"slo": names},
+                                      group_by=["slo", "host"]),
+    })
+    if set(names) <= set(reads["fleet"]["slo"]):  # every SLO has the fleet's record: the engine was running
+        records = reads["hosts"]
         budgets: dict[str, dict[str, float | None]] = {name: {} for name in names}
         for slo, host, percent in zip(records["slo"], records["host"], records["budget_remaining_percent"]):
             if host:
