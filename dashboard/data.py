@@ -250,13 +250,16 @@ def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = ()) -> p
     return frame
 
 
-def clear_caches() -> None:
-    """Forget every cached fleet frame and SLO evaluation of this process."""
+def clear_caches(fleet_frames_only: bool = False) -> None:
+    """Forget every cached fleet frame, last failures and SLO evaluation of this process (only the fleet frames,
+    as when FLEET_CACHE_SECONDS have passed, with fleet_frames_only)."""
     with _fleet_cache_lock:
         _fleet_cache.clear()
-        _last_failure_cache.clear()
-    with _cache_lock:
-        _evaluation_cache.clear()
+        if not fleet_frames_only:
+            _last_failure_cache.clear()
+    if not fleet_frames_only:
+        with _cache_lock:
+            _evaluation_cache.clear()
 
 
 def _float(row: Any, key: str) -> float | None:
@@ -324,15 +327,11 @@ def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict
             _evaluation_cache.move_to_end(key)
             return found[1]
     names = [slo.name for slo in slos]
-    since = at_ns - FRESH_SECONDS * 10**9
-    reads = _concurrently({  # the fleet's rows (no host tag) say whether the engine ran; the hosts' hold the budgets
-        "fleet": lambda: store.latest(BUDGET, ["valid_total"], since, at_ns, where={"slo": names, "host": ""},
-                                      group_by=["slo"]),
-        "hosts": lambda: store.latest(BUDGET, ["budget_remaining_percent"], since, at_ns, where={"slo": names},
-                                      group_by=["slo", "host"]),
-    })
-    if set(names) <= set(reads["fleet"]["slo"]):  # every SLO has the fleet's record: the engine was running
-        records = reads["hosts"]
+    records = store.latest(BUDGET, ["budget_remaining_percent"], at_ns - FRESH_SECONDS * 10**9, at_ns,
+                           where={"slo": names}, group_by=["slo", "host"])
+    # the fleet's rows (host "") say that the engine was running (a fleet without a budget, which has not seen one
+    # valid event in its SLO period, is evaluated below instead: to the same figures)
+    if set(names) <= set(records.loc[records["host"] == "", "slo"]):
         budgets: dict[str, dict[str, float | None]] = {name: {} for name in names}
         for slo, host, percent in zip(records["slo"], records["host"], records["budget_remaining_percent"]):
             if host:

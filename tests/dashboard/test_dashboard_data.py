@@ -201,7 +201,7 @@ def test_the_fleet_cache_is_kept_per_store_url_not_per_object(influxdb_server, f
     assert counts == [20, 40]  # a second store, perhaps at the same address in memory, is not served the first's
 
 
-def test_budgets_come_from_the_engines_budget_records_alone_when_it_runs(planted_store, slos, fixed_now):
+def test_budgets_come_from_the_engines_records_in_one_read_of_one_field_when_it_runs(planted_store, slos, fixed_now):
     from alerts.burn import evaluate_slos
     from alerts.records import evaluation_points, read_evaluations
     from alerts.rollups import coverage
@@ -217,4 +217,5 @@ def test_budgets_come_from_the_engines_budget_records_alone_when_it_runs(planted
     assert budgets == {name: {host: ev.budget_remaining for host, ev in by_host.items() if host is not None}
                        for name, by_host in engine.items()}
     assert budgets["libvirtd-availability"]["kvm-down-03"] < 0
-    assert [(name, args[0]) for name, args, _kwargs in counting.calls] == [("latest", "slo_budget")] * 2
+    assert [(name, args[0], args[1]) for name, args, _kwargs in counting.calls] == [
+        ("latest", "slo_budget", ["budget_remaining_percent"])]
