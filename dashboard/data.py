@@ -104,16 +104,23 @@ FLEET_COLUMNS = ("host", "status", "probe_latency_ms", "workers_busy", "workers_
 #: than the shortest auto-refresh (30 s), so every refresh reads the store again
 FLEET_CACHE_SECONDS = 10
 _FLEET_CACHE_MAX = 16
+#: the last failures older than the last hour are read once per this many seconds (the lookback's start is
+#: exact to within it)
+LAST_FAILURE_CACHE_SECONDS = 300
+_fleet_cache_lock = threading.Lock()
+_fleet_cache: OrderedDict[tuple, tuple[float, pd.DataFrame]] = OrderedDict()
+_last_failure_cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
 
 
 def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
     """Return one row per host seen in the range (FLEET_COLUMNS, by host name): status at the range's end, probe
     latency, worker pool, failures in the range, the last failure and when the host was last seen.
 
-    Six fleet-wide reads grouped by host, whatever the number of hosts, run side by side, and none over the
-    whole range of libvirtd points but for the hosts silent at its end: the newest point of every host in the
-    last RECENT_SECONDS; the hosts ever seen (the store's tag index); restarts, failures and last failures from
-    the (few) events (see _last_failures); then the newest point of the silent hosts over the range.
+    At most seven fleet-wide reads grouped by host, whatever the number of hosts, run side by side, and none over
+    the whole range of libvirtd points but for the hosts silent at its end: the newest point of every host in
+    the last RECENT_SECONDS; the hosts ever seen (the store's tag index); restarts, failures and last failures
+    (two reads, see _last_failures) from the (few) events; then the newest point of the silent hosts over the
+    range.
     """
     import numpy as np
     import pandas as pd
@@ -159,12 +166,6 @@ def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
     frame["last_failure_kind"] = frame["host"].map(dict(zip(newest["host"], newest["kind"]))).fillna("").astype(object)
     frame["last_seen"] = _times_text(when)
     return frame[list(FLEET_COLUMNS)].reset_index(drop=True)
-
-
-#: the last failures older than the last hour are read once per this many seconds (the lookback's start is
-#: exact to within it)
-LAST_FAILURE_CACHE_SECONDS = 300
-_last_failure_cache: OrderedDict[tuple, Any] = OrderedDict()
 
 
 def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
@@ -219,10 +220,6 @@ def fleet_rows(store: Store, rng: TimeRange) -> list[dict]:
     frame = read_fleet(store, rng)
     return [{key: (None if isinstance(value, float) and value != value else value) for key, value in row.items()}
             for row in frame.to_dict("records")]
-
-
-_fleet_cache_lock = threading.Lock()
-_fleet_cache: OrderedDict[tuple, tuple[float, pd.DataFrame]] = OrderedDict()
 
 
 def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = ()) -> pd.DataFrame:

@@ -161,7 +161,10 @@ def test_a_bad_matcher_shows_its_reason_and_stores_nothing(dashboard_server, tab
     ("/?start=9999-99-99", "start = '9999-99-99': not a valid time"),
     ("/events?severity=%3Cscript%3Ealert(1)%3C/script%3E", "severity = '<script>alert(1)</script>'"),
     ("/slos?range=1h&range=6h", "range: given more than once"),
-], ids=["unknown-host", "injection-host", "garbage-range", "impossible-start", "script-severity", "two-ranges"])
+    ("/?status=sideways&q=hv", "status = 'sideways': expected one of"),
+    ("/?q=a&q=b", "q: given more than once"),
+], ids=["unknown-host", "injection-host", "garbage-range", "impossible-start", "script-severity", "two-ranges",
+        "fleet-garbage-status", "fleet-two-searches"])
 def test_a_hostile_url_shows_the_empty_state_with_a_message(dashboard_server, tab, path, message):
     open_page(tab, dashboard_server.url + path)
     states = tab.page.locator(".empty-state").all_inner_texts()
