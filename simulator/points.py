@@ -47,13 +47,14 @@ class PointBuilder:
         index = {name: i for i, name in enumerate(fleet.names)}
         self.event_hosts = np.array([index[h] for h in events["host"]], dtype=np.int64)
 
-    def batches(self, batch_steps: int) -> Iterator[list[Point]]:
-        """Yield batches of `batch_steps` steps' points (the last may be shorter), each ordered by time.
+    def batches(self, batch_steps: int, from_step: int = 0) -> Iterator[list[Point]]:
+        """Yield batches of `batch_steps` steps' points (the last may be shorter), each ordered by time, of the
+        steps from `from_step` on (earlier chunks are rendered, for their counters, but make no Points).
 
         The cyclic garbage collector is paused while a batch is built (never across a yield): a batch is tens of
         thousands of acyclic objects, and the full collections their churn triggers cost a third of the time.
         """
-        inner = self._batches(batch_steps)
+        inner = self._batches(batch_steps, from_step)
         while True:
             collecting = gc.isenabled()
             gc.disable()
@@ -67,13 +68,15 @@ class PointBuilder:
             yield batch
             batch = None  # not kept alive while the next batch is built
 
-    def _batches(self, batch_steps: int) -> Iterator[list[Point]]:
+    def _batches(self, batch_steps: int, from_step: int) -> Iterator[list[Point]]:
         steps = self.sim.steps
         pending: list[list[Point]] = []
         keys: list[tuple[np.ndarray, np.ndarray]] = []
         for c0, tables in Renderer(self.sim).chunks():
             c1 = min(c0 + CHUNK_STEPS, steps)
-            a = c0
+            if c1 <= from_step:
+                continue
+            a = max(c0, from_step)
             while a < c1:
                 b = min(c1, (a // batch_steps + 1) * batch_steps)
                 for table in tables:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
+from simulator.columns import ColumnBuilder
 from simulator.diagnoses import Diagnoses, diagnose_incidents
 from simulator.fleet import Fleet, make_fleet
 from simulator.hazard import draw_failures, resolve_thresholds
@@ -78,11 +79,17 @@ class Simulation:
                 exposed[h, np.searchsorted(times, start):np.searchsorted(times, end)] = False
         return exposed
 
-    def points(self, batch_steps: int = 60) -> Iterator[list[Point]]:
-        """Yield time-ordered batches of Points, each holding `batch_steps` steps (the last may hold fewer)."""
+    def points(self, batch_steps: int = 60, from_step: int = 0) -> Iterator[list[Point]]:
+        """Yield time-ordered batches of Points, each holding `batch_steps` steps (the last may hold fewer), of the
+        steps from `from_step` on (the points of earlier steps, events included, are not made)."""
         if isinstance(batch_steps, bool) or not isinstance(batch_steps, int) or batch_steps < 1:
             raise ValueError(f"batch_steps {batch_steps!r}: must be an int >= 1")
-        return PointBuilder(self).batches(batch_steps)
+        return PointBuilder(self).batches(batch_steps, from_step)
+
+    def step_at(self, time_ns: int) -> int:
+        """Return how many steps lie before `time_ns` (0 to steps): the steps whose points are all older."""
+        step_ns = self.spec.step_seconds * 10**9
+        return max(0, min(self.steps, -(-(time_ns - self.start_ns) // step_ns)))
 
     def point_count(self) -> int:
         """Return how many points points() yields, without rendering them."""
@@ -134,20 +141,37 @@ WRITE_BATCH_STEPS = 240
 
 
 def write_simulation(store: Store, simulation: Simulation, progress: Callable[[int, int], None] | None = None,
-                     batch_steps: int = WRITE_BATCH_STEPS) -> int:
+                     batch_steps: int = WRITE_BATCH_STEPS, stop_step: int | None = None) -> int:
     """Write a simulation's points into a store batch by batch; return how many the store stored.
 
+    A store that takes whole columns (`write_columns`, the embedded store) gets each chunk's measurements as
+    column batches (simulator.columns), any other store Points. `stop_step` writes only the steps before it
+    (their events too; see Simulation.step_at), the rest being left to `points(from_step=stop_step)`.
     `progress(done, total)` is called with 0 first and after each batch, counting points (total is
-    simulation.point_count()).
+    simulation.point_count() when every step is written, else an estimate in proportion to the steps).
     """
     if not isinstance(simulation, Simulation):
         raise ValueError(f"simulation {simulation!r}: must be a Simulation (from simulate)")
     if progress is not None and not callable(progress):
         raise ValueError(f"progress {progress!r}: must be a callable taking (done, total) or None")
     total = simulation.point_count()
+    if stop_step is not None and stop_step < simulation.steps:
+        total = int(total * max(0, stop_step) / simulation.steps)
     done = written = 0
     if progress is not None:
         progress(0, total)
+    if callable(getattr(store, "write_columns", None)):
+        for batch in ColumnBuilder(simulation).batches(stop_step):
+            if batch.points is not None:
+                written += store.write(batch.points)
+            else:
+                written += store.write_columns(batch.measurement, batch.columns, batch.tags)
+            done += len(batch)
+            if progress is not None:
+                progress(min(done, total) if stop_step is not None else done, total)
+        return written
+    if stop_step is not None:
+        raise ValueError("stop_step: only a store taking column batches (write_columns) writes part of the steps")
     batches = simulation.points(batch_steps)
     while (batch := next(batches, None)) is not None:
         written += store.write(batch)

@@ -454,15 +454,25 @@ def test_no_incident_is_scripted_when_incidents_are_off():
 
 # ---- writing ----
 
-def test_write_simulation_reports_progress_and_the_points_land_in_the_store(duckdb_store):
+class PointsOnly:
+    """The same store with only `write`, as a store without column batches (InfluxDB) is written."""
+
+    def __init__(self, store):
+        self.write = store.write
+
+
+@pytest.mark.parametrize("through", ["columns", "points"])
+def test_write_simulation_reports_progress_and_the_points_land_in_the_store(duckdb_store, through):
     sim = simulate(busy_spec(hosts=3, days=2.0, step_seconds=300, domains_per_host=2))
     calls = []
-    written = write_simulation(duckdb_store, sim, progress=lambda done, total: calls.append((done, total)),
+    target = duckdb_store if through == "columns" else PointsOnly(duckdb_store)
+    written = write_simulation(target, sim, progress=lambda done, total: calls.append((done, total)),
                                batch_steps=100)
     total = sim.point_count()
     assert written == total
     assert calls[0] == (0, total) and calls[-1] == (total, total)
-    assert len(calls) == 1 + math.ceil(sim.steps / 100)
+    if through == "points":
+        assert len(calls) == 1 + math.ceil(sim.steps / 100)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     daemon = duckdb_store.query("libvirtd", ["up", "restarts_total"], sim.start_ns, sim.end_ns)
     assert len(daemon) == 3 * sim.steps
