@@ -6,25 +6,21 @@ measured before the failure's step, so load the failure itself caused cannot cou
 own step). Buckets split that exposure at quantiles of the load, so each holds about the same host-time; a
 signal with many equal values (a queue depth that is mostly 0) gets fewer, unequal buckets, never an empty one.
 
-The exact test of top against bottom assumes failures independent given the load (Poisson). Restart storms
-are not, so the same comparison is also tested against circular shifts of each host's failure times
-(analysis.shifts), which keep a storm together: `p_shift`, the share of shifts whose ratio is as far out as the
-observed one (a permutation p-value: valid however lumpy). The verdict uses the larger of the two p-values.
+The exact test of top against bottom (kept for reference as `ratio`) assumes failures independent given the
+load (Poisson). Restart storms are not, so the verdict tests the same comparison against circular shifts of
+each host's failure times instead (analysis.ratio_test), with `cell_codes`: each host-step's bucket.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from analysis.shifts import empirical_p
 from analysis.stats import Ordering, RateRatio, distinct_counts, poisson_intervals, rate_ratio_test
 
-#: shifted failures placed per chunk when testing a ratio (bounds memory: 4M cells of 8 bytes)
-_CHUNK_CELLS = 4_000_000
 BUCKET_COLUMNS = ("bucket", "lower", "upper", "exposure_steps", "exposure_host_days", "failures",
                   "rate_per_host_day", "rate_lower", "rate_upper")
 
@@ -75,8 +71,8 @@ class BucketRates:
     failures: int
     #: failures in host-steps without the signal (nothing to attribute them to)
     failures_without_signal: int
-    #: p-value of the top/bottom log rate ratio against circular shifts of the failures (NaN when not run)
-    p_shift: float = math.nan
+    #: the cut points between the buckets (a value >= a cut is above it)
+    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def exposure_host_days(self) -> float:
@@ -91,13 +87,10 @@ class BucketRates:
 
 
 def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_seconds: int, lag_steps: int = 1,
-                 n_buckets: int = 4, confidence: float = 0.95, failure_cells: tuple | None = None,
-                 offsets: np.ndarray | None = None, ordering: Ordering | None = None) -> BucketRates:
+                 n_buckets: int = 4, confidence: float = 0.95, ordering: Ordering | None = None) -> BucketRates:
     """Return failure rates per quantile bucket of a hosts x steps signal, and the top/bottom rate ratio.
 
-    With `failure_cells` (host_index, step_index of each failure) and `offsets` (analysis.shifts.draw_offsets),
-    the ratio is also tested against the failures shifted circularly (p_shift). `ordering` (of `values`) saves
-    sorting them again.
+    `ordering` (of `values`) saves sorting them again.
     """
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 2:
         raise ValueError(f"n_buckets = {n_buckets!r}: expected a whole number, 2 or more")
@@ -129,36 +122,22 @@ def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_sec
         "exposure_host_days": host_days, "failures": bucket_failures, "rate_per_host_day": rates,
         "rate_lower": lower_rate, "rate_upper": upper_rate,
     })
-    ratio, p_shift = None, math.nan
+    ratio = None
     if n >= 2:
         ratio = rate_ratio_test(int(bucket_failures[-1]), float(host_days[-1]), int(bucket_failures[0]),
                                 float(host_days[0]), confidence)
-        if failure_cells is not None and offsets is not None:
-            cell_bucket = np.full(load.shape, -1, dtype="int64")
-            cell_bucket[observed] = which
-            p_shift = _shift_p(cell_bucket, n - 1, host_days[-1], host_days[0], *failure_cells, offsets)
-    return BucketRates(signal, lag_steps, frame, ratio, int(counts.sum()), int(failures[~observed].sum()), p_shift)
+    return BucketRates(signal, lag_steps, frame, ratio, int(counts.sum()), int(failures[~observed].sum()), cuts)
 
 
-def _log_ratio(top: np.ndarray, bottom: np.ndarray, top_days: float, bottom_days: float) -> np.ndarray:
-    """Return log((top + 0.5) / top exposure) - log((bottom + 0.5) / bottom exposure): finite with zero counts."""
-    return np.log((top + 0.5) / top_days) - np.log((bottom + 0.5) / bottom_days)
+def cell_codes(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Return each host-step's bucket (0 the lowest) as small integers, -1 where the signal has no value.
 
-
-def _shift_p(cell_bucket: np.ndarray, top: int, top_days: float, bottom_days: float, host_index: np.ndarray,
-             step_index: np.ndarray, offsets: np.ndarray) -> float:
-    """Return the permutation p-value of the top/bottom log ratio against the failures shifted by each offsets row."""
-    steps = cell_bucket.shape[1]
-    buckets = cell_bucket[host_index, step_index]
-    observed = _log_ratio((buckets == top).sum(), (buckets == 0).sum(), top_days, bottom_days)
-    null = []
-    rows = max(1, _CHUNK_CELLS // max(len(step_index), 1))
-    for first in range(0, len(offsets), rows):
-        chunk = offsets[first:first + rows]
-        moved = (step_index[None, :] + chunk[:, host_index]) % max(steps, 1)
-        buckets = cell_bucket[host_index[None, :], moved]
-        null.append(_log_ratio((buckets == top).sum(axis=1), (buckets == 0).sum(axis=1), top_days, bottom_days))
-    return empirical_p(float(observed), np.concatenate(null) if null else np.zeros(0))
+    The codes are of the step's own load; a failure at step s and lag L is looked up at s - L.
+    """
+    dtype = "int8" if len(cuts) < 127 else "int16"
+    codes = np.searchsorted(cuts, values, side="right").astype(dtype)
+    codes[np.isnan(values)] = -1
+    return codes
 
 
 def ratio_or_nan(rates: BucketRates) -> tuple[float, float, float, float]:

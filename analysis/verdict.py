@@ -1,13 +1,14 @@
 """The verdict and the finding: what the evidence allows one to say, in one plain sentence.
 
-The verdict rests on the rate ratios (top against bottom load bucket) of every signal, Holm-adjusted over the
-signals that could be tested, and it refuses to speak on thin data:
+The verdict rests on the rate ratios (top against bottom load bucket) of every signal at every lag looked at,
+tested against circular shifts of the failures and adjusted over all of them (analysis.ratio_test), and it
+refuses to speak on thin data:
 
 - `not_enough_failures`: fewer than `min_failures` failures fell on host-steps with load data;
 - `not_enough_exposure`: no signal has at least `min_bucket_host_days` of exposure in both its bottom and top
   bucket (too few hosts or days, or a signal that never varies);
-- `effect`: some signal's Holm-adjusted p-value is below alpha / 2 (half the analysis' error budget; the
-  other half goes to the AUC ranking); the smallest one is reported;
+- `effect`: some signal's adjusted p-value is below alpha / 2 (half the analysis' error budget; the other half
+  goes to the AUC ranking); the strongest one is reported, with the lag that carries it;
 - `no_significant_effect`: otherwise. This is not proof of no effect: the sentence gives the strongest signal's
   interval, which says how large an effect the data can still not rule out.
 """
@@ -60,6 +61,20 @@ class Evidence:
     p_adjusted: float = math.nan
     top_from: float = math.nan
     bottom_below: float = math.nan
+    #: every lag looked at (the adjustment covers them all)
+    lags: tuple[int, ...] = ()
+    #: where the ratios of the failures shifted in time centre (analysis.ratio_test), the level the adjusted
+    #: p-value is held to, and the interval's confidence
+    null_ratio: float = math.nan
+    alpha: float = 0.025
+    confidence: float = 0.95
+
+
+def lags_words(lags: tuple[int, ...]) -> str:
+    """Return the lags looked at: "lag 1", "lags 0 and 1"."""
+    if len(lags) == 1:
+        return f"lag {lags[0]}"
+    return "lags " + ", ".join(map(str, lags[:-1])) + f" and {lags[-1]}"
 
 
 def format_duration(seconds: float) -> str:
@@ -118,6 +133,32 @@ def _when(e: Evidence) -> tuple[str, str]:
             f"after it averaged below {bottom}")
 
 
+def disagreement(verdict: Verdict, e: Evidence) -> str:
+    """Return a sentence saying why the signal's interval and the verdict seem to disagree, or "" when they agree.
+
+    They agree when an effect comes with an interval that excludes 1 (always, by construction) and when no effect
+    comes with an interval that includes 1.
+    """
+    if verdict.status != NO_SIGNIFICANT_EFFECT or e.signal is None or math.isnan(e.lower):
+        return ""
+    level = f"{e.confidence * 100:g}%"
+    if e.lower <= 1 <= e.upper:
+        if e.p_adjusted < e.alpha:
+            return (f"Shifted in time on their own hosts, the {kinds_label(e.kinds)} line up with "
+                    f"{e.signal_label} less often than they do, but the {level} interval of the ratio still holds "
+                    f"1, so no effect is claimed.")
+        return ""
+    looked = lags_words(e.lags or (e.lag_steps,))
+    if e.p_value <= 1 - e.confidence:
+        return (f"Its {level} interval excludes 1, yet that is not significant: {e.tested_signals} signals were "
+                f"looked at, at {looked}, and by chance alone one interval in {round(1 / (1 - e.confidence))} "
+                f"excludes 1; the adjusted {format_p(e.p_adjusted)} is not below {e.alpha:g}.")
+    centre = format_ratio(e.null_ratio) if math.isfinite(e.null_ratio) else "n/a"
+    return (f"Its {level} interval excludes 1, yet the failures shifted in time on their own hosts give a ratio of "
+            f"about {centre} too: the hosts with high {e.signal_label} also fail more often at other times, "
+            f"so this ratio cannot be told apart from a difference between hosts ({format_p(e.p_adjusted)}).")
+
+
 def finding(verdict: Verdict, e: Evidence) -> str:
     """Return one sentence a person can act on, never stronger than the verdict."""
     what = kinds_label(e.kinds)
@@ -127,7 +168,9 @@ def finding(verdict: Verdict, e: Evidence) -> str:
     if verdict.status == NOT_ENOUGH_EXPOSURE:
         return f"Too little load data to tell whether load matters for {what}: {verdict.reason} ({_tally(e)})."
     top, bottom = _when(e)
-    family = f"Holm-adjusted over {_count(e.tested_signals, 'signal', 'signals')}"
+    looked = lags_words(e.lags or (e.lag_steps,))
+    family = (f"adjusted over {_count(e.tested_signals, 'signal', 'signals')} at {looked} by circular shifts of "
+              f"the failures")
     if verdict.status == EFFECT:
         more = "more" if e.ratio > 1 else "less"
         if math.isinf(e.ratio):
@@ -142,7 +185,8 @@ def finding(verdict: Verdict, e: Evidence) -> str:
     if e.signal is None:
         return f"No evidence that load matters for {what} ({_tally(e)})."
     top_from, bottom_below = format_value(e.signal, e.top_from), format_value(e.signal, e.bottom_below)
+    why = disagreement(verdict, e)
     return (f"No significant evidence that {what} depend on load ({_tally(e)}): the strongest signal, "
             f"{e.signal_label}, gave a rate ratio of {format_ratio(e.ratio)} (95% CI {format_ratio(e.lower)} to "
             f"{format_ratio(e.upper)}) between its highest loads ({top_from} or more) and its lowest (below "
-            f"{bottom_below}) ({format_p(e.p_adjusted)}, {family}).")
+            f"{bottom_below}) ({format_p(e.p_adjusted)}, {family}).") + (f" {why}" if why else "")

@@ -1,8 +1,10 @@
 """Correlation: does libvirtd fail when it is loaded, and by which load? The analysis library on the store's data.
 
 The URL holds the page's state beside the shell's range: `kind` (repeated for a group), `signal`, `host`
-(repeated; none is the whole fleet) and `lag`. The analysis of a (scope, range, kinds, step) is kept in the
-process (dashboard.correlation_view), so picking another signal only draws it again.
+(repeated; none is the whole fleet) and `lag` (none: lags 0 and 1 both). With no range in the URL the page opens
+on the last 14 days, or the data's whole span when shorter, and writes that range into the URL
+(dashboard.correlation_range): a few hours rarely hold enough failures. The analysis of a (scope, range, kinds,
+step) is kept in the process (dashboard.correlation_cache), so picking another signal only draws it again.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import views
-from dashboard.correlation_view import (DAEMON_KINDS, DEFAULT_LAG, GUEST_KINDS, LAGS, PageState, kind_options,
-                                        page_state, signal_options)
-from dashboard.timerange import ParamError, with_page_params
+from dashboard.correlation_state import (BOTH_LAGS, DAEMON_KINDS, DEFAULT_LAG, GUEST_KINDS, LAG_CHOICES, PageState,
+                                         kind_options, page_state, signal_options)
+from dashboard.timerange import SHELL_PARAMS, ParamError, with_page_params
 
 dash.register_page(__name__, path="/correlation", name="Correlation", title="virtwatch: correlation", order=5)
 
@@ -29,7 +31,9 @@ def layout(**params):
         return html.Div([views.page_header("Correlation"),
                          views.empty_state(f"Nothing to show: {error}", "Fix the address, or open the correlation "
                                            "page from the navigation.", kind="bad-input")])
-    lag_labels = {0: "0 (same step)", 1: "1 step", 2: "2 steps"}
+    lag_labels = {BOTH_LAGS: "0 and 1", 0: "0 (same step)", 1: "1 step", 2: "2 steps"}
+    # no range in the URL: the page's own default (written into the URL by default_range_into_url)
+    default_range = {"pending": True} if not any(params.get(key) for key in SHELL_PARAMS[:3]) else None
     controls = html.Div([
         _group(html.Label("Failures", htmlFor="correlation-kind", className="control-label"),
                dcc.Dropdown(id="correlation-kind", value=list(state.kinds), multi=True, clearable=False,
@@ -49,11 +53,12 @@ def layout(**params):
                           title="how many steps before a failure's own step its load is taken"),
                dcc.RadioItems(id="correlation-lag", value=state.lag_steps, inline=True, className="status-filter",
                               options=[{"label": lag_labels[n] + (" (default)" if n == DEFAULT_LAG else ""),
-                                        "value": n} for n in LAGS])),
+                                        "value": n} for n in LAG_CHOICES])),
     ], className="filters")
     return html.Div([
         views.page_header("Correlation", "does libvirtd fail when it is loaded, and by which load?"),
         controls,
+        dcc.Store(id="correlation-default-range", data=default_range),
         html.Section([html.H2("Finding"),
                       dcc.Loading(html.Div(id="correlation-finding"), type="dot", delay_show=300),
                       html.P(id="correlation-method", className="section-note", style={"marginTop": "8px"})],
@@ -72,8 +77,30 @@ def _group(*children) -> html.Div:
           State("url", "search"), prevent_initial_call=True)
 def keep_state_in_url(kinds, signal, hosts, lag, search):
     """Write the page's state into the URL so the view can be shared."""
-    state = PageState(tuple(kinds or ()), signal or "", tuple(hosts or ()), lag if lag in LAGS else DEFAULT_LAG)
+    state = PageState(tuple(kinds or ()), signal or "", tuple(hosts or ()), lag if lag in LAG_CHOICES else DEFAULT_LAG)
     return with_page_params(search, state.params())
+
+
+@callback(Output("url", "search", allow_duplicate=True), Output("correlation-default-range", "data"),
+          Input("correlation-default-range", "data"), State("url", "search"),
+          prevent_initial_call="initial_duplicate")
+def default_range_into_url(pending, search):
+    """Write the page's default range (the last 14 days, or the data's span) into a URL that names no range."""
+    import datetime as dt
+
+    from dashboard.context import current_context
+    from dashboard.correlation_range import default_range
+    from dashboard.timerange import format_time
+
+    if not pending:
+        return no_update, no_update
+    context = current_context()
+    start, end = default_range(context.store, context.now_ns())
+
+    def spell(time_ns: int) -> str:
+        return format_time(dt.datetime.fromtimestamp(time_ns // 10**9, tz=dt.timezone.utc))
+
+    return with_page_params(search, {"range": "custom", "start": spell(start), "end": spell(end)}), None
 
 
 @callback(Output("correlation-kind", "value"), Input("correlation-kind-daemon", "n_clicks"),
@@ -110,20 +137,26 @@ def control_options(range_data, hosts, kinds):
           Output("correlation-method", "children"),
           Input("shell-range", "data"), Input("shell-refresh", "n_intervals"), Input("correlation-kind", "value"),
           Input("correlation-signal", "value"), Input("correlation-scope", "value"),
-          Input("correlation-lag", "value"))
+          Input("correlation-lag", "value"), State("correlation-default-range", "data"))
 @views.guarded("the correlation analysis", outputs=3)
-def analysis(range_data, _tick, kinds, signal, hosts, lag):
+def analysis(range_data, _tick, kinds, signal, hosts, lag, default_pending=None):
     """Return the verdict and finding, the charts and the ranking (or what to try instead), and the method."""
-    from dashboard.correlation_view import analysis_range, correlation_result, lag_note, render, step_note
+    from dashboard.correlation_cache import correlation_result
+    from dashboard.correlation_range import (analysis_range, default_range, lag_note, longer_range_hint,
+                                             range_note, step_note)
+    from dashboard.correlation_render import render
 
     context, rng = views.page_range(range_data)
+    start_ns, end_ns, defaulted = rng.start_ns, rng.end_ns, False
+    if default_pending:  # the URL named no range: the page's default, until it is in the URL
+        (start_ns, end_ns), defaulted = default_range(context.store, context.now_ns()), True
     if not kinds:
         return (views.empty_state("No failure kind picked.", "Pick one or more kinds of failure above.",
                                   kind="bad-input"), None, None)
     state = page_state({"kind": list(kinds or []), "signal": signal or "", "host": list(hosts or []),
                         "lag": str(lag) if lag is not None else ""})
     try:
-        first, last, step = analysis_range(rng.start_ns, rng.end_ns)
+        first, last, step = analysis_range(start_ns, end_ns)
     except ValueError as error:
         return (views.empty_state(f"The range is too short for the analysis: {error}.",
                                   "Pick a range of an hour or more.", kind="bad-input"), None, None)
@@ -135,5 +168,10 @@ def analysis(range_data, _tick, kinds, signal, hosts, lag):
                                       "Check the name, or clear the hosts to analyse the whole fleet.",
                                       kind="bad-input"), None, None)
     result = correlation_result(context.store, state.hosts, first, last, state.kinds, state.signal,
-                                state.lag_steps)
-    return (*render(result, state), f"{step_note(step)} {lag_note(state.lag_steps)}")
+                                state.analysed_lags)
+    longer = ""
+    if result.verdict.status == "not_enough_failures":
+        longer = longer_range_hint(context.store, state.hosts, state.kinds, end_ns, last - first,
+                                   result.settings.min_failures)
+    method = f"{range_note(first, last, defaulted)} {step_note(step)} {lag_note(state.lag_steps, result.lag_steps)}"
+    return (*render(result, state, longer), method)

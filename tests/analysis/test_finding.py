@@ -22,8 +22,13 @@ def _evidence(**kw):
 def test_an_effect_reads_as_ratio_interval_threshold_p_value_and_counts():
     text = finding(Verdict(EFFECT, "", "libvirtd.job_queue_depth"), _evidence())
     assert text == ("libvirtd restarts were 6.2x (95% CI 3.1 to 12) more frequent in the 5 minutes after the job "
-                    "queue depth averaged 3 or more than after it averaged below 1 (p < 0.001, Holm-adjusted over 9 "
-                    "signals; 41 restarts on 37 hosts over 14 days).")
+                    "queue depth averaged 3 or more than after it averaged below 1 (p < 0.001, adjusted over 9 signals "
+                    "at lag 1 by circular shifts of the failures; 41 restarts on 37 hosts over 14 days).")
+
+
+def test_the_sentence_names_every_lag_the_adjustment_covered():
+    text = finding(Verdict(EFFECT, "", "libvirtd.job_queue_depth"), _evidence(lag_steps=0, lags=(0, 1)))
+    assert "adjusted over 9 signals at lags 0 and 1 by circular shifts" in text
 
 
 def test_without_a_lag_the_sentence_says_the_failures_own_step():
@@ -48,6 +53,19 @@ def test_no_significant_effect_says_so_and_shows_what_the_data_cannot_rule_out()
     assert text.startswith("No significant evidence that libvirtd restarts depend on load (41 restarts on 37 hosts")
     assert "1.3 (95% CI 0.7 to 2.4)" in text and "p = 0.41" in text
     assert "more frequent" not in text
+
+
+def test_an_interval_that_excludes_1_beside_no_effect_says_why_they_differ():
+    many_looks = finding(Verdict(NO_SIGNIFICANT_EFFECT, "", "libvirtd.job_queue_depth"),
+                         _evidence(ratio=1.8, lower=1.3, upper=2.6, p_value=0.02, p_adjusted=0.2, lags=(0, 1)))
+    assert "Its 95% interval excludes 1, yet that is not significant: 9 signals were looked at, at lags 0 and 1" \
+        in many_looks
+    hosts = finding(Verdict(NO_SIGNIFICANT_EFFECT, "", "libvirtd.job_queue_depth"),
+                    _evidence(ratio=1.8, lower=1.3, upper=2.6, p_value=0.4, p_adjusted=0.9, null_ratio=1.7))
+    assert "shifted in time on their own hosts give a ratio of about 1.7 too" in hosts
+    agreeing = finding(Verdict(NO_SIGNIFICANT_EFFECT, "", "libvirtd.job_queue_depth"),
+                       _evidence(ratio=1.3, lower=0.7, upper=2.4, p_value=0.3, p_adjusted=0.41))
+    assert agreeing.endswith("by circular shifts of the failures).")
 
 
 def test_too_few_failures_says_how_many_there_were_and_how_many_are_needed():

@@ -126,18 +126,22 @@ def test_the_page_names_the_planted_effect_with_a_factor_whose_interval_holds_it
     assert tab.errors == []
 
 
-def test_at_the_default_lag_the_page_says_what_it_compared_and_lag_0_is_one_click_away(server, tab):
+def test_by_default_both_lags_are_looked_at_and_the_page_names_lag_0_as_carrying_the_effect(server, tab):
     open_page(tab, f"{server}/correlation?{range_query()}")
-    assert tab.page.is_checked("#correlation-lag input[value='1']")
-    assert "Lag 1: each failure is compared with the load of the step before its own" in \
-        tab.page.inner_text("#correlation-method")
-    before = tab.page.inner_text("#correlation-finding-text")
-    assert "in the 5 minutes after" in before or "No significant evidence" in before
-    tab.shot("correlation-planted-lag1")
-    tab.page.check("#correlation-lag input[value='0']")
-    wait_for_url(tab.page, "lag=0")
-    after = wait_for_text(tab.page, "#correlation-finding-text", "in 5-minute steps in which the job queue depth")
-    assert after != before and FACTOR_TEXT.search(after)
+    assert tab.page.is_checked("#correlation-lag input[value='both']")
+    method = tab.page.inner_text("#correlation-method")
+    assert "Lags 0 and 1:" in method and "The result reports lag 0" in method
+    finding = tab.page.inner_text("#correlation-finding-text")
+    assert "in 5-minute steps in which the job queue depth" in finding and "at lags 0 and 1" in finding
+    ratio, lower, upper = map(float, FACTOR_TEXT.search(finding).groups())
+    assert lower <= FACTOR <= upper, finding
+    assert "lag" not in query(tab.page)
+    tab.shot("correlation-planted-both-lags")
+    tab.page.check("#correlation-lag input[value='1']")  # the step before alone: the in-step effect washes out
+    wait_for_url(tab.page, "lag=1")
+    after = wait_for_text(tab.page, "#correlation-method", "Lag 1: each failure is compared with the load of the "
+                                                          "step before its own")
+    assert after and tab.page.inner_text("#correlation-finding-text") != finding
     assert tab.errors == []
 
 

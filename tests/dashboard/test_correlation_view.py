@@ -41,8 +41,11 @@ def state(**kw) -> cv.PageState:
 
 # ---- the URL state ----
 
-def test_a_page_without_parameters_shows_restarts_against_the_job_queue_at_the_default_lag():
-    assert cv.page_state({}) == cv.PageState(("restart",), "libvirtd.job_queue_depth", (), 1)
+def test_a_page_without_parameters_shows_restarts_against_the_job_queue_at_lags_0_and_1():
+    assert cv.page_state({}) == cv.PageState(("restart",), "libvirtd.job_queue_depth", (), cv.BOTH_LAGS)
+    assert cv.page_state({}).analysed_lags == (0, 1)
+    assert cv.page_state({"lag": "1"}).analysed_lags == 1
+    assert "lag" not in {k for k, v in cv.page_state({}).params().items() if v}
 
 
 def test_kinds_given_several_times_are_one_group_in_a_stable_order():
@@ -159,7 +162,7 @@ def test_another_lag_analyses_again_without_reading_the_store_again(fleet_store)
     analysed(fleet_store, lag_steps=0)
     counts = dict(cv.cache_counts)
     result = analysed(fleet_store, lag_steps=1)
-    assert result.settings.lag_steps == 1
+    assert result.settings.lag_steps == (1,) and result.lag_steps == 1
     assert cv.cache_counts["results_misses"] == counts["results_misses"] + 1
     assert cv.cache_counts["inputs_hits"] == counts["inputs_hits"] + 1
     assert cv.cache_counts["inputs_misses"] == counts["inputs_misses"]
@@ -260,7 +263,7 @@ def test_the_ranking_has_a_row_per_signal_with_the_picked_one_marked(fleet_store
 def test_the_page_shows_the_verdict_the_finding_and_the_charts(fleet_store):
     finding, body = cv.render(analysed(fleet_store), state())
     text = str(finding)
-    assert "▲ load matters" in text and "libvirtd restarts were 4.4x (95% CI 3.4 to 5.9)" in text
+    assert "▲ load matters" in text and "libvirtd restarts were 4.4x (95% CI 3.3 to 5.9)" in text
     assert "229 restarts on 12 hosts · 12 hosts with load data (the whole fleet)" in text
     shown = str(body)
     for part in ("correlation-rates-graph", "correlation-triggered-graph", "correlation-ratios-graph",
@@ -284,10 +287,31 @@ def test_a_signal_that_never_varies_says_so_instead_of_a_chart(fleet_store):
 def test_too_few_failures_shows_the_verdict_and_what_to_try_instead_of_charts(fleet_store):
     result = analysed(fleet_store, kinds=("segfault",))
     assert result.verdict.status == "not_enough_failures"
-    finding, body = cv.render(result, state(kinds=("segfault",)))
+    finding, body = cv.render(result, state(kinds=("segfault",)), "The last 14 days would do: 12 restarts.")
     assert "? not enough failures" in str(finding) and "Too few libvirtd segfaults" in str(finding)
     assert "correlation-waiting" in str(body) and "Graph" not in str(body)
     assert "the daemon button picks every daemon failure" in str(body)
+    assert "The last 14 days would do: 12 restarts." in str(body)
+
+
+def test_a_range_too_short_names_the_shortest_range_that_holds_enough_failures(fleet_store):
+    store, sim = fleet_store
+    day = 86400 * 10**9
+    hint = cv.longer_range_hint(store, (), ("restart",), END_NS, 6 * 3600 * 10**9, 10)
+    in_a_day = int((sim.failures["time_ns"] >= END_NS - day).sum())
+    assert in_a_day >= 10  # about 12 restarts a day: the last 24 hours do
+    assert hint == f"The last 24 hours would do: {in_a_day} restarts in that range."
+    assert cv.longer_range_hint(store, (), ("segfault",), END_NS, day, 10) == \
+        "Even the last 90 days hold only 0 segfaults."
+
+
+def test_with_no_range_in_the_url_the_page_takes_14_days_or_the_datas_whole_span(fleet_store):
+    store, _sim = fleet_store
+    start, end = cv.default_range(store, END_NS + 90 * 10**9)
+    assert end == END_NS + 60 * 10**9  # whole minutes
+    assert start == START_NS  # the fleet holds 10 days: its whole span
+    start, end = cv.default_range(store, END_NS - 5 * 86400 * 10**9)
+    assert end - start == 14 * 86400 * 10**9 or start == START_NS
 
 
 def test_failures_on_steps_without_the_signal_are_counted_aloud(fleet_store):
