@@ -226,6 +226,18 @@ class EmbeddedStore(Store):
         self._check_open()
         return reading.latest(self._tables.get(query.measurement), query, self._fetch)
 
+    def table_of(self, measurement: str) -> Table | None:
+        """Return where a measurement is stored (its table, tag and field columns), None when it has no table.
+
+        For reads in SQL of this process's own (sql); the entry is never changed, a write replaces it.
+        """
+        return self._tables.get(clean_name(measurement)) if isinstance(measurement, str) else None
+
+    def sql(self, statement: str, params: Sequence = ()) -> pa.Table:
+        """Run one read statement on a snapshot and return its result: for aggregations the query interface has
+        no words for (simulator.rollups). Identifiers come from table_of only, every value is a parameter."""
+        return self._fetch(statement, list(params), "a read in SQL")
+
     def tag_values(self, measurement: str, tag: str, where: Where | None = None) -> list[str]:
         """Return the sorted distinct values of a tag of a measurement (over all time), filtered by `where`."""
         if not isinstance(measurement, str) or not measurement or not isinstance(tag, str) or not tag:
