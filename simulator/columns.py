@@ -66,11 +66,13 @@ class ColumnBuilder:
         events = sim.events
         self.event_times = events["time_ns"].to_numpy(np.int64)
 
-    def batches(self, stop_step: int | None = None, rows: int = BATCH_ROWS) -> Iterator[ColumnBatch]:
-        """Yield the batches of steps [0, stop_step) (every step when None), each measurement's chunks joined
-        until they hold at least `rows` rows, in order; the diagnoses as Points when their chunk is made."""
+    def batches(self, stop_step: int | None = None, rows: int = BATCH_ROWS, start_step: int = 0
+                ) -> Iterator[ColumnBatch]:
+        """Yield the batches of steps [start_step, stop_step) (to the last step when None), each measurement's
+        chunks joined until they hold at least `rows` rows, in order; the diagnoses as Points when their chunk
+        is made. Earlier chunks are rendered (counters carry) but give nothing."""
         pending: dict[str, list[ColumnBatch]] = {}
-        for batch in self._chunk_batches(stop_step):
+        for batch in self._chunk_batches(start_step, stop_step):
             if batch.points is not None:
                 yield batch
                 continue
@@ -81,36 +83,39 @@ class ColumnBuilder:
         for parts in pending.values():
             yield _joined(parts)
 
-    def _chunk_batches(self, stop_step: int | None) -> Iterator[ColumnBatch]:
+    def _chunk_batches(self, start_step: int, stop_step: int | None) -> Iterator[ColumnBatch]:
         """Yield each chunk's tables, then its events and diagnoses (those before the step ending the chunk)."""
         steps = self.sim.steps if stop_step is None else max(0, min(stop_step, self.sim.steps))
         for c0, tables in Renderer(self.sim).chunks():
             if c0 >= steps:
                 return
             c1 = min(c0 + CHUNK_STEPS, steps)
+            if c1 <= start_step:
+                continue
+            a = max(c0, start_step)
             for table in tables:
-                batch = self._table(table, c0, c1 - c0)
+                batch = self._table(table, c0, a - c0, c1 - c0)
                 if batch is not None:
                     yield batch
-            yield from self._events(c0, c1)
+            yield from self._events(a, c1)
 
-    def _table(self, table: Table, c0: int, local_stop: int) -> ColumnBatch | None:
-        """Return a table's rows before local step `local_stop` as a column batch (None when it has none)."""
-        end = int(np.searchsorted(table.steps, local_stop, side="left"))
-        if end == 0:
+    def _table(self, table: Table, c0: int, local_start: int, local_stop: int) -> ColumnBatch | None:
+        """Return a table's rows of local steps [local_start, local_stop) as a column batch (None when none)."""
+        begin, end = (int(i) for i in np.searchsorted(table.steps, [local_start, local_stop], side="left"))
+        if end == begin:
             return None
-        times = self.sim.start_ns + (c0 + table.steps[:end].astype(np.int64)) * self.step_ns
-        series = pa.array(table.series[:end].astype(np.int64))
+        times = self.sim.start_ns + (c0 + table.steps[begin:end].astype(np.int64)) * self.step_ns
+        series = pa.array(table.series[begin:end].astype(np.int64))
         if table.measurement == "domain":
             columns = {"time_ns": pa.array(times), "host": self.domain_hosts.take(series),
                        "domain": self.domain_names.take(series)}
         else:
             columns = {"time_ns": pa.array(times), "host": self.host_names.take(series)}
-        variants = table.variants[:end]
+        variants = table.variants[begin:end]
         names = list(dict.fromkeys(name for fields in table.variant_fields for name in fields))
         for name in names:
             having = [v for v, fields in enumerate(table.variant_fields) if name in fields]
-            values = table.columns[name][:end]
+            values = table.columns[name][begin:end]
             if len(having) == len(table.variant_fields):
                 columns[name] = pa.array(values)
             else:

@@ -141,12 +141,13 @@ WRITE_BATCH_STEPS = 240
 
 
 def write_simulation(store: Store, simulation: Simulation, progress: Callable[[int, int], None] | None = None,
-                     batch_steps: int = WRITE_BATCH_STEPS, stop_step: int | None = None) -> int:
+                     batch_steps: int = WRITE_BATCH_STEPS, stop_step: int | None = None, start_step: int = 0) -> int:
     """Write a simulation's points into a store batch by batch; return how many the store stored.
 
     A store that takes whole columns (`write_columns`, the embedded store) gets each chunk's measurements as
-    column batches (simulator.columns), any other store Points. `stop_step` writes only the steps before it
-    (their events too; see Simulation.step_at), the rest being left to `points(from_step=stop_step)`.
+    column batches (simulator.columns), any other store Points. `start_step` and `stop_step` write only the
+    steps [start_step, stop_step) (their events too; see Simulation.step_at): the demo writes its last hour
+    first, then the rest, and leaves the future to `points(from_step=stop_step)`.
     `progress(done, total)` is called with 0 first and after each batch, counting points (total is
     simulation.point_count() when every step is written, else an estimate in proportion to the steps).
     """
@@ -155,23 +156,26 @@ def write_simulation(store: Store, simulation: Simulation, progress: Callable[[i
     if progress is not None and not callable(progress):
         raise ValueError(f"progress {progress!r}: must be a callable taking (done, total) or None")
     total = simulation.point_count()
-    if stop_step is not None and stop_step < simulation.steps:
-        total = int(total * max(0, stop_step) / simulation.steps)
+    partial = start_step > 0 or (stop_step is not None and stop_step < simulation.steps)
+    if partial:
+        stop = simulation.steps if stop_step is None else max(0, min(stop_step, simulation.steps))
+        total = int(total * max(0, stop - max(0, start_step)) / simulation.steps)
     done = written = 0
     if progress is not None:
         progress(0, total)
     if callable(getattr(store, "write_columns", None)):
-        for batch in ColumnBuilder(simulation).batches(stop_step):
+        for batch in ColumnBuilder(simulation).batches(stop_step, start_step=start_step):
             if batch.points is not None:
                 written += store.write(batch.points)
             else:
                 written += store.write_columns(batch.measurement, batch.columns, batch.tags)
             done += len(batch)
             if progress is not None:
-                progress(min(done, total) if stop_step is not None else done, total)
+                progress(min(done, total) if partial else done, total)
         return written
-    if stop_step is not None:
-        raise ValueError("stop_step: only a store taking column batches (write_columns) writes part of the steps")
+    if partial:
+        raise ValueError("start_step, stop_step: only a store taking column batches (write_columns) writes part "
+                         "of the steps")
     batches = simulation.points(batch_steps)
     while (batch := next(batches, None)) is not None:
         written += store.write(batch)

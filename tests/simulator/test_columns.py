@@ -63,3 +63,16 @@ def test_chunks_joined_into_batches_of_any_size_store_the_same(tmp_path):
     finally:
         for store in stores:
             store.close()
+
+
+def test_the_newest_steps_first_then_the_older_ones_store_the_same_as_all_at_once(tmp_path):
+    sim = simulate(busy_spec(hosts=3, days=2.5))
+    cut = sim.step_at(sim.end_ns - 5 * 3600 * 10**9)
+    last = sim.step_at(sim.end_ns - 3600 * 10**9 + 1)
+    with EmbeddedStore(str(tmp_path / "whole.duckdb")) as whole, \
+            EmbeddedStore(str(tmp_path / "parts.duckdb")) as parts:
+        write_simulation(whole, sim, stop_step=last)
+        newest = write_simulation(parts, sim, start_step=cut, stop_step=last)
+        oldest = write_simulation(parts, sim, stop_step=cut)
+        assert 0 < newest < oldest
+        assert stored(parts) == stored(whole)
