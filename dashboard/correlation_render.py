@@ -317,6 +317,27 @@ def ranking_columns() -> list[dict]:
     ]
 
 
+def clear_without_effect(result: CorrelationResult) -> list[str]:
+    """Return the signals whose interval excludes 1 although the verdict finds no effect of them."""
+    table = result.ratios
+    clear = (table["lower"] > 1) | (table["upper"] < 1)
+    return [signal_label(s) for s in table.loc[clear & (table["status"] == "no_significant_effect"), "signal"]]
+
+
+def short_of_adjustment(result: CorrelationResult, labels: list[str]) -> str:
+    """Return the sentence that says why an interval clear of 1 can stand beside "no significant effect"."""
+    tested = int(result.ratios["status"].isin(["effect", "no_significant_effect"]).sum())
+    lags = result.settings.lags
+    looks = tested * len(lags)
+    which = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+    return (f"Why an interval can exclude 1 beside \"no significant effect\" ({which}): each interval covers its "
+            f"own signal and lag at 95%, so among {looks} of them ({tested} signals at "
+            f"{'lags ' + ' and '.join(map(str, lags)) if len(lags) > 1 else f'lag {lags[0]}'}) some exclude 1 by "
+            f"chance alone; the verdict counts an effect only when the p-value adjusted for all {looks} looks is "
+            f"below {result.settings.family_alpha:g} (or when the failures shifted in time on their own hosts "
+            f"show the same ratio: a difference between hosts, not a response to load).")
+
+
 def ranking_table(result: CorrelationResult, signal: str):
     """Return the ranking as a sortable table; the picked signal's row is marked ▸ and shaded; a click picks one."""
     table = views.grid("correlation-ranking-grid", ranking_rows(result, signal), ranking_columns())
@@ -443,6 +464,8 @@ def render(result: CorrelationResult, state: PageState, longer: str = "") -> tup
             ], className="col"),
         ], className="two-col"),
         ranking_table(result, signal),
+        *([html.P(short_of_adjustment(result, clear), id="correlation-adjustment-note", className="section-note")]
+          if (clear := clear_without_effect(result)) else []),
     ])
     body = html.Div([
         html.Div([

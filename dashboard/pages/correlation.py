@@ -92,7 +92,7 @@ def default_range_into_url(pending, search):
     from dashboard.correlation_range import default_range
     from dashboard.timerange import format_time
 
-    if not pending:
+    if not (pending or {}).get("pending"):
         return no_update, no_update
     context = current_context()
     start, end = default_range(context.store, context.now_ns())
@@ -100,7 +100,9 @@ def default_range_into_url(pending, search):
     def spell(time_ns: int) -> str:
         return format_time(dt.datetime.fromtimestamp(time_ns // 10**9, tz=dt.timezone.utc))
 
-    return with_page_params(search, {"range": "custom", "start": spell(start), "end": spell(end)}), None
+    # the store keeps the range written, so the page can still say it is its default
+    return (with_page_params(search, {"range": "custom", "start": spell(start), "end": spell(end)}),
+            {"start_ns": start, "end_ns": end})
 
 
 @callback(Output("correlation-kind", "value"), Input("correlation-kind-daemon", "n_clicks"),
@@ -139,7 +141,7 @@ def control_options(range_data, hosts, kinds):
           Input("correlation-signal", "value"), Input("correlation-scope", "value"),
           Input("correlation-lag", "value"), State("correlation-default-range", "data"))
 @views.guarded("the correlation analysis", outputs=3)
-def analysis(range_data, _tick, kinds, signal, hosts, lag, default_pending=None):
+def analysis(range_data, _tick, kinds, signal, hosts, lag, default=None):
     """Return the verdict and finding, the charts and the ranking (or what to try instead), and the method."""
     from dashboard.correlation_cache import correlation_result
     from dashboard.correlation_range import (analysis_range, default_range, lag_note, longer_range_hint,
@@ -148,8 +150,10 @@ def analysis(range_data, _tick, kinds, signal, hosts, lag, default_pending=None)
 
     context, rng = views.page_range(range_data)
     start_ns, end_ns, defaulted = rng.start_ns, rng.end_ns, False
-    if default_pending:  # the URL named no range: the page's default, until it is in the URL
+    if (default or {}).get("pending"):  # the URL named no range: the page's default, until it is in the URL
         (start_ns, end_ns), defaulted = default_range(context.store, context.now_ns()), True
+    elif default and (default.get("start_ns"), default.get("end_ns")) == (start_ns, end_ns):
+        defaulted = True  # the default, now in the URL
     if not kinds:
         return (views.empty_state("No failure kind picked.", "Pick one or more kinds of failure above.",
                                   kind="bad-input"), None, None)

@@ -40,3 +40,18 @@ def fill(store):
 def range_query() -> str:
     """Return the shell's URL parameters for the fleet's whole range."""
     return f"range=custom&start={START:%Y-%m-%dT%H:%M}&end={END:%Y-%m-%dT%H:%M}"
+
+
+def demo_fleet(store, now_ns: int):
+    """Write the demo's own fleet (virtwatch.demo: 24 hosts, 14 days, its planted effects and incidents) up to
+    now_ns into a store, as the demo's first start does; return the simulation.
+
+    The demo's truth: libvirtd restarts 5x as frequent while the job queue depth is in its top quarter (and hangs
+    3x while the 1-minute load is), acting within the same one-minute step.
+    """
+    from simulator import write_simulation
+    from virtwatch.demo import DemoState, _segment
+
+    sim = _segment(DemoState(hosts=24, seed=1, written_until_ns=0), now_ns - 14 * 86400 * 10**9, incidents=True)
+    write_simulation(store, sim, stop_step=sim.step_at(now_ns))
+    return sim

@@ -338,3 +338,17 @@ def test_values_are_labelled_with_their_units():
     assert cv.axis_unit("host.libvirt_calls_per_second") == (1.0, "per second")
     assert cv.axis_unit("host.load1") == (1.0, "runnable tasks")
     assert cv.duration_words(60) == "1 min" and cv.duration_words(3600) == "1 h"
+
+
+def test_an_interval_clear_of_1_beside_no_effect_is_explained_under_the_ranking(fleet_store):
+    result = analysed(fleet_store, lag_steps=(0, 1))
+    clear = cv.clear_without_effect(result)
+    _finding, body = cv.render(result, state(lag_steps=cv.BOTH_LAGS))
+    if clear:
+        assert "correlation-adjustment-note" in str(body) and "at lags 0 and 1" in str(body)
+    else:
+        assert "correlation-adjustment-note" not in str(body)
+    note = cv.short_of_adjustment(result, ["probe latency"])
+    assert note.startswith('Why an interval can exclude 1 beside "no significant effect" (probe latency)')
+    for row in cv.ranking_rows(result, PLANTED_SIGNAL):  # "precedes" never beside a verdict of no effect
+        assert row["leads"] != "✔ yes" or row["status"] == "effect"
