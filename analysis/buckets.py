@@ -87,25 +87,31 @@ class BucketRates:
 
 
 def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_seconds: int, lag_steps: int = 1,
-                 n_buckets: int = 4, confidence: float = 0.95, ordering: Ordering | None = None) -> BucketRates:
+                 n_buckets: int = 4, confidence: float = 0.95, ordering: Ordering | None = None,
+                 codes: dict | None = None) -> BucketRates:
     """Return failure rates per quantile bucket of a hosts x steps signal, and the top/bottom rate ratio.
 
-    `ordering` (of `values`) saves sorting them again.
+    `ordering` (of `values`) saves sorting them again; `codes` (a dict shared between calls) keeps each signal's
+    cell_codes per set of cuts, so another lag with the same cuts (and the shift test) reuses them.
     """
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 2:
         raise ValueError(f"n_buckets = {n_buckets!r}: expected a whole number, 2 or more")
     if isinstance(lag_steps, bool) or not isinstance(lag_steps, int) or lag_steps < 0:
         raise ValueError(f"lag_steps = {lag_steps!r}: expected a whole number of steps, 0 or more")
-    load = lagged(values, lag_steps)
-    observed = ~np.isnan(load)
-    loads = load[observed]
-    counts = failures[observed]
     ordering = ordering if ordering is not None else Ordering(values)
+    steps = values.shape[1]
     exposed = np.zeros(values.shape, dtype=bool)  # the cells whose load some step is attributed
-    exposed[:, :max(0, values.shape[1] - lag_steps)] = True
-    cuts = cuts_of(*ordering.distinct_counts(exposed), n_buckets)
-    which = np.searchsorted(cuts, loads, side="right")
-    n = len(cuts) + 1 if len(loads) else 0
+    exposed[:, :max(0, steps - lag_steps)] = True
+    distinct, distinct_count = ordering.distinct_counts(exposed)
+    cuts = cuts_of(distinct, distinct_count, n_buckets)
+    cell = codes_of(signal, values, cuts, codes)
+    # the failure in step s (s >= lag) is attributed the load of step s - lag
+    load_codes = cell[:, :max(0, steps - lag_steps)]
+    attributed = failures[:, lag_steps:]
+    observed = load_codes >= 0
+    which = load_codes[observed].astype("int64")
+    counts = attributed[observed]
+    n = len(cuts) + 1 if len(which) else 0
     exposure_steps = np.bincount(which, minlength=n)[:n]
     bucket_failures = np.bincount(which, weights=counts, minlength=n)[:n].astype("int64")
     host_days = exposure_steps * step_seconds / 86400
@@ -113,8 +119,8 @@ def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_sec
         rates = np.where(host_days > 0, bucket_failures / host_days, np.nan)
     lower_rate, upper_rate = poisson_intervals(bucket_failures, host_days, confidence)
     if n:
-        lows = np.concatenate([[loads.min()], cuts])
-        highs = np.concatenate([cuts, [loads.max()]])
+        lows = np.concatenate([[distinct[0]], cuts])
+        highs = np.concatenate([cuts, [distinct[-1]]])
     else:
         lows = highs = np.zeros(0)
     frame = pd.DataFrame({
@@ -126,7 +132,18 @@ def bucket_rates(signal: str, values: np.ndarray, failures: np.ndarray, step_sec
     if n >= 2:
         ratio = rate_ratio_test(int(bucket_failures[-1]), float(host_days[-1]), int(bucket_failures[0]),
                                 float(host_days[0]), confidence)
-    return BucketRates(signal, lag_steps, frame, ratio, int(counts.sum()), int(failures[~observed].sum()), cuts)
+    placed = int(counts.sum())
+    return BucketRates(signal, lag_steps, frame, ratio, placed, int(failures.sum()) - placed, cuts)
+
+
+def codes_of(signal: str, values: np.ndarray, cuts: np.ndarray, codes: dict | None) -> np.ndarray:
+    """Return cell_codes(values, cuts), kept in `codes` (when given) per signal and cuts."""
+    if codes is None:
+        return cell_codes(values, cuts)
+    key = (signal, cuts.tobytes())
+    if key not in codes:
+        codes[key] = cell_codes(values, cuts)
+    return codes[key]
 
 
 def cell_codes(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import verdict as v
-from analysis.buckets import BucketRates, bucket_rates, cell_codes, ratio_or_nan
+from analysis.buckets import BucketRates, bucket_rates, codes_of, ratio_or_nan
 from analysis.exposure import NS, Grid, Inputs, build_grid
 from analysis.lead import LeadRanking, lead_steps_of, rank_leads
 from analysis.ratio_test import RatioTest, run_ratio_tests
@@ -166,10 +166,11 @@ def analyze(data: Inputs | Grid, settings: Settings | None = None, **overrides) 
         max(1, int(round(s.horizon_seconds / grid.step_seconds)))
     offsets = draw_offsets(len(grid.hosts), grid.steps, reach, s.ratio_shifts, s.seed)
     orderings = {name: Ordering(values) for name, values in grid.values.items()}  # one sort per signal
+    codes: dict = {}  # each signal's bucket per cell, shared by the lags with the same cuts and the shift test
     rates_by_lag = {lag: {name: bucket_rates(name, values, grid.failures, grid.step_seconds, lag, s.n_buckets,
-                                             s.confidence, orderings[name])
+                                             s.confidence, orderings[name], codes)
                           for name, values in grid.values.items()} for lag in s.lags}
-    ratios_by_lag = _ratio_tables(rates_by_lag, grid, host_index, step_index, offsets, s)
+    ratios_by_lag = _ratio_tables(rates_by_lag, grid, host_index, step_index, offsets, s, codes)
     lag = _reported_lag(ratios_by_lag, s)
     rates, ratios = rates_by_lag[lag], ratios_by_lag[lag]
     triggered = {name: triggered_average(name, values, host_index, step_index, grid.step_seconds,
@@ -196,7 +197,8 @@ def analyze(data: Inputs | Grid, settings: Settings | None = None, **overrides) 
 
 
 def _ratio_tables(rates_by_lag: dict[int, dict[str, BucketRates]], grid: Grid, host_index: np.ndarray,
-                  step_index: np.ndarray, offsets: np.ndarray, s: Settings) -> dict[int, pd.DataFrame]:
+                  step_index: np.ndarray, offsets: np.ndarray, s: Settings,
+                  codes: dict | None = None) -> dict[int, pd.DataFrame]:
     """Return per lag one row per signal: its top/bottom ratio and interval from the shift test, its p-values
     (adjusted over every signal and lag that could be tested), and its status.
 
@@ -221,7 +223,8 @@ def _ratio_tables(rates_by_lag: dict[int, dict[str, BucketRates]], grid: Grid, h
                 status = v.NOT_ENOUGH_EXPOSURE
             else:
                 status = "testable"
-                tests.append(RatioTest(cell_codes(grid.values[name], r.cuts), len(buckets) - 1, top, bottom, lag))
+                tests.append(RatioTest(codes_of(name, grid.values[name], r.cuts, codes), len(buckets) - 1, top,
+                                       bottom, lag))
                 where.append(len(rows))
             rows.append([name, parse_signal(name).label, lag, len(buckets), math.nan, math.nan, math.nan, p_exact,
                          math.nan, math.nan, math.nan, math.nan, raw, exact_lower, exact_upper, r.failures,
