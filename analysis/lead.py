@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.shifts import calibrated_p, draw_offsets, shifted
+from analysis.shifts import calibrated_p, draw_offsets
 from analysis.stats import Ordering, PositiveSets, RankedScores, benjamini_hochberg
 
 LEAD_COLUMNS = ("signal", "lead_seconds", "auc", "positives", "negatives", "p_value", "p_independent",
@@ -107,7 +107,7 @@ def rank_leads(grid_values: dict[str, np.ndarray], host_index: np.ndarray, step_
     for name in names:
         ordering = (orderings or {}).get(name)
         ranked = RankedScores(grid_values[name], np.broadcast_to(in_range[None, :], (hosts, steps)), ordering)
-        null_aucs = ranked.aucs(null_sets).reshape(shifts, len(leads))
+        null_aucs = ranked.aucs(null_sets).reshape(len(leads), shifts).T
         for i, lead in enumerate(leads):
             auc = ranked.auc(observed_sets[i])
             p_value = calibrated_p(auc.auc, null_aucs[:, i])
@@ -119,14 +119,26 @@ def rank_leads(grid_values: dict[str, np.ndarray], host_index: np.ndarray, step_
 
 
 def _shifted_sets(host_index, step_index, hosts, steps, leads, lag_steps, horizon, shifts, seed) -> PositiveSets:
-    """Return shifts x leads labelings (shift-major): each host's failures moved circularly by a random offset."""
+    """Return leads x shifts labelings (lead-major): each host's failures moved circularly by a random offset.
+
+    All shifts of a lead at once: shift b of host h is host b * hosts + h of one tall grid, whose positive cells
+    come out sorted, so each shift's are one contiguous run.
+    """
     reach = lag_steps + leads[-1] + horizon
-    sets = []
-    for offsets in draw_offsets(hosts, steps, reach, shifts, seed):
-        moved = shifted(host_index, step_index, offsets, steps)
-        for lead in leads:
-            sets.append(positive_cells(host_index, moved, steps, lag_steps + lead, horizon))
-    return PositiveSets.of(sets)
+    offsets = draw_offsets(hosts, steps, reach, shifts, seed)  # (shifts, hosts)
+    hosts = max(hosts, 1)
+    moved = (step_index[None, :] + offsets[:, host_index]) % max(steps, 1)  # (shifts, failures)
+    tall_host = (np.arange(shifts)[:, None] * hosts + host_index[None, :]).ravel()
+    cells, bounds, done = [], [0], 0
+    for lead in leads:
+        tall = positive_cells(tall_host, moved.ravel(), steps, lag_steps + lead, horizon)
+        shift_of = tall // (hosts * steps)
+        cells.append(tall - shift_of * hosts * steps)
+        ends = np.searchsorted(shift_of, np.arange(1, shifts + 1), side="left")  # where each shift's run ends
+        bounds.extend((done + ends).tolist())
+        done += len(tall)
+    flat = np.concatenate(cells) if cells else np.zeros(0, dtype="int64")
+    return PositiveSets(flat.astype("int64"), np.asarray(bounds, dtype="int64"))
 
 
 def _leaders(by_lead: pd.DataFrame) -> pd.DataFrame:
