@@ -111,6 +111,7 @@ def _write(store: EmbeddedStore, slo: SLO, resolution: str, counts: pd.DataFrame
         return
     store.write_columns(ROLLUP_MEASUREMENT, {
         "time_ns": counts["time_ns"].to_numpy(np.int64), "host": counts["host"].astype(object).to_numpy(),
-        "slo": np.full(len(counts), slo.name, dtype=object), "resolution": np.full(len(counts), resolution, dtype=object),
+        "slo": np.full(len(counts), slo.name, dtype=object),
+        "resolution": np.full(len(counts), resolution, dtype=object),
         "good_total": counts["good"].to_numpy(np.float64), "valid_total": counts["total"].to_numpy(np.float64),
     }, ("host", "slo", "resolution"))

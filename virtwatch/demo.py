@@ -1,7 +1,9 @@
 """`virtwatch demo`: the whole product in one process on the embedded store, with nothing else to install.
 
-The first start simulates a fleet (simulator/, seeded) from `--days` ago until a day ahead, writes everything up
-to now into `<data dir>/demo.duckdb` with a progress bar, and rolls up its SLIs. Then, in one process:
+The first start simulates a fleet (simulator/, seeded) from `--days` ago until a day ahead and writes its newest
+hour into `<data dir>/demo.duckdb` (column batches, simulator.columns), so the dashboard serves every host at once,
+with a banner showing the progress of the rest: the older history, then its SLI rollups computed inside DuckDB
+(simulator.rollups). The alert engine and the feeder start once the history is complete. In one process:
 
 - a feeder writes the simulated fleet's later points as their time comes, so the fleet stays alive;
 - the collector agent watches libvirt's built-in test driver (`test:///default`) as one more, real host;
@@ -29,10 +31,12 @@ log = logging.getLogger(__name__)
 STATE_FILE = "demo.json"
 STORE_FILE = "demo.duckdb"
 LIVE_AHEAD_SECONDS = 86400  # each simulated segment runs this far ahead of now; the feeder writes it as time comes
-STATE_EVERY_SECONDS = 60.0
+STATE_EVERY_SECONDS = 60.0  # how often the feeder records how far it has written
+NEWEST_FIRST_SECONDS = 3600  # the first start writes this much of the newest history before serving the dashboard
+HISTORY_PATH = "/_demo/history"  # the banner polls the history's progress here (JSON)
 MAX_HOSTS = 1000  # the most simulated hosts: a bigger fleet takes hours to backfill
 MIN_INCIDENT_DAYS = 2  # the simulator scripts its incidents only over spans this long
-DEMO_BASE_RATES = {"restart": 0.3, "hang_start": 0.1}  # per host per day: enough for the analysis to say something  # how often the feeder records how far it has written
+DEMO_BASE_RATES = {"restart": 0.3, "hang_start": 0.1}  # per host per day: enough for the analysis to say something
 #: the demo's SLOs: deploy/slos.toml's, with freshness counted per minute (the simulated agents write each minute)
 DEMO_SLOS = """
 [[slo]]
@@ -158,26 +162,25 @@ class Feeder:
         self._held: list = []  # points of the current batch still in the future, oldest first
         self._batches = None
         self._saved_at = 0.0
+        #: whether the state file may say how far the points are written (not while older history is missing)
+        self.recording = True
 
     def start_segment(self, simulation, progress: Progress | None = None) -> int:
-        """Begin writing a simulation: write its past now; return how many points that was."""
-        self._batches = simulation.points(batch_steps=60)
-        past_total = simulation.point_count() * max(0.0, min(1.0, (time.time_ns() - simulation.start_ns)
-                                                               / (simulation.end_ns - simulation.start_ns)))
-        written = 0
-        if progress:
-            progress(0, past_total)
-        while self._next_batch():
-            due = self._due(time.time_ns())
-            if due:
-                self.store.write(due)
-                written += len(due)
-                if progress:
-                    progress(written, past_total)
-            if self._held:
-                break  # the rest of this batch lies ahead
-        self._record(force=True)
+        """Begin writing a simulation: write its past now (column batches); return how many points that was."""
+        from simulator import write_simulation
+
+        now_step = simulation.step_at(time.time_ns())
+        written = write_simulation(self.store, simulation, progress, stop_step=now_step)
+        self.resume(simulation, now_step)
         return written
+
+    def resume(self, simulation, from_step: int) -> None:
+        """Write a simulation's points from step `from_step` on as their time comes (the earlier ones are written)."""
+        self._batches = simulation.points(batch_steps=60, from_step=from_step)
+        self._held = []
+        boundary = simulation.start_ns + from_step * simulation.spec.step_seconds * 10**9
+        self.state.written_until_ns = max(self.state.written_until_ns, boundary)
+        self._record(force=True)
 
     def _next_batch(self) -> bool:
         if self._held:
@@ -199,6 +202,8 @@ class Feeder:
         return due
 
     def _record(self, force: bool = False) -> None:
+        if not self.recording:
+            return
         if force or time.monotonic() - self._saved_at >= STATE_EVERY_SECONDS:
             self.state.save(self.state_path)
             self._saved_at = time.monotonic()
@@ -221,13 +226,106 @@ class Feeder:
         self._record(force=True)
 
 
+class HistoryStatus:
+    """How far the first start's history has loaded: the dashboard's banner polls it (see watch_history)."""
+
+    def __init__(self, complete: bool = False) -> None:
+        self._lock = threading.Lock()
+        self.complete = complete
+        self.message = "" if complete else "Loading the simulated history"
+
+    def update(self, message: str) -> None:
+        """Say what is being loaded."""
+        with self._lock:
+            self.message = message
+
+    def finish(self) -> None:
+        """Say the history is complete."""
+        with self._lock:
+            self.complete, self.message = True, "The simulated history is loaded"
+
+    def as_dict(self) -> dict:
+        with self._lock:
+            return {"complete": self.complete, "message": self.message}
+
+
+_LOADING_NOTE = " (the fleet shows the newest hour; SLOs and alerts start once the history is loaded)"
+_BANNER = """<div id="demo-history-banner" role="status" style="position:fixed;bottom:0;left:0;right:0;z-index:10000;
+background:#fff3cd;color:#4d3800;border-top:1px solid #e0c36a;padding:6px 12px;font:14px sans-serif;
+text-align:center">%s</div>
+<script>(function () {
+  var banner = document.getElementById("demo-history-banner");
+  function poll() {
+    fetch("%s").then(function (r) { return r.json(); }).then(function (s) {
+      banner.textContent = s.message + (s.complete ? ": reload the page to see all of it" : %s);
+      if (s.complete) { setTimeout(function () { banner.remove(); }, 20000); } else { setTimeout(poll, 1000); }
+    }).catch(function () { setTimeout(poll, 3000); });
+  }
+  setTimeout(poll, 1000);
+})();</script>
+"""
+
+
+def watch_history(server, status: HistoryStatus) -> None:
+    """Serve the history's progress as JSON and, until it is complete, put a banner with it on every page.
+
+    Added to the dashboard's Flask server from here (nothing in dashboard/ knows of the demo): a route and an
+    after_request hook that inserts the banner before </body> of HTML pages."""
+    import html
+
+    from flask import jsonify
+
+    server.add_url_rule(HISTORY_PATH, "demo_history", lambda: jsonify(status.as_dict()))
+
+    @server.after_request
+    def add_banner(response):
+        state = status.as_dict()
+        if state["complete"] or response.mimetype != "text/html" or response.status_code != 200 \
+                or response.direct_passthrough or response.headers.get("Content-Encoding"):
+            return response
+        page = response.get_data(as_text=True)
+        if "</body>" in page:
+            banner = _BANNER % (html.escape(state["message"] + _LOADING_NOTE), HISTORY_PATH,
+                                json.dumps(_LOADING_NOTE).replace("<", "\\u003c"))
+            response.set_data(page.replace("</body>", banner + "</body>", 1))
+        return response
+
+
+class _Stopped(Exception):
+    """Ctrl-C while the history was loading."""
+
+
+def load_history(store, simulation, slos, stop_step: int, backfill_seconds: int, status: HistoryStatus,
+                 stop: threading.Event) -> None:
+    """Write a simulation's steps before `stop_step` and roll up their SLIs (simulator.rollups), showing progress
+    on stderr and in `status`; raise _Stopped when `stop` is set meanwhile."""
+    from simulator import write_simulation
+    from simulator.rollups import roll_up_history
+
+    def shown(bar: Progress, what: str):
+        def progress(done: float, total: float) -> None:
+            if stop.is_set():
+                raise _Stopped()
+            bar(done, total)
+            status.update(f"{what}: {min(1.0, done / total) * 100 if total else 100:.0f}%")
+        return progress
+
+    writing = Progress("writing the simulated history")
+    written = write_simulation(store, simulation, shown(writing, "Writing the simulated history"),
+                               stop_step=stop_step)
+    writing.finish(f"{written:,} points written")
+    rolling = Progress("rolling up the SLIs")
+    roll_up_history(store, slos, time.time_ns(), backfill_seconds, progress=shown(rolling, "Rolling up the SLIs"))
+    rolling.finish()
+    status.finish()
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C or SIGTERM; return 0, or 2 when it cannot start."""
     import signal
 
     from alerts.engine import Engine
     from alerts.notify.console import ConsoleNotifier
-    from alerts.rollups import NO_ROLLUPS, roll_up
     from alerts.slo import parse_slos
     from virtwatch.config import AgentConfig, AlertsConfig, ConfigError
     from virtwatch.wiring import agent_from_config, rules_from_config, setup_logging
@@ -270,20 +368,22 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         state = DemoState.load(state_path)
         now_ns = time.time_ns()
+        history = HistoryStatus(complete=state is not None)
         if state is None:
             state = DemoState(args.hosts, args.seed, 0)
             print(f"virtwatch demo: a first start in {data_dir}: simulating {args.hosts} hosts over "
                   f"{args.days:g} days", file=sys.stderr)
             simulation = _segment(state, now_ns - int(args.days * 86400e9), incidents=True)
+            now_step = simulation.step_at(time.time_ns())
+            newest = max(0, now_step - NEWEST_FIRST_SECONDS // simulation.spec.step_seconds)
+            from simulator import write_simulation
+
+            written = write_simulation(store, simulation, start_step=newest, stop_step=now_step)
+            print(f"virtwatch demo: the newest hour written ({written:,} points); the rest follows with the "
+                  f"dashboard up", file=sys.stderr)
             feeder = Feeder(store, state, state_path)
-            points = feeder.start_segment(simulation, Progress("writing the simulated fleet"))
-            print(f"virtwatch demo: {points:,} points written", file=sys.stderr)
-            rolling = Progress("rolling up the SLIs")
-            for index, slo in enumerate(slos):
-                roll_up(store, slo, time.time_ns(), NO_ROLLUPS, backfill_seconds=int(args.days * 86400) + 3600,
-                        chunk_seconds=86400,
-                        progress=lambda done, total, i=index: rolling(i + done / max(total, 1), len(slos)))
-            rolling.finish()
+            feeder.recording = False  # stopped before the history is complete, it leaves no state: it begins again
+            feeder.resume(simulation, now_step)
         else:
             gap_seconds = max(0.0, (now_ns - state.written_until_ns) / 1e9)
             print(f"virtwatch demo: reusing {data_dir} ({state.hosts} simulated hosts; "
@@ -292,27 +392,37 @@ def run_demo(args: argparse.Namespace) -> int:
             feeder = Feeder(store, state, state_path)
             feeder.start_segment(_segment(state, state.written_until_ns, incidents=False),
                                  Progress("catching up") if gap_seconds > 600 else None)
-        threads.append(threading.Thread(target=feeder.run, args=(stop,), name="demo-feeder", daemon=True))
 
+        logging.getLogger("alerts.engine").setLevel(logging.ERROR)  # the console receiver prints the pages
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        alerts_config = AlertsConfig(state_dir=data_dir / "alerts", agent_silent_after_seconds=180.0)
+        server = _dashboard_server(listener, store, slos, alerts_config.state_dir, history)
+        threads.append(threading.Thread(target=server.serve_forever, name="demo-dashboard", daemon=True))
+        threads.append(threading.Thread(target=feeder.run, args=(stop,), name="demo-feeder", daemon=True))
         agent = agent_from_config(AgentConfig(), store, libvirt_uri=args.libvirt_uri,
                                   host_name=socket.gethostname() + " (test driver)", interval_seconds=10.0)
         threads.append(threading.Thread(target=agent.run, args=(stop,), name="demo-agent", daemon=True))
-
-        alerts_config = AlertsConfig(state_dir=data_dir / "alerts", agent_silent_after_seconds=180.0)
-        engine = Engine(store, slos, rules_from_config(alerts_config), {"console": ConsoleNotifier()},
-                        alerts_config.state_dir, external_url=f"http://127.0.0.1:{args.port}")
-        threads.append(threading.Thread(target=engine.run, args=(stop,), name="demo-alerts", daemon=True))
-        logging.getLogger("alerts.engine").setLevel(logging.ERROR)  # the console receiver prints the pages
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-
-        server = _dashboard_server(listener, store, slos, alerts_config.state_dir)
-        threads.append(threading.Thread(target=server.serve_forever, name="demo-dashboard", daemon=True))
         for thread in threads:
             thread.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         print(f"virtwatch demo: open http://127.0.0.1:{args.port}/  (the agent watches {args.libvirt_uri}; "
               "pages print here; Ctrl-C stops)", flush=True)
+
+        if not history.complete:
+            try:
+                load_history(store, simulation, slos, newest, int(args.days * 86400) + 3600, history, stop)
+            except _Stopped:
+                print("virtwatch demo: stopping before the history was complete; the next start begins it again",
+                      file=sys.stderr, flush=True)
+                return 0
+            print("virtwatch demo: the history is complete", file=sys.stderr, flush=True)
+            feeder.recording = True
+            feeder._record(force=True)
+        engine = Engine(store, slos, rules_from_config(alerts_config), {"console": ConsoleNotifier()},
+                        alerts_config.state_dir, external_url=f"http://127.0.0.1:{args.port}")
+        threads.append(threading.Thread(target=engine.run, args=(stop,), name="demo-alerts", daemon=True))
+        threads[-1].start()
         stop.wait()
         print("virtwatch demo: stopping", file=sys.stderr, flush=True)
         return 0
@@ -339,13 +449,14 @@ def _default_data_dir() -> Path:
     return Path(user_data_dir("virtwatch")) / "demo"
 
 
-def _dashboard_server(listener: socket.socket, store, slos, state_dir: Path):
-    """Return a threaded WSGI server serving the dashboard on an already bound socket."""
+def _dashboard_server(listener: socket.socket, store, slos, state_dir: Path, history: HistoryStatus):
+    """Return a threaded WSGI server serving the dashboard on an already bound socket, with the history's banner."""
     from werkzeug.serving import make_server
 
     from dashboard.app import create_app
     from dashboard.context import DashboardContext
 
     app = create_app(DashboardContext(store=store, slos=slos, state_dir=state_dir))
+    watch_history(app.server, history)
     host, port = listener.getsockname()[:2]
     return make_server(host, port, app.server, threaded=True, fd=listener.fileno())

@@ -1,14 +1,19 @@
 """`virtwatch demo` started as the README says: from an empty data directory it serves a dashboard whose fleet page
 (read in Debian's Chromium) lists the simulated hosts and the live test-driver host; Ctrl-C stops it cleanly; a
-second start reuses the data. The deadlines below only bound a broken run."""
+second start reuses the data. The fleet is served with every simulated host before the history has finished
+loading (a banner shows its progress), or else the history is complete when the dashboard first answers: an
+order, not a time. The deadlines below only bound a broken run."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -61,6 +66,54 @@ def fleet_page_text(chromium, url: str, expect: list[str], screenshot: Path) -> 
     body = page.inner_text("body")
     page.close()
     return body, errors
+
+
+def history(url: str) -> dict:
+    """The demo's own word on its history: {"complete": bool, "message": str}."""
+    with urllib.request.urlopen(url + "_demo/history", timeout=30) as response:
+        return json.loads(response.read())
+
+
+def served_before_or_complete(demo: Demo, chromium, hosts: int, screenshot: Path) -> tuple[dict, dict, str]:
+    """Wait until the demo answers; return its history's state then, and once the fleet page counts every
+    simulated host (the grid draws only the rows in view), and the page's text then."""
+    demo.wait_ready()
+    at_first_answer = history(demo.url)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(demo.url)
+    every_host = re.compile(rf"\b{hosts} of {hosts} hosts|\b{hosts + 1} of {hosts + 1} hosts")  # + the live agent
+    page.locator("#fleet-count").filter(has_text=every_host).wait_for(timeout=GIVE_UP_SECONDS * 1000)
+    at_fleet = history(demo.url)
+    body = page.inner_text("body")
+    page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    assert errors == []
+    return at_first_answer, at_fleet, body
+
+
+def test_the_fleet_is_served_with_every_host_before_the_history_finishes_or_the_history_is_complete_first(
+        tmp_path, chromium):
+    demo = Demo(tmp_path / "data", free_port())  # the README's demo: 24 hosts over 14 days
+    try:
+        at_first_answer, at_fleet, body = served_before_or_complete(demo, chromium, 24, tmp_path / "fleet.png")
+        if not at_fleet["complete"]:  # every host shown while the history loads, and the banner says so
+            assert "the fleet shows the newest hour" in body
+        else:
+            assert at_first_answer["complete"] or at_fleet["complete"]
+        deadline = time.monotonic() + GIVE_UP_SECONDS
+        while not history(demo.url)["complete"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert history(demo.url)["complete"]
+    finally:
+        status = demo.interrupt()
+    assert status == 0, demo.output()
+    output = demo.output()
+    assert "Traceback" not in output
+    # the order, from the demo's own lines: the dashboard's address before the history was complete
+    assert output.index("the newest hour written") < output.index("the history is complete")
+    assert "hv-01" in body
 
 
 def test_a_first_start_serves_the_simulated_fleet_and_a_second_start_reuses_the_data(tmp_path, chromium):
