@@ -39,8 +39,10 @@ request context, over the last H hours: the first load with nothing cached (ever
 the page was not opened for 5 minutes), the first load once the fleet frame expired (10 s on; the budgets, kept
 60 s, and the failures older than an hour, kept 5 minutes, still cached: a page someone opened lately, or an
 auto-refresh), the next page, a sort (by probe latency, worst first), a filter (status hung or down, name
-containing "1") and the burn chart; median of `--runs` after one warm-up, the rows each sends to the browser, and
-the process' RSS. Target: every callback under 500 ms.
+containing "1") and the burn chart; median of `--runs` after one warm-up, the rows each sends to the browser,
+the CPU the store reads used (the dashboard's process, and influxd's: on a shared machine wall time depends on
+the neighbours, CPU time much less), the load average meanwhile and the process' RSS. Target: every callback
+under 500 ms.
 """
 
 from __future__ import annotations
@@ -283,10 +285,13 @@ def _rss_mib() -> float:
 
 
 def fleet_callbacks(store, hosts: int, hours: float, *, end_ns: int | None = None, slos=None,
-                    state_dir: Path | None = None, runs: int = 3, label: str = "") -> list:
+                    state_dir: Path | None = None, runs: int = 3, label: str = "", store_pid: int | None = None
+                    ) -> list:
     """Return table rows timing the fleet page's callbacks over the last `hours` of a store holding a fleet of
-    `hosts` hosts: first load (the store read: caches cleared before every run), next page, sort, filter (from
-    the cached fleet), the burn chart; the rows each sends to the browser; the process' RSS afterwards.
+    `hosts` hosts: the first load with nothing cached and once the fleet frame expired (both read the store),
+    next page, sort, filter (from the cached fleet), the burn chart; the rows each sends to the browser; the CPU
+    the reads used (this process, and the store server's process `store_pid` when given: wall time on a shared
+    machine depends on its neighbours, CPU time much less); the load average meanwhile; the process' RSS.
 
     `end_ns` is the dashboard clock (default: just after the newest libvirtd point), `slos` those of
     deploy/slos.toml by default. Callbacks run directly in the app's request context (no HTTP).
@@ -329,19 +334,23 @@ def fleet_callbacks(store, hosts: int, hours: float, *, end_ns: int | None = Non
         ]
         rows = []
         prefix = f"{label} " if label else ""
+        load_before = os.getloadavg()[0]
         with app.server.test_request_context("/"):
             page()()  # the fleet frame is cached for the callbacks that read no store
             for name, call, cold in calls:
-                times, result = [], None
+                times, own_cpu, store_cpu, result = [], [], [], None
                 for run in range(runs + 1):
                     if cold:
                         data.clear_caches(fleet_frames_only=cold == "frames")
                     else:
                         data.fleet_frame(store, _range_of(range_data, end_ns), slos)  # keep it fresh
-                    began = time.perf_counter()
+                    began, began_cpu = time.perf_counter(), time.process_time()
+                    began_store = _cpu_seconds(store_pid) if store_pid else 0.0
                     result = call()
                     if run:
                         times.append((time.perf_counter() - began) * 1000)
+                        own_cpu.append((time.process_time() - began_cpu) * 1000)
+                        store_cpu.append(((_cpu_seconds(store_pid) - began_store) if store_pid else 0.0) * 1000)
                 text = str(result)
                 if "empty-error" in text or "bad-input" in text:
                     raise SystemExit(f"{prefix}fleet {name}: the callback failed: {text[:600]}")
@@ -351,6 +360,14 @@ def fleet_callbacks(store, hosts: int, hours: float, *, end_ns: int | None = Non
                              f"< {FLEET_TARGET_MS:.0f} ms" + ("" if median < FLEET_TARGET_MS else "  MISSED")))
                 if isinstance(result, tuple):
                     rows.append((f"{prefix}  rows sent to the browser", str(sent), "rows", f"<= {PAGE_SIZE}"))
+                if cold:
+                    cpu = f"{statistics.median(own_cpu):.0f}"
+                    if store_pid:
+                        cpu += f" + {statistics.median(store_cpu):.0f}"
+                    rows.append((f"{prefix}  CPU used: dashboard process" + (" + store server" if store_pid else ""),
+                                 cpu, "ms", ""))
+        rows.append((f"{prefix}load average while measuring", f"{load_before:.1f} to {os.getloadavg()[0]:.1f}", "",
+                     f"on {os.cpu_count()} CPUs"))
         rows.append((f"{prefix}fleet hosts in the table", str(len(data.fleet_frame(store, _range_of(range_data, end_ns),
                                                                                    slos))), "hosts", ""))
         rows.append((f"{prefix}RSS after the fleet callbacks", f"{_rss_mib():.0f}", "MiB", ""))
@@ -364,19 +381,19 @@ def _range_of(range_data: dict, end_ns: int):
     return range_from_data(range_data, end_ns)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) process pid has used, in seconds (proc(5): utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until_idle(pid: int, quiet_seconds: int = 5, busy_percent: float = 10.0, max_seconds: float = 600.0) -> float:
     """Wait until process pid has used under busy_percent of a CPU for quiet_seconds in a row (InfluxDB compacting
     what was just planted is busy for minutes, and would be measured too); return the seconds waited."""
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def cpu_seconds() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (proc(5))
-
-    began, quiet, last = time.monotonic(), 0, cpu_seconds()
+    began, quiet, last = time.monotonic(), 0, _cpu_seconds(pid)
     while quiet < quiet_seconds and time.monotonic() - began < max_seconds:
         time.sleep(1.0)
-        now = cpu_seconds()
+        now = _cpu_seconds(pid)
         quiet = quiet + 1 if (now - last) * 100 < busy_percent else 0
         last = now
     return time.monotonic() - began
@@ -419,7 +436,8 @@ def fleet_main(args) -> int:
                     waited = wait_until_idle(server.process.pid)
                     rows.append((f"{backend}: waited for its compactions to settle", f"{waited:.0f}", "s", ""))
                 rows += fleet_callbacks(store, args.fleet_hosts, args.fleet_hours, end_ns=end_ns, slos=slos,
-                                        state_dir=tmp / "alerts", runs=args.runs, label=backend)
+                                        state_dir=tmp / "alerts", runs=args.runs, label=backend,
+                                        store_pid=server.process.pid if backend == "influxdb" else None)
                 store.close()
         finally:
             if server:
