@@ -361,9 +361,11 @@ def verdict_box(result: CorrelationResult, state: PageState) -> html.Div:
               if hosts else f"no host in {scope} sent load data in this range")
     facts = [placed,
              f"{duration_words(result.step_seconds)} steps",
-             f"load taken from {lag_words(result.lag_steps, result.step_seconds)}" + (
+             (f"load taken from {lag_words(result.lag_steps, result.step_seconds)}" + (
                  f" (lags {' and '.join(map(str, result.settings.lags))} looked at, adjusted for both)"
-                 if len(result.settings.lags) > 1 else ""),
+                 if len(result.settings.lags) > 1 else ""))
+             if len(result.settings.lags) == 1 or status in ("effect", "no_significant_effect") else
+             f"lags {' and '.join(map(str, result.settings.lags))} looked at",
              f"{int(result.ratios['status'].isin(['effect', 'no_significant_effect']).sum())} of "
              f"{len(result.ratios)} signals tested"]
     without = result.rates[state.signal].failures_without_signal if state.signal in result.rates else 0

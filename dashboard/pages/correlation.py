@@ -175,7 +175,10 @@ def analysis(range_data, _tick, kinds, signal, hosts, lag, default=None):
                                 state.analysed_lags)
     longer = ""
     if result.verdict.status == "not_enough_failures":
+        # three times the least the verdict needs, so the test has a fair chance to see an effect
         longer = longer_range_hint(context.store, state.hosts, state.kinds, end_ns, last - first,
-                                   result.settings.min_failures)
-    method = f"{range_note(first, last, defaulted)} {step_note(step)} {lag_note(state.lag_steps, result.lag_steps)}"
+                                   3 * result.settings.min_failures)
+    tested = result.verdict.status in ("effect", "no_significant_effect")
+    method = (f"{range_note(first, last, defaulted)} {step_note(step)} "
+              f"{lag_note(state.lag_steps, result.lag_steps if tested else None)}")
     return (*render(result, state, longer), method)

@@ -79,5 +79,16 @@ def test_clicking_correlation_on_the_demos_fleet_page_finds_the_planted_effect_w
     grid = tab.page.inner_text("#correlation-ranking-grid")
     assert "load matters" in grid
     tab.shot("correlation-demo-first-click")
+    # a range too short says so, and names a range that would do
+    tab.page.click("#shell-range-picker")
+    tab.page.locator(".dash-dropdown-option", has_text="last 6 hours").first.click()
+    tab.page.wait_for_function("() => (document.querySelector('#correlation-method') || {}).textContent"
+                               "?.includes('(6 hours)')", timeout=SETTLED_MS)
+    settle(tab.page)
+    assert tab.page.get_attribute("#correlation-verdict", "data-status") == "not_enough_failures"
+    waiting = tab.page.inner_text("#correlation-waiting")
+    assert re.search(r"The last (7|14) days would do: \d+ restarts in that range\.", waiting), waiting
+    assert "The result reports lag" not in tab.page.inner_text("#correlation-method")
+    tab.shot("correlation-demo-6-hours")
     assert tab.errors == []
     assert time.monotonic() - began < 120
