@@ -82,7 +82,7 @@ def forensics_records(store: Store, host: str, rng: TimeRange, limit: int = FORE
 
 def forensics_record(store: Store, host: str, time_ns: int) -> dict[str, Any] | None:
     """Return the host's forensics record stored at exactly `time_ns` (bundle still encoded), or None."""
-    key = (id(store), clean_name(host), time_ns)
+    key = (store.display_url, clean_name(host), time_ns)  # the URL, never id(store): ids are reused
     with _cache_lock:
         if key in _record_cache:
             _record_cache.move_to_end(key)
