@@ -108,6 +108,13 @@ def test_a_column_batch_merges_with_stored_points_and_within_itself_as_points_do
     assert got["x"].tolist() == [10.0, 2.0, 3.0] and got["y"].fillna(-1).tolist() == [7, -1, 8]
 
 
+def test_a_column_with_no_value_at_all_is_a_field_no_row_has(stores):
+    _, store = stores
+    store.write([Point("m", {"host": "a"}, {"x": 1}, S)])
+    assert store.write_columns("m", {"time_ns": [2 * S], "host": ["a"], "x": [None], "y": [2.0]}, ["host"]) == 1
+    assert store.table_of("m").fields["x"][1] == "int" and "x" in store.table_of("m").fields
+
+
 def test_a_field_type_conflict_in_a_column_batch_drops_those_rows_with_influxdbs_message(stores):
     _, store = stores
     store.write([Point("m", {"host": "a"}, {"x": 1.0}, S)])

@@ -71,6 +71,8 @@ def _field(name: str, values: pa.Array) -> tuple[str, pa.Array]:
     """Return a field column's kind and values (nulls where a row has no value), or raise PointError."""
     if isinstance(values, pa.DictionaryArray):
         values = values.dictionary_decode()
+    if pa.types.is_null(values.type):  # no row has the field (a column of None): nothing to store
+        return "float", pa.nulls(len(values), pa.float64())
     kind = next((kind for test, kind in _KIND_OF if test(values.type)), None)
     if kind is None:
         raise PointError(f"field column {name!r}: type {values.type} cannot be stored; give float, int, bool or "
