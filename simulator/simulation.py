@@ -87,9 +87,10 @@ class Simulation:
         return PointBuilder(self).batches(batch_steps, from_step)
 
     def step_at(self, time_ns: int) -> int:
-        """Return how many steps lie before `time_ns` (0 to steps): the steps whose points are all older."""
+        """Return how many steps end at or before `time_ns` (0 to steps): every point of those steps, their
+        events too, is older than `time_ns`."""
         step_ns = self.spec.step_seconds * 10**9
-        return max(0, min(self.steps, -(-(time_ns - self.start_ns) // step_ns)))
+        return max(0, min(self.steps, (time_ns - self.start_ns) // step_ns))
 
     def point_count(self) -> int:
         """Return how many points points() yields, without rendering them."""
