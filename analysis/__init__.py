@@ -2,12 +2,13 @@
 
     from analysis import analyze, load_inputs
     inputs = load_inputs(store, scope=None, start=start, end=end, kinds="restart", step_seconds=300)
-    result = analyze(inputs)          # rates per load bucket, rate ratios, triggered averages, AUC ranking
-    result.verdict.status, result.finding
+    result = analyze(inputs)          # lags 0 and 1: rates per load bucket, rate ratios, triggered averages, AUC
+    result.verdict.status, result.finding, result.lag_steps
 
 Modules: stats (pure functions on arrays), signals (names, defaults, labels), exposure (the hosts x steps grid),
 inputs (reading through tsdb), buckets, triggered, lead (the three analyses), shifts (the circular-shift null
-model), verdict (what may be claimed and the sentence), correlation (`analyze`). Pure pandas/numpy/scipy: no Dash.
+model), ratio_test (the verdict's test over signals and lags, and its intervals), verdict (what may be claimed and
+the sentence), correlation (`analyze`). Pure pandas/numpy/scipy: no Dash.
 """
 
 from analysis.correlation import CorrelationResult, Settings, analyze  # noqa: F401

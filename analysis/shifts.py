@@ -21,28 +21,6 @@ def draw_offsets(hosts: int, steps: int, min_shift: int, shifts: int, seed: int)
     return rng.integers(low, high + 1, size=(shifts, max(hosts, 1)))
 
 
-def shifted(host_index: np.ndarray, step_index: np.ndarray, offsets: np.ndarray, steps: int) -> np.ndarray:
-    """Return the failures' steps moved by their host's offset (one row of draw_offsets), wrapping around."""
-    if len(step_index) == 0:
-        return step_index
-    return (step_index + offsets[host_index]) % max(steps, 1)
-
-
-def empirical_p(observed: float, null: np.ndarray) -> float:
-    """Return the two-sided permutation p-value of a statistic among its shifted replicates.
-
-    2 * (1 + the number of replicates at least as far out on the observed side) / (replicates + 1), at most 1:
-    valid however lumpy the replicates are (a storm that lands in one bucket or another), never below
-    2 / (replicates + 1).
-    """
-    null = np.asarray(null, dtype="float64")
-    null = null[np.isfinite(null)]
-    if not math.isfinite(observed) or len(null) == 0:
-        return math.nan
-    tail = min(int((null >= observed).sum()), int((null <= observed).sum()))
-    return float(min(1.0, 2 * (1 + tail) / (len(null) + 1)))
-
-
 def calibrated_p(observed: float, null: np.ndarray, minimum: int = 20) -> float:
     """Return the two-sided p-value of a statistic against its shifted replicates (normal approximation).
 
