@@ -116,7 +116,7 @@ def pick_group(_daemon, _guest):
           State("correlation-signal", "value"), prevent_initial_call=True)
 def pick_ranked_signal(clicked, current):
     """Draw the signal of a clicked ranking row (the rows' ids are the signals' names)."""
-    from dashboard.correlation_view import signal_choices
+    from dashboard.correlation_state import signal_choices
 
     signal = (clicked or {}).get("rowId")
     return signal if signal in signal_choices() and signal != current else no_update
