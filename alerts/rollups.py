@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from alerts.sli import ROLLUP_MEASUREMENT, SLIResult, compute_sli, read_rollups, rollup_points
+from alerts.sli import ROLLUP_MEASUREMENT, SLIResult, compute_sli, fleet_rollup_points, read_rollups, rollup_points
 from alerts.slo import SLO
 from tsdb.point import Point
 from tsdb.query import TimeLike, to_ns
@@ -119,7 +119,7 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
         for chunk in range(start, stop, chunk_seconds * 10**9):
             chunk_end = min(chunk + chunk_seconds * 10**9, stop)
             points = rollup_points(store, slo, chunk, chunk_end)
-            store.write(points)
+            store.write(points + fleet_rollup_points(points))
             if written:
                 written(points)
             minute_until = max(minute_until, chunk_end)
@@ -131,7 +131,7 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
     hour_until = done.hour_until_ns
     if final > hour_from:
         points = _hour_points(store, slo, hour_from, final)
-        store.write(points)
+        store.write(points + fleet_rollup_points(points))
         if written:
             written(points)
         hour_until = final

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ROLLUP_MEASUREMENT = "sli"
+FLEET_ROLLUP_MEASUREMENT = "sli_fleet"  # the same rollups summed over every host: what fleet-wide charts read
 ROLLUP_SECONDS = 60
 #: window used when only the sum over a range matters: any width gives the same sum, this keeps frames small
 SUM_WINDOW_SECONDS = 3600
@@ -98,6 +99,19 @@ def rollup_points(store: Store, slo: SLO, start: TimeLike, end: TimeLike) -> lis
     return [Point(ROLLUP_MEASUREMENT, {"host": host, "slo": slo.name, "resolution": "1m"},
                   {"good_total": float(good), "valid_total": float(total)}, int(time_ns))
             for time_ns, host, good, total in frame.itertuples(index=False)]
+
+
+def fleet_rollup_points(points: list[Point]) -> list[Point]:
+    """Return the fleet's rollups of a batch of `sli` points that holds every host of its minutes or hours (what
+    one roll-up chunk writes): their sums per time, SLO and resolution, under FLEET_ROLLUP_MEASUREMENT."""
+    sums: dict[tuple[int, str, str], list[float]] = {}
+    for point in points:
+        found = sums.setdefault((point.time_ns, point.tags["slo"], point.tags["resolution"]), [0.0, 0.0])
+        found[0] += point.fields["good_total"]
+        found[1] += point.fields["valid_total"]
+    return [Point(FLEET_ROLLUP_MEASUREMENT, {"slo": slo, "resolution": resolution},
+                  {"good_total": good, "valid_total": total}, time_ns)
+            for (time_ns, slo, resolution), (good, total) in sorted(sums.items())]
 
 
 def read_rollups(store: Store, slo: SLO, start: TimeLike, end: TimeLike, resolution: str = "1m") -> SLIResult:

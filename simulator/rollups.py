@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.rollups import HOUR, HOUR_NS, LAG_SECONDS, MINUTE, MINUTE_NS, REROLL_SECONDS, Coverage, floor_to
-from alerts.sli import CRASHED, ROLLUP_MEASUREMENT, ROLLUP_SECONDS, window_counts
+from alerts.sli import CRASHED, FLEET_ROLLUP_MEASUREMENT, ROLLUP_MEASUREMENT, ROLLUP_SECONDS, window_counts
 from alerts.slo import SLO
 from tsdb.embedded import EmbeddedStore
 from tsdb.query import TimeLike, to_ns
@@ -106,7 +106,8 @@ def _empty() -> pd.DataFrame:
 
 
 def _write(store: EmbeddedStore, slo: SLO, resolution: str, counts: pd.DataFrame) -> None:
-    """Store counts as `sli` rollups of one resolution (tsdb.schema: host, slo, resolution; good and valid totals)."""
+    """Store counts as `sli` rollups of one resolution (tsdb.schema: host, slo, resolution; good and valid totals),
+    and their sums over the hosts as `sli_fleet` rollups, as alerts.rollups.roll_up does."""
     if len(counts) == 0:
         return
     store.write_columns(ROLLUP_MEASUREMENT, {
@@ -115,3 +116,9 @@ def _write(store: EmbeddedStore, slo: SLO, resolution: str, counts: pd.DataFrame
         "resolution": np.full(len(counts), resolution, dtype=object),
         "good_total": counts["good"].to_numpy(np.float64), "valid_total": counts["total"].to_numpy(np.float64),
     }, ("host", "slo", "resolution"))
+    fleet = counts.groupby("time_ns", as_index=False, sort=True)[["good", "total"]].sum()
+    store.write_columns(FLEET_ROLLUP_MEASUREMENT, {
+        "time_ns": fleet["time_ns"].to_numpy(np.int64), "slo": np.full(len(fleet), slo.name, dtype=object),
+        "resolution": np.full(len(fleet), resolution, dtype=object),
+        "good_total": fleet["good"].to_numpy(np.float64), "valid_total": fleet["total"].to_numpy(np.float64),
+    }, ("slo", "resolution"))

@@ -270,6 +270,17 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         ),
     ),
     Measurement(
+        "sli_fleet",
+        "SLI rollup of the whole fleet: the `sli` rollups of one SLO summed over every host per minute and per hour, "
+        "written with them by the alert engine, so fleet-wide charts read one series per SLO instead of one per host.",
+        (Tag("slo", "the SLO's name in the SLO file"),
+         Tag("resolution", "`1m` (a minute's counts) or `1h` (an hour's, the sum of its minutes)")),
+        (
+            Field("good_total", "float", "good events of every host in the minute or hour"),
+            Field("valid_total", "float", "all events the SLI counts, of every host, in the minute or hour"),
+        ),
+    ),
+    Measurement(
         "slo_budget",
         "An SLO evaluated by the alert engine each round, per host and for the fleet: the period's good and valid "
         "events and the error budget left (alerts.records), so the dashboard reads the engine's figures.",

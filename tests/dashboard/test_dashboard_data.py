@@ -81,6 +81,19 @@ def test_the_fleet_burn_comes_from_the_sli_rollups(planted_store, slos, fixed_no
     assert availability["burn_rate"].iloc[0] == 0.0
 
 
+def test_the_fleet_burn_reads_the_fleets_own_rollups_and_equals_the_sum_over_the_hosts(planted_store, slos,
+                                                                                          fixed_now):
+    rng = planted_range(fixed_now)
+    fleet = data.sli_series(planted_store, slos, rng)
+    summed = data._rollup_sums(planted_store, {"resolution": rng.rollup_resolution,
+                                               "slo": [slo.name for slo in slos]},
+                               rng.start_ns, rng.end_ns, max(rng.window_seconds, 60))
+    assert planted_store.query("sli_fleet", ["valid_total"], rng.start_ns, rng.end_ns).shape[0] > 0
+    summed = summed[summed["valid_total"] > 0].reset_index(drop=True)
+    assert fleet[["time", "slo", "good_total", "valid_total"]].equals(summed[["time", "slo", "good_total",
+                                                                             "valid_total"]])
+
+
 def test_budgets_per_host_spend_only_where_probes_failed(planted_store, slos, fixed_now):
     budgets = data.budgets_by_host(planted_store, slos, to_ns(fixed_now))["libvirtd-availability"]
     assert budgets["kvm-up-01"] == 1.0 and budgets[HOSTILE_HOST] == 1.0

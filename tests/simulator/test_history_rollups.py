@@ -84,7 +84,9 @@ def test_the_rollups_of_every_built_in_sli_equal_roll_ups_minute_and_hour_by_min
         assert got == expected
         assert progress[0] == (0, len(SLOS)) and progress[-1] == (len(SLOS), len(SLOS))
         rollups_expected, rollups_got = stored(by_alerts)["sli"], stored(by_history)["sli"]
+        fleet_expected, fleet_got = stored(by_alerts)["sli_fleet"], stored(by_history)["sli_fleet"]
     assert rollups_got == rollups_expected
+    assert fleet_got == fleet_expected and len(fleet_got[("tag", "resolution")]) > 1000
     resolutions = rollups_got[("tag", "resolution")]
     assert resolutions.count("1m") > 5000 and resolutions.count("1h") > 100
 
