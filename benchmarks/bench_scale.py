@@ -1,7 +1,7 @@
 """Benchmark of the alert engine at the scale of a real cloud: 2,000 hosts and 7 days of history (issue 15).
 
 Run it from the repository root (needs influxd and libvirtd, see `make setup-test`; root, as tests/libvirtd.py);
-the defaults take 15-30 minutes, a smoke run a couple:
+the defaults take 25-35 minutes, the smoke run about 6 (two stores x 4 rounds 30 s apart, the engine a minute):
 
     .venv/bin/python benchmarks/bench_scale.py [--hosts 2000] [--days 7] [--minutes 3] [--kills 3]
         [--skip-kill] [--skip-cpu] [--skip-duckdb] [--skip-callbacks]
@@ -17,26 +17,29 @@ private InfluxDB 1.6 (tests/servers.py) gets, in time order, what the engine fin
 
 - `sli` hour rollups of the 4 SLOs of deploy/slos.toml for every hour of the `--days`, and minute rollups for the
   last `--minute-hours` (24) only. Why not every minute of 7 days (80.6M points at 2,000 hosts, ~4 more minutes
-  of planting per store): the engine never reads a minute rollup older than ~7 h. Windows of a day or more start
+  of planting per store): the engine never reads a minute rollup older than ~8 h. Windows of a day or more start
   on a whole hour and read hour rollups up to the last rolled hour; shorter windows (at most 6 h) read minutes
   only for their head before the first whole hour; every window reads minutes after the last hour rollup (at
-  most ~70 min). Older minutes sit in blocks no read of the benchmark touches (InfluxDB's TSM block index and
-  DuckDB's zone maps skip them by time).
+  most ~70 min); the engine's memory of the rollups (alerts.sli_memory) loads the last 8 h of minutes. Older
+  minutes sit in blocks no read touches (InfluxDB's TSM block index and DuckDB's zone maps skip them by time).
+  The hours: `--days` of them, where a fleet watched for longer has 30 days (the SLO period) that the windows of
+  the period and the engine's first load read: `--days 30` plants them.
 - raw `libvirtd` (up, hung, probe_ok, probe_latency_ms) and `collector` (scrape_duration_ms) points every 10 s of
   the last `--raw-hours` (24), and `domain` points (state_code, state_reason_code, stats_partial) for the last
   `--domain-minutes` (60). Why not 7 days of raw points (242M for libvirtd and collector): the SLIs read raw points
-  only after the minute rollups (the re-rolled last 10 minutes and the tail), and the freshness SLI looks a day
+  only for the minutes being rolled up and the tail after the rollups, and the freshness SLI looks a day
   back (`FRESHNESS_MEMORY_SECONDS`); the event rules' newest-point reads look 7 days back, which InfluxDB answers
   from the newest block of each series (ORDER BY time DESC LIMIT 1) whatever lies behind it, but which DuckDB
-  answers by scanning the range: its rules row is for 1 day of raw points, and grows with more (`--raw-hours
-  168` plants the full week, slowly).
+  answers by scanning the range: its first rules round is for 1 day of raw points, and grows with more
+  (`--raw-hours 168` plants the full week, slowly).
 - every event and diagnosis point of the incidents (~2.6 events per host per day).
 
 The rollups equal what the engine would roll up from the planted raw points (each bad probe counted in its
 minute), so its re-rolls change nothing. Planting writes pre-encoded line protocol (scale_fleet.LinesWriter:
 50,000 lines a POST, no gzip: ~430k points/s here, twice `InfluxStore.write`'s ~215k/s with Points and gzip);
-the DuckDB file gets the same history through `store.write` (~400k points/s). Memory stays bounded: one hour of
-the history is generated at a time.
+the DuckDB file gets the same history as whole columns through `EmbeddedStore.write_columns` (scale_fleet.
+ColumnsWriter, ~2x `store.write` with Points). Memory stays bounded: a batch of the history is made at a time.
+InfluxDB is measured once it has compacted what was planted (its process under 20% of a core for 5 s).
 
 From the history's end on, the agents write live (scale_fleet.LiveFleet): every host's libvirtd, collector and
 domain points at its phase of each 10 s, written every half second, and restart/domain_failed events at the
@@ -49,21 +52,28 @@ ROWS (InfluxDB, and DuckDB beside it for what runs in this process; targets from
 - engine start: `alerts.rollups.coverage` of the 4 SLOs, and the catch-up roll-up of the minutes since the
   history ended (what a restarted engine's first round does).
 - event rules round, steady state: `Engine(store, slos, default_rules(), {}, state_dir).run_round(slos=False,
-  rules=True)`, every 5 s as the engine does (between the roll-up rounds below), median of `--rules-rounds` (10)
+  rules=True)`, every `[alerts] rules_interval_seconds` (shipped: 2 s) as the engine does (between the SLO
+  rounds below), median of `--rules-rounds` (10)
   after a first warm-up round, with what each read (the engine remembers each host between rounds and reads only
   what was written since: alerts.rule_memory). The warm-up round reads the whole week, as a restarted engine
   does (and, for events, as every 10-minute resync does); target <= 0.3 s.
 - SLO evaluation: `alerts.burn.evaluate_slos` of the 4 SLOs, every host and the fleet, every window of the
   catalog and the 30-day period, with the coverage found in the store (`alerts.rollups.coverage`), right after
-  each roll-up round; median of `--rounds` (6); target <= 3 s.
+  each roll-up round; median of `--rounds` (4); target <= 3 s.
 - incremental roll-up round: `alerts.rollups.roll_up` of the 4 SLOs from the coverage the previous round reached,
   30 s later (the engine's SLO interval), `--rounds` times. A round rolls only the minute that settled since the
-  last one and re-rolls the one 10 minutes old, so every other round has nothing to roll: the median is of the
-  rounds that rolled a minute, the others are shown below it; target <= 1 s.
+  last one and re-rolls the one 10 minutes old, so every other round has nothing to roll (the rounds fall a
+  second after each whole and half minute, so half of them roll one): the median is of the rounds that rolled a
+  minute, the others are shown below it; target <= 1 s.
+- the engine's own SLO round, right after those two (no target of its own): `run_round(slos=True, rules=False)`
+  of the same Engine, which rolls up (the same minutes again), evaluates from its memory of the rollups
+  (alerts.sli_memory: only the raw tail is read) and writes its `slo_budget`/`slo_burn` records; its first round,
+  which loads that memory, before the first round.
 - engine CPU at steady state: `virtwatch alerts --config F` (the InfluxDB store, deploy/slos.toml, default
   intervals, one webhook receiver) as a subprocess while the fleet writes; after its first 2 SLO rounds (counted
   from its `slo_budget` records), cores used = (utime + stime of /proc/PID/stat over `--minutes`) / wall
-  seconds; target <= 0.3 core. Its RSS: VmHWM at the end of the run, target <= 1 GB.
+  seconds, and InfluxDB's meanwhile; target <= 0.3 core. Its RSS: VmHWM at the end of the run (the kills
+  included), target <= 1 GB, and VmRSS after the warm-up and at the end of the CPU measurement.
 - libvirtd SIGKILL -> page: a private libvirtd (tests/libvirtd.py) watched by a real `virtwatch agent` (host
   `hv-kill`, default 10 s interval) beside the simulated hosts, the same engine; seconds from SIGKILL to the
   LibvirtdDown page at an HTTP receiver (tests/receivers.py), `--kills` (3) kills, each after the previous one
@@ -96,23 +106,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from receivers import HTTPReceiver  # noqa: E402
-from scale_fleet import LinesWriter, LiveFleet, Planted, PointsWriter, ScaleFleet, plant  # noqa: E402
+from scale_fleet import ColumnsWriter, LinesWriter, LiveFleet, Planted, PointsWriter, ScaleFleet, plant  # noqa: E402
 from servers import InfluxDBServer, free_port  # noqa: E402
 from table import print_columns  # noqa: E402
 
 from alerts.burn import evaluate_slos  # noqa: E402
-from alerts.engine import Engine  # noqa: E402
+from alerts.engine import Engine, RoundReport  # noqa: E402
 from alerts.event_rules import default_rules  # noqa: E402
 from alerts.rollups import coverage, roll_up  # noqa: E402
 from alerts.slo import load_slos  # noqa: E402
 from tsdb import open_store  # noqa: E402
+from virtwatch.config import AlertsConfig  # noqa: E402
 
 S = 10**9
 SLO_FILE = ROOT / "deploy" / "slos.toml"
 SLOS = load_slos(SLO_FILE)
 DATABASE = "scale"
-SLO_ROUND_SECONDS = 30      # [alerts] interval_seconds, shipped
-RULES_ROUND_SECONDS = 5     # [alerts] rules_interval_seconds, shipped
+SLO_ROUND_SECONDS = AlertsConfig().interval_seconds          # shipped: 30 s
+RULES_ROUND_SECONDS = AlertsConfig().rules_interval_seconds   # shipped: 2 s
 KILL_HOST = "hv-kill"
 BEGAN = time.monotonic()
 
@@ -152,6 +163,7 @@ class Figures:
     """What one store measured in this process."""
 
     planted: Planted | None = None
+    compactions_seconds: float | None = None
     coverage_seconds: float = 0.0
     catch_up_seconds: float = 0.0
     catch_up_minutes: float = 0.0
@@ -162,12 +174,19 @@ class Figures:
     evaluations: list[float] = field(default_factory=list)
     rollups: list[float] = field(default_factory=list)   # rounds that rolled a new minute (and re-rolled one)
     empty_rollups: list[float] = field(default_factory=list)  # rounds with no minute settled since the last
+    engine_slo_first: float = 0.0
+    engine_slo: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     callbacks: list | str = ""
 
 
 def measure(label: str, store, state_dir: Path, args) -> Figures:
-    """Run the engine's steps against a store on the engine's schedule; return their times."""
+    """Run the engine's steps against a store on the engine's schedule; return their times.
+
+    Each round, `SLO_ROUND_SECONDS` after the previous one: the roll-up, the evaluation through the store, then the
+    engine's own SLO round (the same roll-up again, the evaluation from its memory, its records); the rules rounds
+    every `RULES_ROUND_SECONDS` in between, until there are `--rules-rounds` of them.
+    """
     figures = Figures()
     now = time.time_ns()
     began = time.perf_counter()
@@ -181,10 +200,14 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
         f"{figures.catch_up_seconds:.1f} s")
     engine = Engine(store, SLOS, default_rules(), {}, state_dir)
 
-    def rules_round() -> tuple[float, str]:
-        report = engine.run_round(slos=False, rules=True)
+    def engine_round(slos: bool) -> RoundReport:
+        report = engine.run_round(slos=slos, rules=not slos)
         if report.error:
-            figures.errors.append(f"rules round: {report.error}")
+            figures.errors.append(f"{'SLO' if slos else 'rules'} round: {report.error}")
+        return report
+
+    def rules_round() -> tuple[float, str]:
+        report = engine_round(slos=False)
         reads = getattr(report, "rules_reads", None)
         said = "" if reads is None else (f"{reads.queries} queries, {reads.rows:,} rows, "
                                          f"{reads.evaluated_hosts} hosts evaluated")
@@ -192,8 +215,11 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
 
     figures.rules_first, figures.rules_first_reads = rules_round()
     say(f"{label}: first rules round {figures.rules_first:.2f} s ({figures.rules_first_reads})")
-    start = time.monotonic()
-    for index in range(1, args.rounds + 1):
+    figures.engine_slo_first = engine_round(slos=True).seconds
+    say(f"{label}: the engine's first SLO round {figures.engine_slo_first:.2f} s")
+    # rounds 30 s apart, a second after a whole minute or half minute: every other round finds a minute settled
+    start = time.time() - time.time() % SLO_ROUND_SECONDS + SLO_ROUND_SECONDS + 1.0
+    for index in range(args.rounds):
         _sleep_until(start + index * SLO_ROUND_SECONDS)
         now = time.time_ns()
         began = time.perf_counter()
@@ -205,13 +231,15 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
         began = time.perf_counter()
         evaluated = evaluate_slos(store, SLOS, now, coverages)
         figures.evaluations.append(time.perf_counter() - began)
+        figures.engine_slo.append(engine_round(slos=True).seconds)
         hosts = len(evaluated[SLOS[0].name]) - 1
-        say(f"{label}: round {index}: roll-up {took:.2f} s ({'a new minute' if rolled else 'nothing settled'}), "
-            f"evaluation of {hosts} hosts + fleet {figures.evaluations[-1]:.2f} s")
+        say(f"{label}: round {index + 1}: roll-up {took:.2f} s ({'a new minute' if rolled else 'nothing settled'}), "
+            f"evaluation of {hosts} hosts + fleet {figures.evaluations[-1]:.2f} s, the engine's SLO round "
+            f"{figures.engine_slo[-1]:.2f} s")
         next_round = start + (index + 1) * SLO_ROUND_SECONDS
-        while len(figures.rules) < args.rules_rounds and (index == args.rounds or
-                                                           time.monotonic() + RULES_ROUND_SECONDS < next_round):
-            round_began = time.monotonic()
+        while len(figures.rules) < args.rules_rounds and (index == args.rounds - 1 or
+                                                           time.time() + RULES_ROUND_SECONDS < next_round):
+            round_began = time.time()
             seconds, reads = rules_round()
             figures.rules.append(seconds)
             figures.rules_reads.append(reads)
@@ -221,8 +249,22 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
     return figures
 
 
+def wait_for_compactions(pid: int, busy_share: float = 0.2, quiet_seconds: int = 5,
+                         max_seconds: float = 600.0) -> float:
+    """Wait until a process (InfluxDB compacting what was just planted) has used under `busy_share` of a core for
+    `quiet_seconds` in a row (the live writes cost it a few percent); return the seconds waited."""
+    began, quiet, last = time.monotonic(), 0, _cpu_seconds(pid)
+    while quiet < quiet_seconds and time.monotonic() - began < max_seconds:
+        time.sleep(1.0)
+        now = _cpu_seconds(pid)
+        quiet = quiet + 1 if now - last < busy_share else 0
+        last = now
+    return time.monotonic() - began
+
+
 def _sleep_until(moment: float) -> None:
-    time.sleep(max(0.0, moment - time.monotonic()))
+    """Sleep until a wall-clock time (time.time())."""
+    time.sleep(max(0.0, moment - time.time()))
 
 
 def fleet_callbacks(store, fleet: ScaleFleet, hours: int) -> list | str:
@@ -253,11 +295,13 @@ class EngineFigures:
 
     cores: float | None = None
     cpu_seconds: float = 0.0
+    influxdb_cores: float | None = None
     wall_seconds: float = 0.0
     slo_rounds: int = 0
     warm_up_seconds: float = 0.0
     hwm_mb: float | None = None
     rss_mb: float | None = None
+    warm_rss_mb: float | None = None   # after its first 2 SLO rounds
     delays: list[float] = field(default_factory=list)
     log_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -360,17 +404,21 @@ url = "{receiver.url}/hook"
                 raise RuntimeError("virtwatch alerts recorded no 2 SLO rounds in 15 minutes")
             time.sleep(1)
         figures.warm_up_seconds = time.monotonic() - began
-        say(f"engine: 2 SLO rounds after {figures.warm_up_seconds:.0f} s")
+        figures.warm_rss_mb = _status_mb(engine.pid, "VmRSS")
+        say(f"engine: 2 SLO rounds after {figures.warm_up_seconds:.0f} s, VmRSS {figures.warm_rss_mb:.0f} MB, "
+            f"VmHWM {_status_mb(engine.pid, 'VmHWM'):.0f} MB")
         if not args.skip_cpu:
             if not args.skip_kill:
                 time.sleep(max(0.0, 15 - figures.warm_up_seconds))
             window_ns = time.time_ns()
             cpu_before, wall_before = _cpu_seconds(engine.pid), time.monotonic()
+            store_before = _cpu_seconds(server.process.pid)
             say(f"engine: measuring its CPU for {args.minutes:g} min")
             time.sleep(args.minutes * 60)
             figures.cpu_seconds = _cpu_seconds(engine.pid) - cpu_before
             figures.wall_seconds = time.monotonic() - wall_before
             figures.cores = figures.cpu_seconds / figures.wall_seconds
+            figures.influxdb_cores = (_cpu_seconds(server.process.pid) - store_before) / figures.wall_seconds
             figures.slo_rounds = _slo_rounds(server, window_ns)
             figures.rss_mb = _status_mb(engine.pid, "VmRSS")
             say(f"engine: {figures.cores:.3f} cores ({figures.cpu_seconds:.1f} s CPU in {figures.wall_seconds:.0f} s, "
@@ -397,8 +445,6 @@ url = "{receiver.url}/hook"
                     break
                 time.sleep(random.uniform(0, 10))  # kill at another phase of the agent's interval
         figures.hwm_mb = _status_mb(engine.pid, "VmHWM")
-        if figures.rss_mb is None:
-            figures.rss_mb = _status_mb(engine.pid, "VmRSS")
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -484,12 +530,14 @@ def table(args, fleet: ScaleFleet, stores: dict[str, Figures], engine: EngineFig
          f"{args.domain_minutes:g} min, events)", *both(lambda f: _planted_cell(f.planted))),
         ("events and diagnoses planted (of incidents)",
          *both(lambda f: f"{f.planted.event_points:,} ({f.planted.incidents:,})")),
+        ("InfluxDB: waited after planting for its compactions (under 20% of a core for 5 s)",
+         *both(lambda f: "-" if f.compactions_seconds is None else f"{f.compactions_seconds:.0f} s")),
         ("engine start: coverage of the 4 SLOs", *both(lambda f: f"{f.coverage_seconds:.2f} s")),
         ("engine start: catch-up roll-up since the history ended",
          *both(lambda f: f"{f.catch_up_seconds:.1f} s for {f.catch_up_minutes:.0f} min")),
         ("event rules round, first (warm-up: reads the week)", *both(lambda f: f"{f.rules_first:.2f} s")),
         ("  its reads", *both(lambda f: f.rules_first_reads or "-")),
-        (f"event rules round, steady state, every 5 s: median of {args.rules_rounds}",
+        (f"event rules round, steady state, every {RULES_ROUND_SECONDS:g} s: median of {args.rules_rounds}",
          *both(lambda f: _median(f.rules), "<= 0.3 s")),
         ("  reads of the last one", *both(lambda f: f.rules_reads[-1] if f.rules_reads else "-")),
         (f"SLO evaluation, 4 SLOs x {hosts} hosts + fleet, every window: median of {args.rounds}",
@@ -498,12 +546,18 @@ def table(args, fleet: ScaleFleet, stores: dict[str, Figures], engine: EngineFig
          *both(lambda f: _median(f.rollups) + f" of {len(f.rollups)}", "<= 1 s")),
         ("  rounds with no minute settled since the previous",
          *both(lambda f: _median(f.empty_rollups) + f" of {len(f.empty_rollups)}" if f.empty_rollups else "none")),
+        ("the engine's SLO round, first (loads its memory of the rollups)",
+         *both(lambda f: f"{f.engine_slo_first:.2f} s")),
+        (f"the engine's SLO round (the roll-up, the evaluation from its memory, records): median of {args.rounds}",
+         *both(lambda f: _median(f.engine_slo))),
     ]
     in_process = "-"  # the engine process, the kills and the writer process are InfluxDB's only
     if engine is not None and engine.cores is not None:
         rows.append((f"engine CPU at steady state (virtwatch alerts, {engine.wall_seconds / 60:.1f} min, "
                      f"{engine.slo_rounds} SLO rounds, after {engine.warm_up_seconds:.0f} s warm-up)",
                      f"{engine.cores:.3f} cores ({engine.cpu_seconds:.0f} s CPU)", in_process, "<= 0.3 core"))
+        rows.append(("  InfluxDB's CPU meanwhile (the engine's reads, the live writes, the agent's)",
+                     f"{engine.influxdb_cores:.3f} cores", in_process, ""))
     elif args.skip_cpu:
         rows.append(("engine CPU at steady state", skipped, in_process, "<= 0.3 core"))
     if engine is not None and not args.skip_kill:
@@ -516,9 +570,11 @@ def table(args, fleet: ScaleFleet, stores: dict[str, Figures], engine: EngineFig
     rows += _callback_rows(hosts, influx, duck, skipped)
     if engine is not None:
         rss = "-" if engine.hwm_mb is None else f"{engine.hwm_mb:.0f} MB VmHWM"
-        if engine.rss_mb is not None:
-            rss += f" ({engine.rss_mb:.0f} MB VmRSS at steady state)"
-        rows.append(("engine RSS (virtwatch alerts)", rss, in_process, "<= 1 GB"))
+        rows.append(("engine RSS (virtwatch alerts): peak over the run", rss, in_process, "<= 1 GB"))
+        for what, value in (("  VmRSS after its first 2 SLO rounds", engine.warm_rss_mb),
+                            ("  VmRSS at the end of the CPU measurement", engine.rss_mb)):
+            if value is not None:
+                rows.append((what, f"{value:.0f} MB", in_process, ""))
         rows.append(("engine: ERROR lines in its log", str(len(engine.log_errors)), in_process, "0"))
     for label in ("InfluxDB", "DuckDB"):
         report = live.get(label)
@@ -569,7 +625,7 @@ def main() -> None:
     parser.add_argument("--minute-hours", type=float, default=24, help="hours of minute rollups planted")
     parser.add_argument("--raw-hours", type=float, default=24, help="hours of raw libvirtd and collector points")
     parser.add_argument("--domain-minutes", type=float, default=60, help="minutes of raw domain points")
-    parser.add_argument("--rounds", type=int, default=6, help="roll-up and evaluation rounds, 30 s apart")
+    parser.add_argument("--rounds", type=int, default=4, help="roll-up and evaluation rounds, 30 s apart")
     parser.add_argument("--rules-rounds", type=int, default=10, help="rules rounds after the warm-up one")
     parser.add_argument("--minutes", type=float, default=3, help="minutes of the engine's CPU measurement")
     parser.add_argument("--kills", type=int, default=3)
@@ -593,16 +649,19 @@ def main() -> None:
             end_ns = time.time_ns()
             writer_process = start_live_process(server, args, end_ns, tmp / "live-influxdb.json")
             planted = plant_history("InfluxDB", fleet, LinesWriter(fleet, server.port, DATABASE), end_ns, args)
+            compactions = wait_for_compactions(server.process.pid)
+            say(f"InfluxDB: compactions settled after {compactions:.0f} s")
             with open_store(f"influxdb://127.0.0.1:{server.port}/{DATABASE}") as store:
                 figures = stores["InfluxDB"] = measure("InfluxDB", store, tmp / "state-influxdb", args)
-                figures.planted = planted
+                figures.planted, figures.compactions_seconds = planted, compactions
                 if not args.skip_callbacks:
                     say("InfluxDB: fleet page callbacks")
                     figures.callbacks = fleet_callbacks(store, fleet, 24)
             if not args.skip_duckdb:
                 with open_store(f"duckdb://{tmp}/scale.duckdb") as store:
                     end_ns = time.time_ns()
-                    planted = plant_history("DuckDB", fleet, PointsWriter(fleet, store), end_ns, args)
+                    bulk = ColumnsWriter if hasattr(store, "write_columns") else PointsWriter
+                    planted = plant_history("DuckDB", fleet, bulk(fleet, store), end_ns, args)
                     writers = LiveFleet(fleet, PointsWriter(fleet, store, threaded=False), end_ns, args.seed).start()
                     try:
                         figures = stores["DuckDB"] = measure("DuckDB", store, tmp / "state-duckdb", args)
