@@ -252,6 +252,8 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
         store.write(records)
         counts["slo_budget"] += sum(1 for p in records if p.measurement == BUDGET)
         counts["slo_burn"] += sum(1 for p in records if p.measurement == BURN)
+    from alerts.sli import fleet_rollup_points
+
     hour_ns, minute_ns = 3600 * 10**9, 60 * 10**9
     rollups = []
     for slo in slos:
@@ -259,7 +261,7 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
             rollups += [Point("sli", {"host": name, "slo": slo.name, "resolution": "1h"},
                               {"good_total": 360.0 - (index % 3 == 0), "valid_total": 360.0}, time_ns)
                         for index, name in enumerate(names)]
-        store.write(rollups)
+        store.write(rollups + fleet_rollup_points(rollups))  # as the engine writes them
         counts["sli"] += len(rollups)
         rollups = []
         for time_ns in range(end_ns - MINUTE_ROLLUPS_SECONDS * 10**9, end_ns, minute_ns):
@@ -267,10 +269,10 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
                               {"good_total": 6.0 - (index in hung), "valid_total": 6.0}, time_ns)
                         for index, name in enumerate(names)]
             if len(rollups) > 200_000:
-                store.write(rollups)
+                store.write(rollups + fleet_rollup_points(rollups))  # as the engine writes them
                 counts["sli"] += len(rollups)
                 rollups = []
-        store.write(rollups)
+        store.write(rollups + fleet_rollup_points(rollups))  # as the engine writes them
         counts["sli"] += len(rollups)
         rollups = []
     return counts
