@@ -177,6 +177,7 @@ class Engine:
         self.rule_memory = RuleMemory(store, self.rules)
         self.shard = shard
         self._lock = threading.Lock()  # the tracker's transitions: one round of the SLOs or the rules at a time
+        self._load_lock = threading.Lock()  # the SLOs' memories load one after the other
         self._pending = threading.Event()  # set when the outbox got notifications
         self._failing_since: dict[str, datetime] = {}  # "slos" or "rules": when their rounds started failing
         self._current_muted: Callable[[Mapping[str, str]], bool] | None = None  # this round's, for the sink
@@ -256,7 +257,8 @@ class Engine:
             done = coverage(self.store, slo, now)
             memory = SLIMemory(slo)
             began = time.monotonic()
-            rows = memory.load(self.store, done.minute_until_ns, done.hour_until_ns)
+            with self._load_lock:  # one SLO's load at a time: its frames are the engine's largest (peak RSS)
+                rows = memory.load(self.store, done.minute_until_ns, done.hour_until_ns)
             log.info("SLO %s: %d rollups of its period loaded into memory in %.1f s", slo.name, rows,
                      time.monotonic() - began)
             self.memories[slo.name] = memory

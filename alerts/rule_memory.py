@@ -9,9 +9,9 @@ while reading only what is new:
   as long as a rule needs them (a count rule its window, a down/hang rule the current run and the end before
   it). Every `RESYNC_SECONDS` the whole lookback of events is read again (events are sparse: a few per host per
   day), so an event spooled for longer than the overlap still counts within minutes;
-- **agents' last collector points** read over the few seconds since the last round: a host that wrote nothing
-  since keeps its last known time. At the first round the newest point of every host that ever wrote
-  (`tag_values`) within the lookback, in chunks of hosts;
+- **agents' last collector points** read every `AGENT_READ_SECONDS` (10 s) over the seconds since the last
+  read: a host that wrote nothing since keeps its last known time. At the first round the newest point of
+  every host that ever wrote (`tag_values`) within the lookback, in chunks of hosts;
 - **libvirtd's newest point** (up, hung) only for the hosts with a down or hang run open, since the run began;
 - **diagnoses and forensics bundles** written after the cursor (less the overlap), newest per host and trigger.
 
@@ -41,7 +41,10 @@ log = logging.getLogger(__name__)
 S = 10**9
 OVERLAP_SECONDS = 120      # events and findings are re-read this far behind the cursor
 RESYNC_SECONDS = 600       # the whole lookback of events is read again this often
-AGENT_OVERLAP_SECONDS = 30  # collector points are re-read this far behind the previous round
+AGENT_OVERLAP_SECONDS = 30  # collector points are re-read this far behind the previous read
+#: agents' newest points are read at most this often (an agent writes every 10 s; AgentSilent waits 60 s): at
+#: 2000 hosts it is a round's one read that touches every host's series
+AGENT_READ_SECONDS = 10
 HOST_CHUNK = 200           # hosts per `where host in (...)` read at the first round
 EVENT_COLUMNS = ["time", *EVENT_TAGS, *EVENT_FIELDS]
 
@@ -199,6 +202,8 @@ class RuleMemory:
     def _advance_agents(self, now_ns: int, first: bool) -> None:
         """Update each host's newest collector point: since the last round, or over the lookback at first."""
         if not self.silent_rules:
+            return
+        if not first and now_ns - self._agents_ns < AGENT_READ_SECONDS * S:
             return
         if first:
             hosts = self.store.tag_values("collector", "host")

@@ -23,8 +23,9 @@ MINUTE_NS = 60 * 10**9
 HOUR_NS = 3600 * 10**9
 #: minutes kept: the longest window shorter than a day (6 h) and the hour before its start, and the tail
 MINUTES_KEPT = 8 * 60
-#: the load reads a week of hours (336k rows at 2000 hosts) or all the minutes at a time: bounded frames
-LOAD_CHUNK_SECONDS = {"1h": 7 * 86400, "1m": MINUTES_KEPT * 60}
+#: the load reads two days of hours (96k rows at 2000 hosts) or two hours of minutes (240k) at a time: the
+#: frames, not the grids, set the engine's peak memory
+LOAD_CHUNK_SECONDS = {"1h": 2 * 86400, "1m": 2 * 3600}
 
 
 class Grid:
