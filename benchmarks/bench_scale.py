@@ -1,7 +1,8 @@
 """Benchmark of the alert engine at the scale of a real cloud: 2,000 hosts and 7 days of history (issue 15).
 
 Run it from the repository root (needs influxd and libvirtd, see `make setup-test`; root, as tests/libvirtd.py);
-the defaults take 25-35 minutes, the smoke run about 6 (two stores x 4 rounds 30 s apart, the engine a minute):
+the defaults took 14 minutes on a 2-CPU machine, the smoke run 6 (two stores x 4 rounds 30 s apart, the engine a
+minute):
 
     .venv/bin/python benchmarks/bench_scale.py [--hosts 2000] [--days 7] [--minutes 3] [--kills 3]
         [--skip-kill] [--skip-cpu] [--skip-duckdb] [--skip-callbacks]
