@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.event_rules import (DEFAULT_LOOKBACK_SECONDS, DIAGNOSIS, FORENSICS, AgentSilentRule, CountRule,
-                                EventRule, Finding, HostState, RuleResult, StateRule)
+                                EventRule, Finding, HostState, RuleResult, StateRule, _number, _text)
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import EVENT_FIELDS, EVENT_TAGS, Store
 
@@ -291,11 +291,3 @@ def _event_keys(frame: pd.DataFrame) -> pd.Series:
     """Return one hashable key per event row (time, tags and fields), to drop the ones read twice."""
     return pd.Series(list(zip(frame["time"].astype("int64"), *(frame[c].astype(str) for c in EVENT_COLUMNS[1:]))),
                      index=frame.index)
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _number(value) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)

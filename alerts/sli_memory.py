@@ -12,15 +12,13 @@ so the figures are the same either way (tests/alerts/test_sli_memory.py holds th
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from alerts.rollups import HOUR_NS, MINUTE_NS
 from alerts.sli import ROLLUP_MEASUREMENT, Counts, SLIResult
 from alerts.slo import SLO
 from tsdb.point import Point
 from tsdb.store import Store
 
-MINUTE_NS = 60 * 10**9
-HOUR_NS = 3600 * 10**9
 #: minutes kept: the longest window shorter than a day (6 h) and the hour before its start, and the tail
 MINUTES_KEPT = 8 * 60
 #: the load reads two days of hours (96k rows at 2000 hosts) or two hours of minutes (240k) at a time: the
@@ -145,9 +143,3 @@ class SLIMemory:
     def sums(self, resolution: str, start_ns: int, end_ns: int) -> SLIResult:
         """Return good and total per host over [start, end) of this resolution's rollups."""
         return (self.minutes if resolution == "1m" else self.hours).sums(start_ns, end_ns)
-
-
-def frame_of(result: SLIResult) -> pd.DataFrame:
-    """Return an SLIResult as a frame (host, good, total), for tests and benchmarks."""
-    return pd.DataFrame([(h, c.good, c.total) for h, c in sorted(result.hosts.items())],
-                        columns=["host", "good", "total"])
