@@ -27,6 +27,7 @@ SUM_WINDOW_SECONDS = 3600
 CRASHED = 6  # virDomainState VIR_DOMAIN_CRASHED, libvirt include/libvirt/libvirt-domain.h
 COLUMNS = ("time_ns", "host", "good", "total")
 FRESHNESS_MEMORY_SECONDS = 86400  # a host silent longer than this is no longer expected (decommissioned)
+FRESHNESS_BLOCK_CELLS = 2_000_000  # hosts x intervals the freshness SLI holds at once (16 MB an array)
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,8 @@ def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -
     interval before the range's end). So an agent whose period drifts by milliseconds, and which writes two
     points in one interval and none in the next when its phase crosses a boundary, misses nothing. The answer
     for an interval depends only on points in that day, never on where the range starts, so minute rollups add
-    up to the raw count of any longer range.
+    up to the raw count of any longer range. Every host at once, as arrays of hosts x intervals (no loop per host:
+    at 2,000 hosts the loop took 1.6 s of a one-minute roll-up).
     """
     import numpy as np
     import pandas as pd
@@ -212,51 +214,93 @@ def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -
     # one interval past the end: whether a collection due just before the end was missed depends on the next point
     seen = store.query("collector", ["scrape_duration_ms"], first, end_ns + step, group_by=["host"])
     cells = np.arange(first, end_ns, step, dtype="int64")
-    prior = dict(zip(before["host"], before["time"].astype("int64")))
-    seen_by_host = {host: np.sort(rows["time"].astype("int64").to_numpy()) for host, rows in seen.groupby("host")}
-    never = np.iinfo("int64").min
-    frames = []
-    for host in sorted(set(prior) | {h for h, t in seen_by_host.items() if t[0] < end_ns}):
-        times = seen_by_host.get(host, np.empty(0, dtype="int64"))
-        present = np.zeros(len(cells), dtype=bool)
-        present[(times[times < end_ns] - first) // step] = True
-        # expected: the newest cell at or before each cell in which the host was seen is at most a day old
-        last = np.where(present, cells, never)
-        prior_cell = prior[host] - prior[host] % step if host in prior else never
-        last = np.maximum.accumulate(np.maximum(last, prior_cell))
-        expected = last >= cells - memory
-        missed = _missed_collections(times, prior.get(host), step, first, end_ns + step, len(cells))
-        good = np.clip(expected.astype("float64") - missed, 0.0, None)
-        frames.append(pd.DataFrame({"time_ns": cells[expected] - cells[expected] % width, "host": host,
-                                    "good": good[expected], "total": 1.0}))
-    if not frames:
+    seen_times = seen["time"].astype("int64").to_numpy()
+    hosts = sorted(set(before["host"]) | set(seen["host"][seen_times < end_ns]))
+    if not hosts or not len(cells):
         return _standard(pd.DataFrame(columns=list(COLUMNS)))
-    frame = pd.concat(frames, ignore_index=True)
-    return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
+    index = {host: i for i, host in enumerate(hosts)}
+    never = np.iinfo("int64").min
+    prior = np.full(len(hosts), never, dtype="int64")  # each host's newest point before the range
+    known = before["host"].map(index).to_numpy()
+    prior[known.astype("int64")] = before["time"].astype("int64").to_numpy()
+    kept = seen["host"].map(index).notna().to_numpy()  # hosts seen only after the end are not counted
+    rows = seen["host"][kept].map(index).to_numpy().astype("int64")
+    times = seen_times[kept]
+    frames = []
+    block = max(1, FRESHNESS_BLOCK_CELLS // len(cells))  # hosts x intervals stay bounded over long ranges
+    for low in range(0, len(hosts), block):
+        high = min(low + block, len(hosts))
+        mine = (rows >= low) & (rows < high)
+        frames.append(_fresh_windows(np.asarray(hosts[low:high], dtype=object), prior[low:high], rows[mine] - low,
+                                     times[mine], cells, step, end_ns, width))
+    return _standard(pd.concat(frames, ignore_index=True))
 
 
-def _missed_collections(times, prior_ns: int | None, step: int, first: int, end_ns: int, cells: int):
-    """Return, per interval of [first, end), how many of a host's collections were missed there (see _freshness):
-    from the gaps between its consecutive points (`times`, sorted; the one before the range, `prior_ns`, too)
-    and after its last point."""
+def _fresh_windows(hosts, prior, rows, times, cells, step: int, end_ns: int, width: int) -> pd.DataFrame:
+    """Return good and total per host and window (see _freshness) of some hosts: their points before the range
+    (`prior`, int64 minimum for none) and in it (`times` of host `rows`), every interval (`cells`) at once."""
+    import numpy as np
+    import pandas as pd
+
+    never = np.iinfo("int64").min
+    memory = FRESHNESS_MEMORY_SECONDS * 10**9
+    first = int(cells[0])
+    # expected: the newest cell at or before each cell in which the host was seen is at most a day old
+    last = np.full((len(hosts), len(cells)), never, dtype="int64")
+    inside = times < end_ns
+    at = (times[inside] - first) // step
+    last[rows[inside], at] = cells[at]
+    prior_cell = np.where(prior == never, never, prior - prior % step)
+    last = np.maximum.accumulate(np.maximum(last, prior_cell[:, None]), axis=1)
+    expected = (last >= cells[None, :] - memory).astype("float64")
+    missed = _missed_collections(rows, times, prior, step, first, end_ns + step, len(hosts), len(cells))
+    good = np.clip(expected - missed, 0.0, None) * expected
+    # sum the intervals of each window (cells are sorted, so each window's cells are contiguous)
+    buckets = cells - cells % width
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    good_sums = np.add.reduceat(good, starts, axis=1)
+    total_sums = np.add.reduceat(expected, starts, axis=1)
+    host_at, window_at = np.nonzero(total_sums)
+    return pd.DataFrame({"time_ns": buckets[starts][window_at], "host": hosts[host_at],
+                         "good": good_sums[host_at, window_at], "total": total_sums[host_at, window_at]})
+
+
+def _missed_collections(rows, times, prior, step: int, first: int, end_ns: int, hosts: int, cells: int):
+    """Return, per host and interval of [first, end), how many collections were missed there (see _freshness):
+    from the gaps between each host's consecutive points (`times` of host `rows`; `prior`, each host's point
+    before the range or the int64 minimum) and after its last point."""
     import numpy as np
 
-    points = np.concatenate([[prior_ns], times]) if prior_ns is not None else times
-    missed = np.zeros(cells, dtype="float64")
-    if len(points) == 0:
+    never = np.iinfo("int64").min
+    has_prior = prior != never
+    host = np.concatenate([np.flatnonzero(has_prior), rows])
+    when = np.concatenate([prior[has_prior], times])
+    order = np.lexsort((when, host))
+    host, when = host[order], when[order]
+    missed = np.zeros((hosts, cells), dtype="float64")
+    if not len(when):
         return missed
-    due = []
-    gaps = np.diff(points)
-    counts = (gaps + step // 2) // step - 1  # collections that fit in each gap, beyond the one that ended it
-    for start, count in zip(points[:-1][counts > 0], counts[counts > 0]):
-        due.append(start + step * np.arange(1, count + 1, dtype="int64"))
-    tail = (end_ns - step // 2 - points[-1]) // step  # collections due after the last point, half a step settled
-    if tail > 0:
-        due.append(points[-1] + step * np.arange(1, tail + 1, dtype="int64"))
-    if due:
-        when = np.concatenate(due)
-        when = when[(when >= first) & (when < first + cells * step)]
-        np.add.at(missed, (when - first) // step, 1.0)
+    same = host[1:] == host[:-1]
+    # each gap between consecutive points of a host: the collections that fit in it, beyond the one that ended it
+    gap_from, gap_host = when[:-1][same], host[:-1][same]
+    gap_count = (np.diff(when)[same] + step // 2) // step - 1
+    # after each host's last point: the collections due at least half a step before end_ns
+    last = np.r_[~same, True]
+    tail_from, tail_host = when[last], host[last]
+    tail_count = (end_ns - step // 2 - tail_from) // step
+    start = np.concatenate([gap_from, tail_from])
+    owner = np.concatenate([gap_host, tail_host])
+    count = np.concatenate([gap_count, tail_count])
+    # collection k (1..count) after `start` is due at start + k*step; keep only those due in [first, first+cells*step)
+    low = np.maximum(1, -((start - first) // step))  # smallest k with start + k*step >= first
+    high = np.minimum(count, (first + cells * step - 1 - start) // step)
+    span = np.maximum(high - low + 1, 0)
+    if not span.sum():
+        return missed
+    which = np.repeat(np.arange(len(start)), span)
+    k = low[which] + np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+    due = start[which] + k * step
+    np.add.at(missed, (owner[which], (due - first) // step), 1.0)
     return missed
 
 
