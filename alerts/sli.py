@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from alerts.slo import SLO, Source
 from tsdb.point import Point
-from tsdb.query import TimeLike, to_ns
+from tsdb.query import Matching, TimeLike, to_ns
 from tsdb.store import Store
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ ROLLUP_SECONDS = 60
 #: window used when only the sum over a range matters: any width gives the same sum, this keeps frames small
 SUM_WINDOW_SECONDS = 3600
 CRASHED = 6  # virDomainState VIR_DOMAIN_CRASHED, libvirt include/libvirt/libvirt-domain.h
+#: a domain point that is a bad event of domain stability: the guest crashed, or its stats came back partial
+UNHEALTHY_DOMAIN = ((("state_code", "=", CRASHED),), (("stats_partial", "=", 1),))
 COLUMNS = ("time_ns", "host", "good", "total")
 FRESHNESS_MEMORY_SECONDS = 86400  # a host silent longer than this is no longer expected (decommissioned)
 FRESHNESS_BLOCK_CELLS = 2_000_000  # hosts x intervals the freshness SLI holds at once (16 MB an array)
@@ -68,15 +70,11 @@ def window_counts(store: Store, slo: SLO, start: TimeLike, end: TimeLike, window
     width = window_seconds * 10**9
     if slo.sli == "libvirtd_availability":
         return _availability(store, start_ns, end_ns, window_seconds)
-    if slo.sli == "libvirtd_latency":
-        raw = store.query("libvirtd", ["probe_ok", "probe_latency_ms"], start_ns, end_ns, group_by=["host"])
-        raw = raw[raw["probe_ok"].notna()]
-        fast = (raw["probe_ok"] == 1) & (raw["probe_latency_ms"] < slo.threshold_ms)
-        return _bucketed(raw, fast, width)
+    if slo.sli == "libvirtd_latency":  # good: probes that answered faster than the threshold
+        fast = ((("probe_ok", "=", 1), ("probe_latency_ms", "<", slo.threshold_ms)),)
+        return _counted(store, "libvirtd", "probe_ok", start_ns, end_ns, window_seconds, good=fast)
     if slo.sli == "domain_stability":
-        raw = store.query("domain", ["state_code", "stats_partial"], start_ns, end_ns, group_by=["host"])
-        healthy = (raw["state_code"] != CRASHED) & (raw["stats_partial"] != 1)
-        return _bucketed(raw, healthy, width)
+        return _counted(store, "domain", "state_code", start_ns, end_ns, window_seconds, bad=UNHEALTHY_DOMAIN)
     if slo.sli == "collection_freshness":
         return _freshness(store, slo, start_ns, end_ns, width)
     if slo.sli == "custom":
@@ -183,11 +181,24 @@ def _joined(good: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
     return _standard(merged)
 
 
-def _bucketed(raw: pd.DataFrame, good: pd.Series, width: int) -> pd.DataFrame:
-    """Return the standard counts frame from raw rows and a good flag per row, counted per window."""
-    times = raw["time"].astype("int64")
-    frame = raw.assign(time_ns=times - times % width, good=good.astype("float64"), total=1.0)
-    return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
+def _counted(store: Store, measurement: str, field: str, start_ns: int, end_ns: int, window_seconds: int, *,
+             good: Matching | None = None, bad: Matching | None = None) -> pd.DataFrame:
+    """Count, per host and window, the points with a value of `field` (total) and those whose fields pass `good`
+    (or fail to pass `bad`): two counts the store makes (tsdb.query `matching`), so a minute of 2,000 hosts
+    returns 2 x 2,000 rows instead of every point (48,000 domain points a minute at 4 guests a host).
+
+    The passing points are counted first: a point landing between the two reads (only a spool replay lands
+    behind the settled edge, and the re-roll counts it) is in the total only, and good stays within [0, total].
+    """
+    passing = store.query(measurement, [field], start_ns, end_ns, window_seconds=window_seconds, aggregate="count",
+                          group_by=["host"], matching=good if good is not None else bad)
+    total = store.query(measurement, [field], start_ns, end_ns, window_seconds=window_seconds, aggregate="count",
+                        group_by=["host"])
+    frame = total.assign(time_ns=total["time"].astype("int64"), total=total[field].astype("float64"))
+    passed = passing.assign(time_ns=passing["time"].astype("int64"), passed=passing[field].astype("float64"))
+    frame = frame.merge(passed[["time_ns", "host", "passed"]], on=["time_ns", "host"], how="left")
+    passed = frame["passed"].fillna(0.0).clip(upper=frame["total"])
+    return _standard(frame.assign(good=passed if good is not None else frame["total"] - passed))
 
 
 def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -> pd.DataFrame:

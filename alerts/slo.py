@@ -14,7 +14,7 @@ The built-in SLIs (their good and total events; alerts.sli computes them):
 - `libvirtd_latency`: good = those probes that succeeded with probe_latency_ms < `threshold_ms` (required);
   total = libvirtd points with probe_ok. A failed probe is never good, however fast it failed.
 - `domain_stability`: good = domain points whose state_code is not 6 (crashed) and stats_partial is not 1
-  (a wedged guest); total = domain points.
+  (a wedged guest); total = domain points with a state_code.
 - `collection_freshness`: good = intervals of `interval_seconds` (default 10; must divide 60 so intervals nest
   in the per-minute rollups) holding a collector point; total = the intervals in which each host was expected:
   those within a day after any collector point of that host (a new host counts from its first point; a host

@@ -69,9 +69,8 @@ def minute_counts(store: EmbeddedStore, slo: SLO, start_ns: int, end_ns: int) ->
                          "AS good, count(*)::DOUBLE AS total", start_ns, end_ns, [float(slo.threshold_ms)])
         return _empty() if found is None else _standard(found)
     if slo.sli == "domain_stability":
-        found = _grouped(store, "domain", ["state_code", "stats_partial"],
-                         "({state_code} IS NOT NULL OR {stats_partial} IS NOT NULL)",
-                         "sum(CASE WHEN coalesce({state_code} <> ?, true) AND coalesce({stats_partial} <> 1, true) "
+        found = _grouped(store, "domain", ["state_code", "stats_partial"], "{state_code} IS NOT NULL",
+                         "sum(CASE WHEN {state_code} <> ? AND coalesce({stats_partial} <> 1, true) "
                          "THEN 1 ELSE 0 END)::DOUBLE AS good, count(*)::DOUBLE AS total",
                          start_ns, end_ns, [CRASHED])
         return _empty() if found is None else _standard(found)

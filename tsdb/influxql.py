@@ -32,13 +32,25 @@ def tag_condition(where: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
     return " AND ".join(clauses)
 
 
-def _where_clause(start_ns: int, end_ns: int | None, where, end_inclusive: bool = False) -> str:
+def field_condition(matching) -> str:
+    """Return `("a"::field = 6 OR ("b"::field >= 1 AND "c"::field < 2.5))` for normalized field tests, or ""."""
+    groups = [" AND ".join(f"{ident(field)}::field {comparison} {number(value)}" for field, comparison, value in group)
+              for group in matching]
+    return "(" + " OR ".join(f"({group})" for group in groups) + ")" if groups else ""
+
+
+def number(value: int | float) -> str:
+    """Return an InfluxQL number literal (integers without a point, so that integer fields compare exactly)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _where_clause(start_ns: int, end_ns: int | None, where, end_inclusive: bool = False, matching=()) -> str:
     parts = [f"time >= {start_ns}"]
     if end_ns is not None:
         parts.append(f"time {'<=' if end_inclusive else '<'} {end_ns}")
-    condition = tag_condition(where)
-    if condition:
-        parts.append(condition)
+    for condition in (tag_condition(where), field_condition(matching)):
+        if condition:
+            parts.append(condition)
     return " WHERE " + " AND ".join(parts)
 
 
@@ -55,7 +67,7 @@ def select(query: Query) -> str:
     else:
         columns = ", ".join(f"{ident(f)}::field AS {ident(f)}" for f in query.fields)
     statement = f"SELECT {columns} FROM {ident(query.measurement)}"
-    statement += _where_clause(query.start_ns, query.end_ns, query.where)
+    statement += _where_clause(query.start_ns, query.end_ns, query.where, matching=query.matching)
     statement += _group_by(query.group_by, query.window_seconds)
     if query.window_seconds:
         statement += " fill(none)"

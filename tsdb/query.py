@@ -6,6 +6,11 @@ group-by tags. Tag filters are equality; a sequence means any of its values; "" 
 the tag. Filter values pass through the same name rule as stored values (tsdb.point.clean_name), so a
 hostile name filters exactly the series it names.
 
+`matching` keeps only the rows whose fields pass a test: any one of several groups of (field, comparison,
+number) tests that must all hold (`((("state_code", "=", 6),), (("stats_partial", "=", 1),))` is "crashed or
+partial"); a row without a value for a tested field fails that test, as in InfluxDB. So a store counts the rows
+that pass (`aggregate="count"`) instead of sending every row to be counted here.
+
 Several aggregates of the same windows are read by one statement (`aggregate=("sum", "count")`, columns
 `<aggregate>_<field>`, see `Query.outputs`), so that they describe the same data: two statements read two
 states of a store that is being written (a point landing between them counts in one and not the other).
@@ -14,6 +19,7 @@ states of a store that is being written (a point landing between them counts in 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Sequence
 
@@ -26,6 +32,9 @@ AGGREGATES = ("mean", "min", "max", "sum", "count", "first", "last")
 MIN_TIME_NS, MAX_TIME_NS = -(2**63) + 2, 2**63 - 2
 TimeLike = int | float | str | dt.datetime  # pandas Timestamps are datetimes
 Where = Mapping[str, str | Sequence[str]]
+COMPARISONS = ("=", "<", "<=", ">", ">=")
+Test = tuple[str, str, float]  # (field, one of COMPARISONS, a number)
+Matching = Sequence[Sequence[Test]]  # rows where every test of any one group holds
 
 
 def to_ns(value: TimeLike, name: str = "time") -> int:
@@ -71,6 +80,34 @@ def normalize_where(where: Where | None) -> tuple[tuple[str, tuple[str, ...]], .
     return tuple(sorted(pairs))
 
 
+def normalize_matching(matching: Matching | None) -> tuple[tuple[Test, ...], ...]:
+    """Return field tests as tuples with names cleaned; raise QueryError naming what is wrong."""
+    if matching is None:
+        return ()
+    shape = "expected groups of (field, comparison, number) tests, e.g. (((\"state_code\", \"=\", 6),),)"
+    if isinstance(matching, (str, bytes)) or not isinstance(matching, (list, tuple)) or not matching:
+        raise QueryError(f"matching = {matching!r}: {shape}")
+    groups = []
+    for group in matching:
+        if not isinstance(group, (list, tuple)) or not group or not all(isinstance(t, (list, tuple)) for t in group):
+            raise QueryError(f"matching group {group!r}: {shape}")
+        tests = []
+        for test in group:
+            if not isinstance(test, (list, tuple)) or len(test) != 3:
+                raise QueryError(f"matching test {test!r}: {shape}")
+            field, comparison, value = test
+            if not isinstance(field, str) or not field or field == "time":
+                raise QueryError(f"matching test {test!r}: the field must be a non-empty name other than 'time'")
+            if comparison not in COMPARISONS:
+                raise QueryError(f"matching test {test!r}: the comparison must be one of {', '.join(COMPARISONS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or abs(value) >= 2**53:
+                raise QueryError(f"matching test {test!r}: the value must be a finite number below 2**53")
+            tests.append((clean_name(field), comparison, value))
+        groups.append(tuple(tests))
+    return tuple(groups)
+
+
 class Output(NamedTuple):
     """One value column of a read: its name, the field it reads and the aggregate (None for raw reads)."""
 
@@ -97,6 +134,7 @@ class Query:
     aggregate: str = "mean"
     group_by: tuple[str, ...] = ()
     aggregates: tuple[str, ...] = ()
+    matching: tuple[tuple[Test, ...], ...] = ()
 
     @property
     def outputs(self) -> tuple[Output, ...]:
@@ -124,6 +162,7 @@ class Query:
         window_seconds: int | None = None,
         aggregate: str | Sequence[str] = "mean",
         group_by: Sequence[str] = (),
+        matching: Matching | None = None,
     ) -> "Query":
         """Return a checked Query; raise QueryError naming the bad argument and why.
 
@@ -162,6 +201,7 @@ class Query:
             aggregate=aggregates[0] if aggregates else aggregate,
             group_by=tuple(dict.fromkeys(clean_name(t) for t in group_by)),
             aggregates=aggregates,
+            matching=normalize_matching(matching),
         )
         if aggregates:
             clash = set(query.columns) & {"time", *query.group_by}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 
 from tsdb.point import Point
-from tsdb.query import Query, TimeLike, Where, now_ns, to_ns
+from tsdb.query import Matching, Query, TimeLike, Where, now_ns, to_ns
 
 if TYPE_CHECKING:  # frames are built by the readers; writing never loads pandas
     import pandas as pd
@@ -50,10 +50,12 @@ class Store(abc.ABC):
 
     def query(self, measurement: str, fields: Sequence[str], start: TimeLike, end: TimeLike,
               where: Where | None = None, window_seconds: int | None = None,
-              aggregate: str | Sequence[str] = "mean", group_by: Sequence[str] = ()) -> pd.DataFrame:
+              aggregate: str | Sequence[str] = "mean", group_by: Sequence[str] = (),
+              matching: Matching | None = None) -> pd.DataFrame:
         """Build a Query from arguments and read it; several aggregates (a tuple) are read in one statement,
-        into columns `<aggregate>_<field>`."""
-        return self.read(Query.build(measurement, fields, start, end, where, window_seconds, aggregate, group_by))
+        into columns `<aggregate>_<field>`; `matching` keeps the rows whose fields pass its tests (tsdb.query)."""
+        return self.read(Query.build(measurement, fields, start, end, where, window_seconds, aggregate, group_by,
+                                     matching))
 
     def events(self, start: TimeLike, end: TimeLike | None = None, where: Where | None = None) -> pd.DataFrame:
         """Return the events in [start, end) with columns time, host, kind, severity, domain, message, by time."""

@@ -53,7 +53,7 @@ interval_seconds = 60
 
 def planted(sim) -> list[Point]:
     """Rows the simulator never writes: a probe without latency, a latency without probe, a latency exactly at the
-    threshold, a guest with only stats_partial or only a crashed state, a host that appears late and falls silent."""
+    threshold, a guest with only stats_partial (no state: not a domain-stability event) or only a crashed state, a host that appears late and falls silent."""
     t = sim.end_ns - 3 * 3600 * 10**9 + 7 * 10**9
     host = sim.hosts[0]
     return [Point("libvirtd", {"host": host}, {"probe_ok": 1}, t),

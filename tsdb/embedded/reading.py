@@ -48,7 +48,8 @@ def _prepare(table: Table | None, query: Query):
     if not known or where is None:
         return None
     clauses, params = where
-    params = [_clamp(query.start_ns), _clamp(query.end_ns), *params]
+    matched, matched_params = _matching_sql(table, query.matching)
+    clauses, params = clauses + matched, [_clamp(query.start_ns), _clamp(query.end_ns), *params, *matched_params]
     groups = [(t, table.tags[t]) for t in query.group_by if t in table.tags]
     return known, where, clauses, params, groups
 
@@ -192,6 +193,23 @@ def _where_sql(table: Table, where) -> tuple[list[str], list] | None:
             parts.append(f"{column} IS NULL")
         clauses.append("(" + " OR ".join(parts) + ")")
     return clauses, params
+
+
+def _matching_sql(table: Table, matching) -> tuple[list[str], list]:
+    """Return the SQL condition of field tests and its parameters: a test of a field the table lacks, or holds as
+    text or booleans, never holds (InfluxDB compares only numbers with numbers)."""
+    if not matching:
+        return [], []
+    groups, params = [], []
+    for group in matching:
+        columns = [table.fields.get(field, (None, None)) for field, _comparison, _value in group]
+        if any(kind not in ("float", "int") for _column, kind in columns):
+            groups.append("FALSE")
+            continue
+        groups.append("(" + " AND ".join(f"{column} {comparison} ?"
+                                         for (column, _kind), (_f, comparison, _v) in zip(columns, group)) + ")")
+        params.extend(value for _f, _c, value in group)
+    return ["(" + " OR ".join(groups) + ")"], params
 
 
 def _aggregate_sql(aggregate: str, column: str, kind: str) -> str:
