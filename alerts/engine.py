@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,7 +42,7 @@ from alerts.notify import AlertmanagerNotifier, Backoff, Notification, Notifier,
 from alerts.notify.model import FIRING, RESOLVED, Alert, fingerprint
 from alerts.paths import alert_state_path, outbox_path, silences_path
 from alerts.records import evaluation_points
-from alerts.rollups import Coverage, coverage, roll_up
+from alerts.rollups import Coverage, coverage, roll_up, roll_up_each
 from alerts.rule_memory import RoundReads, RuleMemory
 from alerts.silences import SilenceStore
 from alerts.sli_memory import SLIMemory
@@ -232,9 +231,7 @@ class Engine:
     def _slo_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Roll up and evaluate every SLO; return their observations (stale SLO alerts resolve)."""
         observations = []
-        with ThreadPoolExecutor(max_workers=min(4, len(self.slos)), thread_name_prefix="engine-rollup") as pool:
-            for slo, done in zip(self.slos, pool.map(lambda slo: self._roll_up(slo, now), self.slos)):
-                self.coverage[slo.name] = done
+        self.coverage.update(roll_up_each(self.slos, lambda slo: self._roll_up(slo, now)))
         evaluated = evaluate_slos(self.store, self.slos, now, self.coverage, memories=self.memories)
         for name, evaluations in evaluated.items():
             mine = {host: e for host, e in evaluations.items() if host is None or self.shard.owns(host)}

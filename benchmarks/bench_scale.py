@@ -61,11 +61,12 @@ ROWS (InfluxDB, and DuckDB beside it for what runs in this process; targets from
 - SLO evaluation: `alerts.burn.evaluate_slos` of the 4 SLOs, every host and the fleet, every window of the
   catalog and the 30-day period, with the coverage found in the store (`alerts.rollups.coverage`), right after
   each roll-up round; median of `--rounds` (4); target <= 3 s.
-- incremental roll-up round: `alerts.rollups.roll_up` of the 4 SLOs from the coverage the previous round reached,
-  30 s later (the engine's SLO interval), `--rounds` times. A round rolls only the minute that settled since the
-  last one and re-rolls the one 10 minutes old, so every other round has nothing to roll (the rounds fall a
-  second after each whole and half minute, so half of them roll one): the median is of the rounds that rolled a
-  minute, the others are shown below it; target <= 1 s.
+- incremental roll-up round: `alerts.rollups.roll_up` of the 4 SLOs side by side, as the engine rolls them
+  (`alerts.rollups.roll_up_each`, 4 threads), from the coverage the previous round reached, 30 s later (the
+  engine's SLO interval), `--rounds` times. A round rolls only the minute that settled since the last one, and
+  every fifth minute also the five minutes that reached 10 minutes of age (their second pass), so every other
+  round has nothing to roll (the rounds fall a second after each whole and half minute, so half of them roll
+  one): the median is of the rounds that rolled a minute, the others are shown below it; target <= 1 s.
 - the engine's own SLO round, right after those two (no target of its own): `run_round(slos=True, rules=False)`
   of the same Engine, which rolls up (the same minutes again), evaluates from its memory of the rollups
   (alerts.sli_memory: only the raw tail is read) and writes its `slo_budget`/`slo_burn` records; its first round,
@@ -114,7 +115,7 @@ from table import print_columns  # noqa: E402
 from alerts.burn import evaluate_slos  # noqa: E402
 from alerts.engine import Engine, RoundReport  # noqa: E402
 from alerts.event_rules import default_rules  # noqa: E402
-from alerts.rollups import coverage, roll_up  # noqa: E402
+from alerts.rollups import coverage, roll_up, roll_up_each  # noqa: E402
 from alerts.slo import load_slos  # noqa: E402
 from tsdb import open_store  # noqa: E402
 from virtwatch.config import AlertsConfig  # noqa: E402
@@ -194,7 +195,7 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
     found = {slo.name: coverage(store, slo, now) for slo in SLOS}
     figures.coverage_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    done = {slo.name: roll_up(store, slo, now, found[slo.name]) for slo in SLOS}
+    done = roll_up_each(SLOS, lambda slo: roll_up(store, slo, now, found[slo.name]))
     figures.catch_up_seconds = time.perf_counter() - began
     figures.catch_up_minutes = max((done[n].minute_until_ns - found[n].minute_until_ns) / (60 * S) for n in done)
     say(f"{label}: coverage {figures.coverage_seconds:.2f} s, catch-up roll-up of {figures.catch_up_minutes:.0f} min "
@@ -224,7 +225,7 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
         _sleep_until(start + index * SLO_ROUND_SECONDS)
         now = time.time_ns()
         began = time.perf_counter()
-        before, done = done, {slo.name: roll_up(store, slo, now, done[slo.name]) for slo in SLOS}
+        before, done = done, roll_up_each(SLOS, lambda slo: roll_up(store, slo, now, done[slo.name]))
         took = time.perf_counter() - began
         rolled = any(done[n].minute_until_ns > before[n].minute_until_ns for n in done)
         (figures.rollups if rolled else figures.empty_rollups).append(took)
