@@ -104,3 +104,50 @@ def test_a_host_burning_alone_pages_once_it_has_waited():
     assert active(gate.apply(SLO, observations(hosts([7])), alerting=set(), now=0.0)) == set()
     assert active(gate.apply(SLO, observations(hosts([7])), alerting=set(), now=15.0)) == set()
     assert active(gate.apply(SLO, observations(hosts([7])), alerting=set(), now=30.0)) == {("hv-0007", "page")}
+
+
+# ---- agents that go silent together ----
+
+SILENT = "AgentSilent"
+
+
+def silent_observations(silent: set[str]) -> list:
+    """AgentSilent observations as the rules' memory gives them: only the hosts it evaluated (the silent ones), and
+    the engine's fleet observation."""
+    found = [({"alertname": SILENT, "severity": "page", "host": host},
+              {"summary": f"{host} silent", "description": ""}, True, 0.0) for host in sorted(silent)]
+    found.append(({"alertname": SILENT, "scope": "fleet", "severity": "page"},
+                  {"summary": "agents write", "description": "the store may be unreachable from the hosts"}, False, 0.0))
+    return found
+
+
+def test_agents_going_silent_together_are_one_fleet_page_counted_against_the_whole_fleet():
+    from alerts.storm import silent_agents_gate
+
+    gate = silent_agents_gate(StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=30))
+    found = gate.apply(SILENT, silent_observations(hosts(range(40))), set(), 0.0, fleet_hosts=200)
+    assert active(found) == {("fleet", "page")}
+    [fleet] = [annotations for labels, annotations, on, _ in found if on]
+    assert fleet["summary"].startswith(f"{SILENT}: 40 of 200 hosts have agents that went silent together, a "
+                                       "fleet-wide cause: hv-0000, hv-0001")
+    assert "held as long as it lasts" in fleet["description"] and "the store may be unreachable" in fleet["description"]
+
+
+def test_silent_agents_of_a_storm_stay_held_past_the_hold_and_leave_quietly_when_they_write_again():
+    from alerts.storm import silent_agents_gate
+
+    gate = silent_agents_gate(StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=0))
+    for now in (0.0, 600.0, 3600.0):  # an hour of partition: still the one fleet page
+        assert active(gate.apply(SILENT, silent_observations(hosts(range(40))), set(), now,
+                                 fleet_hosts=200)) == {("fleet", "page")}
+    back = gate.apply(SILENT, silent_observations(set()), set(), 3630.0, fleet_hosts=200)
+    assert active(back) == set() and gate.held(SILENT) == {}
+
+
+def test_a_few_silent_agents_among_many_hosts_page_each_after_the_wait():
+    from alerts.storm import silent_agents_gate
+
+    gate = silent_agents_gate(StormGate(share=0.1, min_hosts=10, hold_seconds=900, wait_seconds=30))
+    assert active(gate.apply(SILENT, silent_observations(hosts(range(12))), set(), 0.0, fleet_hosts=200)) == set()
+    found = gate.apply(SILENT, silent_observations(hosts(range(12))), set(), 30.0, fleet_hosts=200)
+    assert active(found) == {(host, "page") for host in hosts(range(12))}
