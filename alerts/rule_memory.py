@@ -227,6 +227,15 @@ class RuleMemory:
         if any(time < horizon for time in self._agents.values()):
             self._agents = {host: time for host, time in self._agents.items() if time >= horizon}
 
+    def watched_hosts(self, now: TimeLike) -> list[str]:
+        """Return the hosts whose agent wrote within the silent rules' forget_seconds (not decommissioned): the
+        fleet that agents going silent together are counted against (alerts.storm.silent_agents_gate)."""
+        if not self.silent_rules:
+            return []
+        at = pd.Timestamp(to_ns(now, "now"), tz="UTC")
+        forgotten = pd.Timedelta(seconds=max(r.forget_seconds for r in self.silent_rules))
+        return [host for host, time in self._agents.items() if at - time <= forgotten]
+
     def _silent(self, now: pd.Timestamp) -> set[str]:
         """Return the hosts whose agent has been silent past the shortest silence a rule alerts on."""
         if not self.silent_rules:
