@@ -1,1 +1,1 @@
-"""virtwatch alerts package (arrives with its issue)."""
+"""virtwatch alerts: the engine that evaluates SLOs and event rules over the store and notifies on-call."""

@@ -1,1 +1,1 @@
-"""virtwatch collector package (arrives with its issue)."""
+"""virtwatch collector: the agent that watches libvirtd and its guests on one host and writes what it sees."""
