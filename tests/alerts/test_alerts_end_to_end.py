@@ -115,7 +115,10 @@ def test_a_stopped_daemon_pages_hung_and_continuing_it_resolves_the_page(libvirt
     assert "hung for" in alert["annotations"]["summary"]
     assert alert["annotations"]["description"].startswith(f"libvirtd on {HOST} hung ")  # the agent's diagnosis
     wait_for("the resolve", lambda: len(notifications(http_receiver, "LibvirtdHung")) == 2, running)
-    time.sleep(2)  # a few more rounds: nothing else may arrive about it
+    resolved_ns = time.time_ns()
+    # five more collections (every 1 s), ten rules rounds (every 0.5 s): nothing else may arrive about it
+    wait_for("five collections after the resolve",
+             lambda: len(influxdb_store.query("libvirtd", ["up"], resolved_ns, 2**62)) >= 5, running)
     assert [n[1] for n in notifications(http_receiver, "LibvirtdHung")] == ["firing", "resolved"]
     history = influxdb_store.query("alert", ["status"], 0, 2**62, where={"alertname": "LibvirtdHung"})
     assert list(history["status"]) == ["firing", "resolved"]
