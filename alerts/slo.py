@@ -13,8 +13,11 @@ The built-in SLIs (their good and total events; alerts.sli computes them):
 - `libvirtd_availability`: good = libvirtd points with probe_ok = 1; total = libvirtd points with probe_ok.
 - `libvirtd_latency`: good = those probes that succeeded with probe_latency_ms < `threshold_ms` (required);
   total = libvirtd points with probe_ok. A failed probe is never good, however fast it failed.
-- `domain_stability`: good = domain points whose state_code is not 6 (crashed) and stats_partial is not 1
-  (a wedged guest); total = domain points with a state_code.
+- `domain_stability`: bad = the guests' failure events (`domain_failed`, `domain_crashed`:
+  tsdb.schema.GUEST_FAILURE_KINDS; a killed QEMU leaves its domain shut off, not crashed, so only the event
+  tells) + domain points with a state_code and stats_partial = 1 (a wedged guest), except a guest paused
+  starting up (reason 11: libvirt holds its job while QEMU starts); total = domain points with a state_code +
+  those failure events; good = total - bad.
 - `collection_freshness`: good = intervals of `interval_seconds` (default 10; must divide 60 so intervals nest
   in the per-minute rollups) holding a collector point; total = the intervals in which each host was expected:
   those within a day after any collector point of that host (a new host counts from its first point; a host

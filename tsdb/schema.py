@@ -371,6 +371,10 @@ EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
               "the kind is `log_<signature>` (see collector's signature table)"),
 )}
 
+#: the event kinds that are a guest failing (its QEMU process died, or the guest crashed): the bad events of the
+#: domain_stability SLI (alerts.sli) beside wedged guests' partial points
+GUEST_FAILURE_KINDS = ("domain_failed", "domain_crashed")
+
 SEVERITIES = ("critical", "warning", "info")
 
 

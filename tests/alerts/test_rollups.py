@@ -43,7 +43,8 @@ def test_a_range_read_through_rollups_must_start_on_a_whole_minute():
 
 
 def planted(seed=7, hours=30):
-    """Two hosts (one hostile) with probes, domains and collector points every 10 s, and random failures."""
+    """Two hosts (one hostile) with probes, domains and collector points every 10 s, and random failures (guest
+    failures as the agent's events)."""
     rng = random.Random(seed)
     points = []
     first = (NOW - hours * 3600 * S) // (10 * S) * (10 * S)
@@ -60,6 +61,9 @@ def planted(seed=7, hours=30):
                 state = 6 if rng.random() < 0.003 else 1
                 points.append(Point("domain", {"host": host, "domain": domain},
                                     {"state_code": state, "stats_partial": int(rng.random() < 0.003)}, at))
+                if rng.random() < 0.003:  # the guest failed: the agent's event, a bad domain-stability event
+                    points.append(Point("event", {"host": host, "kind": "domain_failed", "severity": "critical",
+                                                  "domain": domain}, {"message": "failed", "count": 1}, at + 1))
     return points
 
 

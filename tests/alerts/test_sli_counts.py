@@ -23,6 +23,11 @@ def domain(host, name, seconds_ago, state, partial=0):
                  NOW - seconds_ago * S)
 
 
+def failure(host, kind, name, seconds_ago):
+    return Point("event", {"host": host, "kind": kind, "severity": "critical", "domain": name},
+                 {"message": f"domain {name!r}: {kind}", "count": 1}, NOW - seconds_ago * S)
+
+
 def collector(host, seconds_ago):
     return Point("collector", {"host": host}, {"scrape_duration_ms": 12.5}, NOW - seconds_ago * S)
 
@@ -33,6 +38,8 @@ PLANTED = [
     libvirtd(HOSTILE, 40, 1, 20), libvirtd(HOSTILE, 100, 0), libvirtd(HOSTILE, 4000, 0),
     domain("hv1", "guest-a", 30, 1), domain("hv1", "guest-a", 90, 6), domain("hv1", 'guest 2,"b"', 30, 1, 1),
     domain(HOSTILE, 'guest 2,"b"', 30, 5), domain(HOSTILE, "x", 7200, 6),
+    failure("hv1", "domain_failed", "guest-a", 100), failure(HOSTILE, "domain_crashed", 'guest 2,"b"', 45),
+    failure(HOSTILE, "domain_io_error", 'guest 2,"b"', 40), failure(HOSTILE, "domain_failed", "x", 7200),
     collector("hv1", 60), collector("hv1", 55), collector("hv1", 30), collector(HOSTILE, 86400),
     collector("gone", 31 * 86400),
 ]
@@ -42,8 +49,8 @@ CASES = {
         SLO("a", 99.9, "libvirtd_availability"), {"hv1": Counts(4, 5), HOSTILE: Counts(1, 2)}),
     "latency counts successful probes under the threshold, and a failed probe is never fast": (
         SLO("l", 99, "libvirtd_latency", threshold_ms=1000), {"hv1": Counts(2, 5), HOSTILE: Counts(1, 2)}),
-    "domain stability counts points neither crashed nor partial": (
-        SLO("d", 99.9, "domain_stability"), {"hv1": Counts(1, 3), HOSTILE: Counts(1, 1)}),
+    "domain stability counts guest failure events and partial points as bad, every other state as good": (
+        SLO("d", 99.9, "domain_stability"), {"hv1": Counts(2, 4), HOSTILE: Counts(1, 2)}),
     # hv1 is new (first point 60 s ago): expected from then on. HOSTILE last wrote a day ago: still expected,
     # all missed. "gone" last wrote 31 days ago: decommissioned, not counted at all.
     "freshness counts intervals with a point from a host's first point until a day after its last": (
@@ -83,7 +90,7 @@ def test_rollups_of_one_slo_never_mix_with_another_slo_of_the_same_host(store):
     for slo in (first, second):
         store.write(rollup_points(store, slo, *LAST_5M))
     assert read_rollups(store, first, *LAST_5M).counts() == Counts(5, 7)
-    assert read_rollups(store, second, *LAST_5M).counts() == Counts(2, 4)
+    assert read_rollups(store, second, *LAST_5M).counts() == Counts(3, 6)
 
 
 def test_a_rollup_range_off_the_minute_is_refused(duckdb_store):

@@ -53,7 +53,10 @@ interval_seconds = 60
 
 def planted(sim) -> list[Point]:
     """Rows the simulator never writes: a probe without latency, a latency without probe, a latency exactly at the
-    threshold, a guest with only stats_partial (no state: not a domain-stability event) or only a crashed state, a host that appears late and falls silent."""
+    threshold, a guest with only stats_partial (no state: not a domain-stability event) or only a crashed state, a
+    host that appears late and falls silent, guest failure events (one on a host without domain points) and an
+    I/O error event (not a stability event), partial points of a guest starting up, of a paused one, and of a
+    paused one without a reason."""
     t = sim.end_ns - 3 * 3600 * 10**9 + 7 * 10**9
     host = sim.hosts[0]
     return [Point("libvirtd", {"host": host}, {"probe_ok": 1}, t),
@@ -64,7 +67,23 @@ def planted(sim) -> list[Point]:
             Point("domain", {"host": host, "domain": "only crashed"}, {"state_code": 6}, t + 5),
             Point("domain", {"host": "late host, \"x\"", "domain": "d"}, {"state_code": 1, "stats_partial": 0}, t),
             Point("collector", {"host": "late host, \"x\""}, {"scrape_duration_ms": 3.0}, t),
-            Point("collector", {"host": "late host, \"x\""}, {"scrape_duration_ms": 3.0}, t + 5 * MINUTE)]
+            Point("collector", {"host": "late host, \"x\""}, {"scrape_duration_ms": 3.0}, t + 5 * MINUTE),
+            failure(host, "domain_failed", "only crashed", t + 6),
+            failure("late host, \"x\"", "domain_crashed", "d", t + 7),
+            failure("no guest points 'ü'", "domain_crashed", "gone", t + 8),
+            failure(host, "domain_io_error", "only crashed", t + 9),  # not a guest failure: no stability event
+            Point("domain", {"host": host, "domain": "starting"},  # partial while starting up: good
+                  {"state_code": 3, "state_reason_code": 11, "stats_partial": 1}, t + 10),
+            Point("domain", {"host": host, "domain": "wedged, paused"},  # partial while paused: wedged, bad
+                  {"state_code": 3, "state_reason_code": 1, "stats_partial": 1}, t + 11),
+            Point("domain", {"host": host, "domain": "wedged, no reason"},  # paused, no reason: cannot tell, good
+                  {"state_code": 3, "stats_partial": 1}, t + 12)]
+
+
+def failure(host, kind, domain, time_ns) -> Point:
+    """An event as the agent writes it (collector.event_points)."""
+    return Point("event", {"host": host, "kind": kind, "severity": "critical", "domain": domain},
+                 {"message": f"domain {domain!r}: {kind}", "count": 1}, time_ns)
 
 
 @pytest.mark.parametrize("lag_minutes", [0, 37], ids=["now at the end", "now 37 minutes later"])
