@@ -56,7 +56,7 @@ threshold_ms = 1000
 
 [[slo]]
 name = "domain-stability"
-description = "Guests neither crash nor wedge (partial stats: a held job lock)."
+description = "Guests neither fail (QEMU killed or crashed) nor wedge (partial stats: a held job lock)."
 objective = 99.9
 period = "30d"
 sli = "domain_stability"

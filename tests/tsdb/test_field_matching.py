@@ -47,7 +47,7 @@ def passes(rows: pd.DataFrame, matching) -> pd.Series:
 
 MATCHINGS = [
     [[("state", "=", 6)]],
-    [[("state", "=", 6)], [("partial", "=", 1)]],  # crashed or partial: the domain-stability SLI's bad rows
+    [[("state", "=", 6)], [("partial", "=", 1)]],  # crashed or partial: either test passes
     [[("state", "=", 5), ("reason", ">=", 2)], [("state", "=", 6)]],
     [[("latency_ms", "<", 100.5), ("state", "<=", 3)]],
     [[("latency_ms", ">", 150)]],
