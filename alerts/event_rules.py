@@ -184,6 +184,15 @@ class StateRule(EventRule):
             started = started[started["time"] > ended]
         return started, ended
 
+    def _over(self, events: pd.DataFrame) -> tuple[str, str]:
+        """Return (summary, description) of an inactive result whose newest event ended the incident: what it was
+        and when, then the event quoted (three cell reads: this runs for every quiet host every round)."""
+        if events.empty:
+            return f"libvirtd is not {self.what}", "no event of it in the lookback"
+        kind, at, message = (events.iat[-1, events.columns.get_loc(name)] for name in ("kind", "time", "message"))
+        when = at.strftime('%Y-%m-%dT%H:%M:%SZ')
+        return f"libvirtd is no longer {self.what}: {kind} at {when}", f"{when} {kind}: {message}"
+
     def explained_after(self, events, now):
         run = self._run(events)
         if run is None:
@@ -195,13 +204,15 @@ class StateRule(EventRule):
     def check(self, events, now, state):
         run = self._run(events)
         if run is None:
-            return False, f"libvirtd is not {self.what}", "the last event ended it, or there was none"
+            return (False, *self._over(events))
         started, _ended = run
         since = started["time"].iloc[0]
         newest = getattr(state, self.recovered_field)
         if state.libvirtd_time is not None and state.libvirtd_time > since and newest == self.recovered_value:
             answered = state.libvirtd_time.strftime('%Y-%m-%dT%H:%M:%SZ')
-            return False, f"libvirtd is not {self.what}", f"the agent saw it answer at {answered}"
+            return (False, f"libvirtd is no longer {self.what}: the agent saw it answer at {answered}",
+                    f"the agent saw it answer at {answered} ({self.recovered_field} = {newest:g} in its newest "
+                    f"libvirtd point); {self.what} since {since.strftime('%Y-%m-%dT%H:%M:%SZ')}, no end event seen")
         lasted = (now - since).total_seconds()
         summary = f"libvirtd {self.what} for {_ago(lasted)} (since {since.strftime('%Y-%m-%dT%H:%M:%SZ')})"
         return lasted > self.after_seconds, summary, _quote(started)

@@ -13,6 +13,12 @@ which resolves an alert on its own when nothing re-sends it within its `resolve_
 exactly one resolve. An alert that never fired (it stopped while pending) resolves silently; only an alert whose
 firing was sent gets a resolve.
 
+A resolve says what is true now: its annotations are those of the observation that found the condition false
+(the rule's or the SLO's current figures, e.g. "libvirtd is no longer down: daemon_up at ..." or a burn of 0.4x),
+and the firing evidence they replace is kept as `was_summary` and `was_description` (`resolved_annotations`).
+An inactive observation that brings no figures of its own (the same annotations as the firing) resolves with
+the firing's annotations as they are.
+
 Inhibition: the ticket tier of an SLO (labels severity="ticket" and slo) is muted while the page tier
 (severity="page") of the same slo and host fires; its state is still tracked, so it notifies if it still fires
 once the page resolves, and a resolve is always sent for a firing that was sent. `observe_all(muted=...)` mutes
@@ -201,21 +207,11 @@ class AlertTracker:
         return now
 
     def _load(self) -> dict[str, AlertState]:
+        items = _read_items(self.path)
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as err:
-            raise StateError(f"alert state {self.path}: cannot read ({err.strerror})") from None
-        try:
-            data = json.loads(raw)
-            if data.get("version") != VERSION:
-                raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
-            alerts = {fp: AlertState.from_dict(item) for fp, item in data["alerts"].items()}
+            alerts = {fp: AlertState.from_dict(item) for fp, item in items.items()}
         except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise StateError(f"alert state {self.path}: unreadable ({type(err).__name__}: {err}); move it aside "
-                             "to start afresh (firing alerts will page again and never-resolved ones be "
-                             "forgotten)") from None
+            raise _unreadable(self.path, err) from None
         # key by the fingerprint of the labels, whatever the file says: it is the identity
         return {fingerprint(state.labels): state for state in alerts.values()}
 
@@ -229,12 +225,68 @@ class AlertTracker:
             raise StateError(f"alert state {self.path}: cannot write ({err.strerror})") from None
 
 
+def count_firing(path: str | os.PathLike) -> int:
+    """Return how many alerts of a state file fire now, inhibited and silenced ones included (0 without a file),
+    without building their states: a cheap read for a count (the dashboard's navigation); StateError if bad."""
+    items = _read_items(Path(path))
+    try:
+        return sum(1 for item in items.values() if item["state"] == FIRING)
+    except (KeyError, TypeError) as err:
+        raise _unreadable(Path(path), err) from None
+
+
+def _read_items(path: Path) -> dict[str, Any]:
+    """Return a state file's alerts as stored (fingerprint -> to_dict data), {} when there is no file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise StateError(f"alert state {path}: cannot read ({err.strerror})") from None
+    try:
+        data = json.loads(raw)
+        if data.get("version") != VERSION:
+            raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
+        if not isinstance(data["alerts"], dict):
+            raise TypeError(f"alerts is a {type(data['alerts']).__name__}, expected an object")
+        return data["alerts"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path: Path, err: Exception) -> StateError:
+    """Return the error of a state file that cannot be understood, saying what to do about it."""
+    return StateError(f"alert state {path}: unreadable ({type(err).__name__}: {err}); move it aside to start afresh "
+                      "(firing alerts will page again and never-resolved ones be forgotten)")
+
+
 def sent_firing(alerts: Mapping[str, AlertState], muted: Callable[[Mapping[str, str]], bool] | None = None
                 ) -> list[Alert]:
     """Return the alerts of `alerts` that fire, whose firing was sent, and that are neither inhibited nor muted."""
     return [state.alert() for state in alerts.values()
             if state.state == FIRING and state.notified and not _inhibited(state.labels, alerts)
             and not (muted and muted(state.labels))]
+
+
+#: the annotations whose firing values a resolve keeps beside the current ones, as was_<name>
+WAS_ANNOTATIONS = ("summary", "description")
+WAS_PREFIX = "was_"
+
+
+def resolved_annotations(firing: Mapping[str, str], current: Mapping[str, str]) -> dict[str, str]:
+    """Return a resolve's annotations: the `current` figures (what the inactive observation says now), the firing
+    summary and description they replace as was_summary and was_description, and the firing's other annotations
+    (a forensics link) where the current ones have none; the firing's own when `current` says nothing new."""
+    if not current or dict(current) == dict(firing):
+        return dict(firing)
+    found = dict(current)
+    for name, value in firing.items():
+        if name in WAS_ANNOTATIONS:
+            if value and value != current.get(name):
+                found[WAS_PREFIX + name] = value
+        elif name not in found and not name.startswith(WAS_PREFIX):
+            found[name] = value
+    return found
 
 
 def _inhibited(labels: Mapping[str, str], alerts: Mapping[str, AlertState]) -> bool:
@@ -256,7 +308,9 @@ def _step(alerts: dict[str, AlertState], labels: dict[str, str], annotations: di
             return [], False
         del alerts[key]
         if state.state == FIRING and state.notified:
-            return [Transition(state.alert(RESOLVED, ends_at=now), ENDED)], True
+            resolved = Alert(labels=state.labels, annotations=resolved_annotations(state.annotations, annotations),
+                             status=RESOLVED, starts_at=state.fired_at, ends_at=now)
+            return [Transition(resolved, ENDED)], True
         return [], True
 
     changed = False

@@ -1,6 +1,6 @@
 """The URL's parameters, parsed and checked in one place: the shell's time range and refresh, and pages' filters.
 
-    ?range=6h                                   the last 6 hours (1h, 6h, 24h, 7d, 30d; 6h when absent)
+    ?range=6h                                   the last 6 hours (1h, 6h, 24h, 7d, 14d, 30d; 6h when absent)
     ?range=custom&start=2024-05-01T12:00&end=2024-05-02T12:00    a fixed range, UTC, ISO 8601
     &refresh=1m                                 auto-refresh: off, 30s, 1m, 5m (off when absent)
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
-RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "14d": 14 * 86400, "30d": 30 * 86400}
 RANGE_LABELS = {"1h": "last 1 hour", "6h": "last 6 hours", "24h": "last 24 hours", "7d": "last 7 days",
-                "30d": "last 30 days", "custom": "custom range"}
+                "14d": "last 14 days", "30d": "last 30 days", "custom": "custom range"}
 DEFAULT_RANGE = "6h"
 REFRESHES = {"off": 0, "30s": 30, "1m": 60, "5m": 300}
 DEFAULT_REFRESH = "off"
@@ -33,6 +33,8 @@ WINDOW_STEPS_SECONDS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
 HOURLY_ROLLUPS_FROM_SECONDS = 86400
 MAX_VALUE_CHARS = 64
 MAX_CUSTOM_SECONDS = 400 * 86400
+_CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:\d{2})?")
 _EARLIEST, _LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2262, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -172,6 +174,35 @@ def parse_spec(params: Mapping) -> RangeSpec:
     return RangeSpec(name, "", "", refresh)
 
 
+def picked_spec(start_date: str | None, start_time: str | None, end_date: str | None, end_time: str | None,
+                refresh: str = DEFAULT_REFRESH) -> RangeSpec:
+    """Return the custom RangeSpec of the shell's date picker (dates YYYY-MM-DD, times HH:MM[:SS], UTC; a missing
+    time is 00:00); RangeError naming the field and the reason when a part is missing or malformed, or the range
+    ends before it starts."""
+    ends = {}
+    for key, date, clock in (("start", start_date, start_time), ("end", end_date, end_time)):
+        date = (date or "")[:10]  # the picker may give 2024-05-01T00:00:00
+        if not _DATE.fullmatch(date):
+            raise RangeError(f"{key} date: pick one in the calendar (YYYY-MM-DD)" if not date else
+                             f"{key} date = {date!r}: expected YYYY-MM-DD")
+        clock = (clock or "").strip() or "00:00"
+        if len(clock) > MAX_VALUE_CHARS or not _CLOCK.fullmatch(clock):
+            raise RangeError(f"{key} time = {clock[:MAX_VALUE_CHARS]!r}: expected HH:MM (24-hour, UTC)")
+        ends[key] = f"{date}T{clock}"
+    return parse_spec({"range": "custom", **ends, "refresh": refresh})
+
+
+def picker_values(spec: RangeSpec, shown: TimeRange) -> tuple[str, str, str, str]:
+    """Return (start date, start time, end date, end time) for the date picker: the custom range's ends, or those
+    of the range shown (a relative range resolved now), to the minute, UTC."""
+    if spec.range == "custom":
+        first, last = parse_time(spec.start, "start"), parse_time(spec.end, "end")
+    else:
+        first, last = (dt.datetime.fromtimestamp(shown.start_ns // 10**9, tz=dt.timezone.utc).replace(second=0),
+                       dt.datetime.fromtimestamp(shown.end_ns // 10**9, tz=dt.timezone.utc).replace(second=0))
+    return (f"{first:%Y-%m-%d}", format_time(first)[11:], f"{last:%Y-%m-%d}", format_time(last)[11:])
+
+
 def format_time(moment: dt.datetime) -> str:
     """Return a UTC time as the URL spells it: 2024-05-01T12:00 (seconds only when not zero)."""
     moment = moment.astimezone(dt.timezone.utc)
@@ -243,3 +274,20 @@ def with_page_params(search: str | None, values: Mapping[str, str | list[str] | 
         if value not in (None, "", []):
             params[key] = value
     return build_search(params)
+
+
+#: a link to a moment (an event, an alert's start) opens this long before it to this long after it
+AROUND_SECONDS = 3600
+
+
+def search_around(moment_ns: int, now_ns: int | None = None, around_seconds: int = AROUND_SECONDS) -> str:
+    """Return the query string of a custom range centred on a moment (around_seconds either side), its end held
+    at now_ns (to the next whole minute) when given: a moment of the last hour opens up to now, not the future."""
+    start_ns = moment_ns - around_seconds * 10**9
+    end_ns = moment_ns + around_seconds * 10**9
+    if now_ns is not None and start_ns < now_ns < end_ns:
+        end_ns = min(end_ns, -(-now_ns // (60 * 10**9)) * 60 * 10**9)
+    moment = _EARLIEST + dt.timedelta(microseconds=start_ns // 1000)
+    until = _EARLIEST + dt.timedelta(microseconds=-(-end_ns // 10**9) * 10**6)
+    return build_search({"range": "custom", "start": format_time(moment.replace(microsecond=0)),
+                         "end": format_time(until)})

@@ -5,9 +5,10 @@ the resolve of a group, a re-send after an engine restart, and the same group fr
 land on the same PagerDuty incident. PagerDuty answers 202 when it accepted an event, 400 for a bad event or
 routing key, 429 when rate limited (https://developer.pagerduty.com/docs/events-api-v2/overview/).
 
-`custom_details` carries the first alert's `description` (which starts with the diagnosis's cause sentence) and
-every alert's labels and annotations, as they are; each alert's `forensics` URL is also one of the event's
-`links`. Only `summary` is cut (to PagerDuty's 1024 characters); the whole event must stay under 512 KB.
+`custom_details` carries the first alert's `description` (which starts with the diagnosis's cause sentence; in a
+resolve, the current figures, with what it fired with as `was`) and every alert's labels and annotations, as
+they are; each alert's `forensics` URL is also one of the event's `links`. Only `summary` is cut (to
+PagerDuty's 1024 characters); the whole event must stay under 512 KB.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def event_json(notification: Notification, routing_key: str, external_url: str =
     first = (notification.firing or notification.resolved)[0]
     if first.annotations.get("description"):
         event["payload"]["custom_details"]["description"] = first.annotations["description"]
+    if first.annotations.get("was_summary"):  # a resolve: what it fired with, beside the current figures
+        event["payload"]["custom_details"]["was"] = first.annotations["was_summary"]
     if "alertname" in common:
         event["payload"]["class"] = common["alertname"]
     if external_url:

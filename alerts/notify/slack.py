@@ -69,7 +69,8 @@ def headline(notification: Notification) -> str:
 
 def alert_lines(alert: Alert) -> str:
     """Return a few lines describing one alert, unescaped: status, name, host, SLO, severity, summary,
-    description (the diagnosis's cause first) and where its forensics bundle is."""
+    description (the diagnosis's cause first; for a resolve, the current figures), what a resolved alert was
+    firing with, and where its forensics bundle is."""
     lines = [f"{alert.status.upper()}: {alert.name}"]
     for label in ("host", "slo", "severity"):
         if label in alert.labels:
@@ -77,6 +78,8 @@ def alert_lines(alert: Alert) -> str:
     for annotation in ("summary", "description"):
         if alert.annotations.get(annotation):
             lines.append(alert.annotations[annotation])
+    if alert.annotations.get("was_summary"):
+        lines.append(f"was: {alert.annotations['was_summary']}")
     if alert.annotations.get("forensics"):
         lines.append(f"forensics: {alert.annotations['forensics']}")
     return "\n".join(lines)

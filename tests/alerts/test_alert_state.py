@@ -192,3 +192,44 @@ def test_a_muted_alert_is_tracked_but_not_sent_and_its_sent_firing_still_resolve
     assert fired.reason == FIRED and [a.fingerprint for a in tracker.sent_firing()] == [fingerprint(DOWN)]
     [resolved] = tracker.observe_all([(DOWN, NOTE, False, 0)], muted=lambda labels: True)
     assert resolved.reason == ENDED
+
+
+def test_a_resolve_says_what_the_inactive_observation_found_and_keeps_the_firing_evidence_as_was(path, clock):
+    tracker = AlertTracker(path, clock)
+    firing = {"summary": "libvirtd down for 12 s", "description": "daemon_down: eof", "forensics": "on hv1: b.tar"}
+    tracker.observe(DOWN, firing, True, 0)
+    clock.advance(30)
+    now = {"summary": "libvirtd is no longer down: daemon_up at 12:00:30Z", "description": "daemon_up: probe 12 ms"}
+    [resolved] = tracker.observe(DOWN, now, False, 0)
+    assert resolved.alert.annotations == {
+        "summary": "libvirtd is no longer down: daemon_up at 12:00:30Z", "description": "daemon_up: probe 12 ms",
+        "was_summary": "libvirtd down for 12 s", "was_description": "daemon_down: eof", "forensics": "on hv1: b.tar"}
+
+
+def test_a_resolve_with_nothing_new_to_say_keeps_the_firing_annotations_as_they_are(path, clock):
+    tracker = AlertTracker(path, clock)
+    tracker.observe(DOWN, NOTE, True, 0)
+    clock.advance(30)
+    [resolved] = tracker.observe(DOWN, NOTE, False, 0)  # e.g. the engine's stale observation of a quiet alert
+    assert resolved.alert.annotations == NOTE
+
+
+def test_a_resolve_names_only_what_changed_as_was(path, clock):
+    tracker = AlertTracker(path, clock)
+    tracker.observe(DOWN, {"summary": "burns 20x over 1h", "description": "objective 99.9%"}, True, 0)
+    [resolved] = tracker.observe(DOWN, {"summary": "burns 0.4x over 1h", "description": "objective 99.9%"}, False, 0)
+    assert resolved.alert.annotations == {"summary": "burns 0.4x over 1h", "description": "objective 99.9%",
+                                          "was_summary": "burns 20x over 1h"}
+
+
+def test_the_firing_count_of_a_state_file_counts_firing_alerts_not_pending_ones(path, clock):
+    from alerts.state import count_firing
+
+    assert count_firing(path) == 0  # no file yet
+    tracker = AlertTracker(path, clock)
+    tracker.observe(DOWN, NOTE, True, 0)
+    tracker.observe({**DOWN, "host": "hv2"}, NOTE, True, 60)
+    assert count_firing(path) == 1 == len(tracker.firing())
+    path.write_text('{"version": 1, "alerts": []}')
+    with pytest.raises(StateError, match="alerts.json.*unreadable"):
+        count_firing(path)

@@ -72,7 +72,8 @@ def test_clicking_correlation_on_the_demos_fleet_page_finds_the_planted_effect_w
     end = dt.datetime.fromisoformat(search["end"][0]).replace(tzinfo=dt.timezone.utc)
     start = dt.datetime.fromisoformat(search["start"][0]).replace(tzinfo=dt.timezone.utc)
     assert abs((end - demo_server.now).total_seconds()) <= 300 and end - start == dt.timedelta(days=14), search
-    assert tab.page.input_value("#shell-start") == search["start"][0]
+    assert tab.page.input_value("#shell-start-date") == search["start"][0][:10]
+    assert tab.page.input_value("#shell-start-time") == search["start"][0][11:16]
     # the ranking never claims a signal precedes restarts beside a verdict that says otherwise
     rows = tab.page.locator("#correlation-ranking-grid .ag-center-cols-container .ag-row")
     assert rows.count() == 9
