@@ -1,7 +1,7 @@
 """The alert engine: rounds that roll up SLIs, evaluate SLOs and event rules, track alerts and notify on-call.
 
-`Engine.run` keeps three cadences on threads of their own, so none waits on another: the SLO rounds, the rule
-rounds and the delivery of notifications. Each round (`Engine.run_round`):
+`Engine.run` keeps its cadences on threads of their own, so none waits on another: the SLO rounds, the rule
+rounds, the leak rounds (with a `leak_rule`) and the delivery of notifications. Each round (`Engine.run_round`):
 
 1. SLO rounds, every `slo_interval_seconds`: write each SLO's minute and hour rollups (alerts.rollups: only
    the minutes that settled since the last round), evaluate every host and the fleet through them
@@ -13,13 +13,15 @@ rounds and the delivery of notifications. Each round (`Engine.run_round`):
    segfault and restart alerts carry the agent's diagnosis and a link to its forensics bundle below
    `external_url`, from their memory of each host (alerts.rule_memory): a round reads what was written since
    the last one;
-3. either round then hands its observations to the AlertTracker (alerts.state, under a lock: the only step the
-   two cadences share) with the active silences (alerts.silences) as mutes; the transitions it returns are
+3. leak rounds, every `leak_interval_seconds`: the leak rule (alerts.leak_rule: LibvirtdFdLeak, LibvirtdMemoryLeak
+   per host, from a few fleet-wide reads), its pages of many hosts at once one fleet page (alerts.storm);
+4. any round then hands its observations to the AlertTracker (alerts.state, under a lock: the only step the
+   cadences share) with the active silences (alerts.silences) as mutes; the transitions it returns are
    grouped by (host, slo), like Alertmanager's `group_by`, into one Notification per group and receiver, and
    put in the outbox before the new state is saved, and an `alert` point is written for each alert that
    started or stopped firing; SLO rounds also write their evaluations (`slo_budget`, `slo_burn`:
    alerts.records) for the dashboard;
-4. the delivery thread drains the outbox (alerts.notify), each receiver on a thread of its own.
+5. the delivery thread drains the outbox (alerts.notify), each receiver on a thread of its own.
 
 With `shard` (alerts.shard) an engine evaluates and notifies only for its share of the hosts.
 
@@ -38,6 +40,7 @@ from datetime import datetime, timezone
 
 from alerts.burn import Evaluation, evaluate_slos
 from alerts.event_rules import EventRule
+from alerts.leak_rule import LeakMemory, LeakRule, leak_gate
 from alerts.notify import AlertmanagerNotifier, Backoff, Notification, Notifier, Outbox, drain
 from alerts.notify.model import FIRING, RESOLVED, Alert, fingerprint
 from alerts.paths import alert_state_path, outbox_path, silences_path
@@ -140,6 +143,8 @@ class RoundReport:
     slos_evaluated: int = 0
     rules_evaluated: int = 0
     rules_reads: RoundReads | None = None
+    leaks_evaluated: int = 0  # hosts whose leak signs were evaluated
+    leak_reads: RoundReads | None = None
     observations: int = 0
     transitions: list[Transition] = field(default_factory=list)
     notifications: int = 0
@@ -156,7 +161,8 @@ class Engine:
                  slo_interval_seconds: float = 30.0, rules_interval_seconds: float = 2.0,
                  repeat_interval_seconds: float = 4 * 3600.0, alertmanager_resend_seconds: float = 60.0,
                  backoff: Backoff | None = None, external_url: str = "",
-                 backfill_seconds: int | None = None, storm: StormGate | None = None, shard: Shard = ALL) -> None:
+                 backfill_seconds: int | None = None, storm: StormGate | None = None, shard: Shard = ALL,
+                 leak_rule: LeakRule | None = None, leak_interval_seconds: float = 60.0) -> None:
         self.store, self.slos, self.rules = store, list(slos), list(rules)
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -175,6 +181,9 @@ class Engine:
         self.storm = storm or StormGate()
         self.rule_memory = RuleMemory(store, self.rules)
         self.shard = shard
+        self.leak_rule, self.leak_interval_seconds = leak_rule, leak_interval_seconds
+        self.leak_memory = None if leak_rule is None else LeakMemory(leak_rule)  # window means between rounds
+        self.leak_storm = leak_gate(self.storm)  # leak pages of many hosts at once: one fleet page
         self._lock = threading.Lock()  # the tracker's transitions: one round of the SLOs or the rules at a time
         self._load_lock = threading.Lock()  # the SLOs' memories load one after the other
         self._pending = threading.Event()  # set when the outbox got notifications
@@ -188,8 +197,10 @@ class Engine:
 
     # --- one round -----------------------------------------------------------------------------------------
 
-    def run_round(self, slos: bool = True, rules: bool = True, deliver: bool = True) -> RoundReport:
-        """Evaluate (the SLOs, the rules, or both), track, and (with `deliver`) drain the outbox once.
+    def run_round(self, slos: bool = True, rules: bool = True, deliver: bool = True,
+                  leaks: bool = True) -> RoundReport:
+        """Evaluate (the SLOs, the rules, the leak rule, or any of them), track, and (with `deliver`) drain the outbox
+        once.
 
         Rounds of the SLOs and of the rules may run at once on two threads: each evaluates on its own, and only
         the tracking (a few ms) is serialized."""
@@ -197,12 +208,15 @@ class Engine:
         report = RoundReport()
         now = self.clock()
         observations: list[Observation] = []
-        parts = [part for part, wanted in (("slos", slos and self.slos), ("rules", rules and self.rules)) if wanted]
+        parts = [part for part, wanted in (("slos", slos and self.slos), ("rules", rules and self.rules),
+                                           ("leaks", leaks and self.leak_rule is not None)) if wanted]
         try:
             if "slos" in parts:
                 observations += self._slo_part(now, report)
             if "rules" in parts:
                 observations += self._rules_part(now, report)
+            if "leaks" in parts:
+                observations += self._leaks_part(now, report)
             failed = False
         except Exception as error:  # the store, mostly: say so, keep the engine alive, page if it lasts
             report.error = f"{type(error).__name__}: {error}"
@@ -289,6 +303,24 @@ class Engine:
         observations = [(r.labels, r.annotations, r.active, 0.0) for r in results]
         return observations + self._stale(observations, names)
 
+    def _leaks_part(self, now: datetime, report: RoundReport) -> list[Observation]:
+        """Evaluate the leak rule for every host (three reads for the whole fleet, alerts.leak_rule); many hosts
+        starting to leak in one round are one fleet page (alerts.storm); tracked leak alerts of hosts not observed
+        resolve."""
+        rule = self.leak_rule
+        reads = report.leak_reads = RoundReads()
+        results = [r for r in self.leak_memory.evaluate(self.store, now, reads) if self.shard.owns(r.host)]
+        report.leaks_evaluated = len({r.host for r in results})
+        observations = []
+        for alertname in sorted(rule.alertnames):
+            found = [(r.labels, r.annotations, r.active, 0.0) for r in results if r.labels["alertname"] == alertname]
+            fleet = rule.fleet_observation(alertname)
+            found.append(fleet if self.shard.owns_fleet else self._shard_scoped(fleet))
+            firing = {(s.labels["host"], s.labels.get("severity", "page")) for s in self.tracker.snapshot().values()
+                      if s.labels.get("alertname") == alertname and "host" in s.labels and s.state == FIRING}
+            observations += self.leak_storm.apply(alertname, found, firing, now.timestamp())
+        return observations + self._stale(observations, rule.alertnames)
+
     def _stale(self, observations: Sequence[Observation], alertnames: set[str]) -> list[Observation]:
         """Return inactive observations for tracked alerts of these names that nothing observed this round."""
         seen = {fingerprint(labels) for labels, *_ in observations}
@@ -372,15 +404,18 @@ class Engine:
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set: the rules, the SLOs and the delivery each on its own thread and schedule, so a
         slow SLO round, a slow store write or a receiver that times out never delays a rules round or a page."""
-        log.info("alert engine%s: %d SLOs every %g s, %d rules every %g s, receivers: %s",
+        log.info("alert engine%s: %d SLOs every %g s, %d rules every %g s, %s, receivers: %s",
                  "" if self.shard.whole else f" (shard {self.shard})", len(self.slos), self.slo_interval_seconds,
                  len(self.rules), self.rules_interval_seconds,
+                 "no leak rule" if self.leak_rule is None else f"the leak rule every {self.leak_interval_seconds:g} s",
                  ", ".join(sorted(self.notifiers)) or "none (alerts are only recorded)")
-        rounds = {"slos": 0, "rules": 0}
+        rounds = {"slos": 0, "rules": 0, "leaks": 0}
         threads = [threading.Thread(target=self._cadence, args=(stop, part, interval, rounds),
                                     name=f"engine-{part}", daemon=True)
                    for part, interval, wanted in (("rules", self.rules_interval_seconds, self.rules),
-                                                  ("slos", self.slo_interval_seconds, self.slos)) if wanted]
+                                                  ("slos", self.slo_interval_seconds, self.slos),
+                                                  ("leaks", self.leak_interval_seconds, self.leak_rule is not None))
+                   if wanted]
         threads.append(threading.Thread(target=self._deliver, args=(stop,), name="engine-delivery", daemon=True))
         for thread in threads:
             thread.start()
@@ -402,7 +437,8 @@ class Engine:
         due = time.monotonic()
         while not stop.is_set():
             try:
-                report = self.run_round(slos=part == "slos", rules=part == "rules", deliver=False)
+                report = self.run_round(slos=part == "slos", rules=part == "rules", leaks=part == "leaks",
+                                        deliver=False)
                 log.debug("%s round: %s", part, report)
             except Exception:  # a bug must not end the cadence silently: the other one goes on, this one retries
                 log.exception("%s round failed", part)

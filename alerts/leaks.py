@@ -6,8 +6,10 @@ started (`since_start`): a restart frees what leaked, so older points say nothin
 
 - Descriptors: `fd_forecast` fits a least-squares line to open_fds over the last `fd_fit_seconds` and projects when
   it reaches max_fds. A sign when open_fds is at least `fd_share` of the limit now, or when the projection reaches
-  the limit within `fd_horizon_seconds` (and the fit rose by at least `fd_min_rise` descriptors: a flat line with
-  noise projects nothing).
+  the limit within `fd_horizon_seconds`. The fit projects only when it rose by at least `fd_min_rise` descriptors
+  (a flat line with noise projects nothing) and the line explains the points (r^2 >= `fd_min_r2`: a step, such as
+  a burst of clients that stays connected, has r^2 of about 3p(1-p) for a step at the share p of the span, 0.75
+  at most).
 - Memory: `rss_trend` fits rss_bytes over at least `rss_min_hours` of points; a sign when it grows by at least
   `rss_min_growth_bytes_per_hour` and the line explains it (r^2 >= `rss_min_r2`): steady growth, not a step or a
   sawtooth.
@@ -20,6 +22,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 HOUR_NS = 3600 * 10**9
+#: start times of one process differ by less than this: /proc/stat's btime is whole seconds and moves when the
+#: clock is slewed (the agent's RestartTracker, collector/daemon_process.py, uses the same tolerance)
+START_TOLERANCE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -30,19 +35,20 @@ class LeakPolicy:
     fd_horizon_seconds: float = 6 * 3600   # ... or projected to reach the limit within this
     fd_fit_seconds: float = 3600           # the projection fits this much of the newest points
     fd_min_rise: float = 20                # the fit must rise at least this many fds over its span to project
+    fd_min_r2: float = 0.8                 # ... and explain them (a step is not a leak)
     rss_min_hours: float = 3               # memory growth counts over at least this many hours of points
     rss_min_growth_bytes_per_hour: float = 8 * 2**20
     rss_min_r2: float = 0.9
 
     def __post_init__(self) -> None:
-        if not 0 < self.fd_share <= 1:
-            raise ValueError(f"fd_share must be in (0, 1], got {self.fd_share!r}")
-        for name in ("fd_horizon_seconds", "fd_fit_seconds", "rss_min_hours", "rss_min_growth_bytes_per_hour"):
+        for name in ("fd_share", "fd_horizon_seconds", "fd_fit_seconds", "fd_min_rise", "fd_min_r2", "rss_min_hours",
+                     "rss_min_growth_bytes_per_hour", "rss_min_r2"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not 0 < self.rss_min_r2 <= 1:
-            raise ValueError(f"rss_min_r2 must be in (0, 1], got {self.rss_min_r2!r}")
+        for name in ("fd_share", "fd_min_r2", "rss_min_r2"):
+            if not getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
 
     @property
     def lookback_seconds(self) -> float:
@@ -115,15 +121,17 @@ def fit_line(times_ns: Sequence[int], values: Sequence[float]) -> Line | None:
     return Line(slope, mean_y - slope * mean_x, origin, r2, (pairs[-1][0] - origin) / 10**9, n)
 
 
-def since_start(times_ns: Sequence[int], start_times: Sequence[float | None]) -> int:
+def since_start(times_ns: Sequence[int], start_times: Sequence[float | None],
+                tolerance_seconds: float = START_TOLERANCE_SECONDS) -> int:
     """Return the index of the first point of the newest daemon process (start_time_seconds changes at a restart;
-    points without one belong to the process around them)."""
+    points without one belong to the process around them; start times within `tolerance_seconds` of the one
+    before are the same process)."""
     newest = None
     first = 0
     for index, started in enumerate(start_times):
         if started is None or started != started:
             continue
-        if newest is not None and started != newest:
+        if newest is not None and abs(started - newest) >= tolerance_seconds:
             first = index
         newest = started
     return first
@@ -140,7 +148,7 @@ def fd_forecast(times_ns: Sequence[int], open_fds: Sequence[float], max_fds: Seq
     recent = [(t, o) for t, o, _m in known if t >= at_ns - policy.fd_fit_seconds * 10**9]
     line = fit_line([t for t, _o in recent], [o for _t, o in recent])
     seconds = None
-    if line is not None and line.slope_per_hour > 0 and \
+    if line is not None and line.slope_per_hour > 0 and line.r2 >= policy.fd_min_r2 and \
             line.slope_per_hour * line.span_seconds / 3600 >= policy.fd_min_rise:
         seconds = max(0.0, (limit - now_open) / line.slope_per_hour * 3600)
     return FdForecast(now_open, limit, at_ns, line, seconds)
@@ -159,11 +167,12 @@ def leak_signs(forecast: FdForecast | None, rss: Line | None, policy: LeakPolicy
         near = forecast.share >= policy.fd_share
         soon = forecast.seconds_to_limit is not None and forecast.seconds_to_limit <= policy.fd_horizon_seconds
         if near or soon:
-            parts = [f"libvirtd holds {forecast.open_fds:.0f} of {forecast.max_fds:.0f} file descriptors "
+            parts = [f"libvirtd holds {forecast.open_fds:,.0f} of {forecast.max_fds:,.0f} file descriptors "
                      f"({forecast.share:.0%})"]
             if forecast.line is not None and forecast.seconds_to_limit is not None:
-                parts.append(f"rising {forecast.line.slope_per_hour:.0f}/h, at the limit in "
-                             f"{_duration(forecast.seconds_to_limit)}")
+                when = ("at the limit now" if forecast.seconds_to_limit <= 0
+                        else f"at the limit in {duration(forecast.seconds_to_limit)}")
+                parts.append(f"rising {forecast.line.slope_per_hour:,.0f}/h, {when}")
             figures = {"open_fds": forecast.open_fds, "max_fds": forecast.max_fds, "share": forecast.share}
             if forecast.seconds_to_limit is not None:
                 figures["seconds_to_limit"] = forecast.seconds_to_limit
@@ -176,13 +185,13 @@ def leak_signs(forecast: FdForecast | None, rss: Line | None, policy: LeakPolicy
     return signs
 
 
-def _duration(seconds: float) -> str:
-    """Return '3 h 20 min', '12 min' or '40 s'."""
+def duration(seconds: float) -> str:
+    """Return '3 h 20 min', '12 min' or '40 s' (rounded down to the unit shown)."""
     if not math.isfinite(seconds):
         return "never"
     if seconds >= 3600:
         hours, minutes = divmod(int(seconds // 60), 60)
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds)} s"

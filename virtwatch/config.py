@@ -1,7 +1,8 @@
 """Load virtwatch's one TOML config file into frozen dataclasses, reporting every problem at once.
 
-The file has four optional sections, `[store]`, `[agent]`, `[alerts]` (with `[[alerts.receivers]]`) and
-`[dashboard]`; every key is optional except a receiver's `name` and `type`, so an empty file is a valid config.
+The file has four optional sections, `[store]`, `[agent]`, `[alerts]` (with `[[alerts.receivers]]` and
+`[alerts.leak]`) and `[dashboard]`; every key is optional except a receiver's `name` and `type`, so an empty file
+is a valid config.
 A key's name in the file is the field's name in its dataclass; `deploy/virtwatch.example.toml` shows them all.
 
 Every number has a range (an interval or deadline 0.1 s to a day, an alert window up to 30 days, counts and sizes
@@ -34,6 +35,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
+
+from alerts.leaks import LeakPolicy
 
 REDACTED = "<redacted>"
 RECEIVER_TYPES = ("webhook", "alertmanager", "pagerduty", "slack")
@@ -192,6 +195,14 @@ _count = _within(1, COUNT_MAX)
 
 def _share(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be a share of the fleet: more than 0, at most 1"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be more than 0 and at most 1"
+
+
+def _severity(value: str) -> str | None:
+    return None if value in ("page", "ticket") else 'must be "page" or "ticket"'
 
 
 def _shard(value: str) -> str | None:
@@ -358,6 +369,28 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True, repr=False)
+class LeakConfig:
+    """[alerts.leak]: the leak rule on libvirtd's file descriptors and resident memory (alerts.leak_rule); the
+    thresholds are alerts.leaks.LeakPolicy's fields."""
+
+    enabled: bool = _key(True, kind=bool)
+    interval_seconds: float = _key(60.0, kind=float, check=_seconds)
+    fd_share: float = _key(float(LeakPolicy.fd_share), kind=float, check=_fraction)
+    fd_horizon_seconds: float = _key(float(LeakPolicy.fd_horizon_seconds), kind=float, check=_window_seconds)
+    fd_fit_seconds: float = _key(float(LeakPolicy.fd_fit_seconds), kind=float, check=_seconds)
+    fd_min_rise: float = _key(float(LeakPolicy.fd_min_rise), kind=float, check=_within(1, COUNT_MAX))
+    fd_min_r2: float = _key(float(LeakPolicy.fd_min_r2), kind=float, check=_fraction)
+    rss_min_hours: float = _key(float(LeakPolicy.rss_min_hours), kind=float,
+                                check=_within(0.001, 24, " hours (at most a day)"))
+    rss_min_growth_bytes_per_hour: int = _key(LeakPolicy.rss_min_growth_bytes_per_hour, kind=int,
+                                              check=_within(1, TIB, " bytes (at most 1 TiB)"))
+    rss_min_r2: float = _key(float(LeakPolicy.rss_min_r2), kind=float, check=_fraction)
+    fd_severity: str = _key("page", kind=str, check=_severity)
+    rss_severity: str = _key("ticket", kind=str, check=_severity)
+    __repr__ = _redacted_repr
+
+
+@dataclass(frozen=True, repr=False)
 class AlertsConfig:
     """[alerts]: the alert engine."""
 
@@ -382,6 +415,7 @@ class AlertsConfig:
     storm_wait_seconds: float = _key(30.0, kind=float, check=_window_seconds)
     shard: str = _key("0/1", kind=str, check=_shard)
     receivers: tuple[ReceiverConfig, ...] = ()
+    leak: LeakConfig = field(default_factory=LeakConfig)
     __repr__ = _redacted_repr
 
 
@@ -473,6 +507,8 @@ def config_from_dict(table: Mapping[str, Any], environ: Mapping[str, str] = os.e
         values = _read_table(cls, raw, name, problems, env, base_dir)
         if name == "alerts" and "receivers" in raw:
             values["receivers"] = _read_receivers(raw["receivers"], problems, environ, base_dir)
+        if name == "alerts" and "leak" in raw:
+            values["leak"] = _read_leak(raw["leak"], problems, base_dir)
         sections[name] = values
     _check_basic_auth(sections["dashboard"], table.get("dashboard"), problems)
     _check_public_listen(sections["dashboard"], problems)
@@ -592,6 +628,14 @@ def _read_receivers(raw: Any, problems: list[str], environ: Mapping[str, str],
         if receiver is not None and len(problems) == before:
             receivers.append(receiver)
     return tuple(receivers)
+
+
+def _read_leak(raw: Any, problems: list[str], base_dir: Path | None) -> LeakConfig:
+    """Check [alerts.leak]: a table of LeakConfig's keys."""
+    if not isinstance(raw, dict):
+        problems.append(f"alerts.leak = {_literal(raw)}: expected a table ([alerts.leak]), got {_type_name(raw)}")
+        return LeakConfig()
+    return LeakConfig(**_read_table(LeakConfig, raw, "alerts.leak", problems, {}, base_dir))
 
 
 def _read_receiver(item: Mapping[str, Any], where: str, problems: list[str], environ: Mapping[str, str],

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from alerts.engine import Engine
     from collector.agent import Agent
     from collector.spool import Spool
-    from virtwatch.config import AgentConfig, AlertsConfig
+    from virtwatch.config import AgentConfig, AlertsConfig, LeakConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -61,9 +61,25 @@ def engine_from_config(config: AlertsConfig, store: Store, **overrides) -> Engin
                    rules_interval_seconds=config.rules_interval_seconds,
                    repeat_interval_seconds=config.repeat_interval_seconds,
                    alertmanager_resend_seconds=config.alertmanager_resend_seconds, external_url=external_url,
-                   shard=Shard.parse(config.shard))
+                   shard=Shard.parse(config.shard), leak_rule=leak_rule_from_config(config.leak),
+                   leak_interval_seconds=config.leak.interval_seconds)
     options.update(overrides)
     return Engine(store, slos, rules_from_config(config), notifiers, config.state_dir, **options)
+
+
+def leak_rule_from_config(config: LeakConfig):
+    """Build the leak rule of [alerts.leak] (None when it is not enabled)."""
+    from alerts.leak_rule import LeakRule
+    from alerts.leaks import LeakPolicy
+
+    if not config.enabled:
+        return None
+    policy = LeakPolicy(fd_share=config.fd_share, fd_horizon_seconds=config.fd_horizon_seconds,
+                        fd_fit_seconds=config.fd_fit_seconds, fd_min_rise=config.fd_min_rise,
+                        fd_min_r2=config.fd_min_r2, rss_min_hours=config.rss_min_hours,
+                        rss_min_growth_bytes_per_hour=config.rss_min_growth_bytes_per_hour,
+                        rss_min_r2=config.rss_min_r2)
+    return LeakRule(policy, fd_severity=config.fd_severity, rss_severity=config.rss_severity)
 
 
 def agent_from_config(config: AgentConfig, store: Store, spool: Spool | None = None, *,
