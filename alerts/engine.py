@@ -52,7 +52,7 @@ from alerts.sli_memory import SLIMemory
 from alerts.shard import ALL, Shard
 from alerts.slo import SLO
 from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transition, sent_firing
-from alerts.storm import StormGate
+from alerts.storm import StormGate, silent_agents_gate
 from tsdb.point import Point
 from tsdb.store import Store
 
@@ -183,7 +183,8 @@ class Engine:
         self.shard = shard
         self.leak_rule, self.leak_interval_seconds = leak_rule, leak_interval_seconds
         self.leak_memory = None if leak_rule is None else LeakMemory(leak_rule)  # window means between rounds
-        self.leak_storm = leak_gate(self.storm)  # leak pages of many hosts at once: one fleet page
+        self.leak_storm = leak_gate(self.storm)
+        self.silent_storm = silent_agents_gate(self.storm)  # agents silent together: one fleet page  # leak pages of many hosts at once: one fleet page
         self._lock = threading.Lock()  # the tracker's transitions: one round of the SLOs or the rules at a time
         self._load_lock = threading.Lock()  # the SLOs' memories load one after the other
         self._pending = threading.Event()  # set when the outbox got notifications
@@ -233,7 +234,7 @@ class Engine:
             before = self.tracker.snapshot()
             muted = self._current_muted = self._muted(now)
             report.transitions = self.tracker.observe_all(observations, muted=muted)
-            points = self._record(before, self.tracker.snapshot(), muted, now)
+            points = self._record(before, self.tracker.snapshot(), muted, now, report.transitions)
         self._write_records(points)
         if report.transitions:
             self._pending.set()
@@ -300,8 +301,27 @@ class Engine:
         results = [r for r in results if self.shard.owns(r.host)]
         report.rules_evaluated = len(results)
         report.rules_reads = self.rule_memory.reads
-        observations = [(r.labels, r.annotations, r.active, 0.0) for r in results]
+        observations = self._gate_silent_agents([(r.labels, r.annotations, r.active, 0.0) for r in results], now)
         return observations + self._stale(observations, names)
+
+    def _gate_silent_agents(self, observations: list[Observation], now: datetime) -> list[Observation]:
+        """Return the rules' observations with agents that go silent together as one fleet page (alerts.storm:
+        a partition between the hosts and the store is one page, not one per host), counted against the hosts
+        whose agents the rules watch (this shard's)."""
+        names = {rule.alertname for rule in self.rule_memory.silent_rules}
+        if not names:
+            return observations
+        gated = [o for o in observations if o[0].get("alertname") not in names]
+        fleet_hosts = sum(1 for host in self.rule_memory.watched_hosts(now) if self.shard.owns(host))
+        for name in sorted(names):
+            found = [o for o in observations if o[0].get("alertname") == name]
+            fleet = ({"alertname": name, "scope": "fleet", "severity": "page"},
+                     {"summary": "the agents write", "description": SILENT_STORM_CAUSES}, False, 0.0)
+            found.append(fleet if self.shard.owns_fleet else self._shard_scoped(fleet))
+            firing = {(s.labels["host"], s.labels.get("severity", "page")) for s in self.tracker.snapshot().values()
+                      if s.labels.get("alertname") == name and "host" in s.labels and s.state == FIRING}
+            gated += self.silent_storm.apply(name, found, firing, now.timestamp(), fleet_hosts=fleet_hosts)
+        return gated
 
     def _leaks_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Evaluate the leak rule for every host (three reads for the whole fleet, alerts.leak_rule); many hosts
@@ -379,16 +399,20 @@ class Engine:
                      self.external_url.rstrip("/") + "/alerts")
 
     def _record(self, before: dict[str, AlertState], after: dict[str, AlertState],
-                muted: Callable[[Mapping[str, str]], bool], now: datetime) -> list[Point]:
-        """Return an `alert` point for each alert that started or stopped firing this round (silenced ones too)."""
+                muted: Callable[[Mapping[str, str]], bool], now: datetime,
+                transitions: Sequence[Transition] = ()) -> list[Point]:
+        """Return an `alert` point for each alert that started or stopped firing this round (silenced ones too); a
+        resolve records what its notice says is true now (the ENDED transition's annotations), not the firing
+        evidence."""
         points = []
         for fp, state in after.items():
             if state.state == FIRING and (fp not in before or before[fp].state != FIRING):
                 points.append(_alert_point(state, FIRING, muted(state.labels) or self.tracker.inhibited(state.labels),
                                            now))
+        ended = {t.fingerprint: t.alert.annotations for t in transitions if t.reason == ENDED}
         for fp, state in before.items():
             if state.state == FIRING and (fp not in after or after[fp].state != FIRING):
-                points.append(_alert_point(state, RESOLVED, False, now))
+                points.append(_alert_point(state, RESOLVED, False, now, ended.get(fp)))
         return points
 
     def _write_records(self, points: list[Point]) -> None:
@@ -465,13 +489,23 @@ def _describe(alert: Alert) -> str:
     return f"{alert.name}{{{labels}}}"
 
 
-def _alert_point(state: AlertState, status: str, silenced: bool, now: datetime) -> Point:
-    """Return the `alert` point recording that an alert started or stopped firing."""
+#: what agents going silent together mean, in the fleet page of such a storm
+SILENT_STORM_CAUSES = ("agents on many hosts stopped writing at once: look at what they share before at the hosts: "
+                       "the network between the hosts and the store, the store's ingest (its write errors, a full "
+                       "disk), a proxy or load balancer in front of it, or an agent rollout; their spools keep what "
+                       "they collect meanwhile")
+
+
+def _alert_point(state: AlertState, status: str, silenced: bool, now: datetime,
+                 annotations: Mapping[str, str] | None = None) -> Point:
+    """Return the `alert` point recording that an alert started or stopped firing (with `annotations`, those of its
+    notice, when they differ from the state's)."""
+    annotations = state.annotations if annotations is None else annotations
     tags = {"alertname": state.labels["alertname"], "severity": state.labels.get("severity", "page")}
     for name in ("host", "slo"):
         if state.labels.get(name):
             tags[name] = state.labels[name]
     fields = {"status": status, "fingerprint": fingerprint(state.labels),
-              "summary": state.annotations.get("summary", ""),
-              "description": state.annotations.get("description", ""), "silenced": int(silenced)}
+              "summary": annotations.get("summary", ""),
+              "description": annotations.get("description", ""), "silenced": int(silenced)}
     return Point(ALERT_MEASUREMENT, tags, fields, int(now.timestamp() * 10**9))

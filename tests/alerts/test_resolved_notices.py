@@ -172,3 +172,21 @@ def test_a_resolved_burn_page_carries_the_burn_rates_of_now_not_those_it_fired_w
     [pd] = [r for b in sent(http_receiver, PATHS["pagerduty"]) for r in b["payload"]["custom_details"]["resolved"]
             if r["labels"].get("host") == "hv1"]
     assert pd["annotations"]["summary"] == notes["summary"]
+
+
+def test_the_alert_history_records_a_resolve_with_what_its_notice_said(engine_of, duckdb_store, http_receiver,
+                                                                         clock):
+    engine = engine_of(rules=[DaemonDownRule(after_seconds=5)])
+    duckdb_store.write([event(HOST, "daemon_down", T0, "libvirtd down: connection closed (eof)")])
+    clock.advance(10)
+    engine.run_round()
+    duckdb_store.write([event(HOST, "daemon_up", clock.now, "libvirtd answers again: probe 12 ms")])
+    clock.advance(1)
+    engine.run_round()
+    history = duckdb_store.query("alert", ["status", "summary"], 0, 2**62, where={"alertname": "LibvirtdDown"},
+                                 group_by=["host"])
+    assert list(history["status"]) == ["firing", "resolved"] and set(history["host"]) == {HOST}
+    firing, resolved = history["summary"]
+    [notice] = [found for body in sent(http_receiver, PATHS["webhook"]) for found in resolved_in("webhook", body)]
+    assert resolved == notice["summary"] and resolved != firing
+    assert firing.startswith("libvirtd down for 10 s")
