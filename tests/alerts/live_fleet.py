@@ -315,9 +315,10 @@ class RoundLog:
         self._lock = threading.Lock()
         original = engine.run_round
 
-        def run_round(slos: bool = True, rules: bool = True, deliver: bool = True) -> RoundReport:
+        def run_round(slos: bool = True, rules: bool = True, deliver: bool = True, leaks: bool = True
+                      ) -> RoundReport:
             began = clock_ns()
-            report = original(slos, rules, deliver)
+            report = original(slos, rules, deliver, leaks)
             with self._lock:
                 self.rounds.append(Round(began, slos, report))
             return report
