@@ -18,9 +18,11 @@ With `--fleet-hosts N --fleet-hours H` it measures the fleet page at scale inste
 benchmarks/bench_scale.py calls too). What it plants into each store, ending at a whole minute:
 
 - `libvirtd`: every host every 10 s for H hours (the agents' real cadence, each host at its own phase within the
-  10 s), the eight fields the fleet page reads (up, hung, probe_ok, probe_latency_ms, workers_max,
-  workers_current, workers_free, job_queue_depth; the agents' other fields are not planted, and neither store
-  reads a field it is not asked for): 2000 hosts x 24 h are 17.3 million points. 1% of the hosts are hung for
+  10 s), the twelve fields the fleet page reads (up, hung, probe_ok, probe_latency_ms, workers_max,
+  workers_current, workers_free, job_queue_depth, and for its leak signs open_fds, max_fds, rss_bytes,
+  start_time_seconds; the agents' other fields are not planted, and neither store reads a field it is not asked
+  for): 2000 hosts x 24 h are 17.3 million points. 0.5% of the hosts leak descriptors (towards 97% of max_fds
+  at the end); 1% of the hosts are hung for
   their last 20 minutes, 0.5% down for their last 15, 1% went silent at a random time in the range (they show
   "no data"), 0.5% restarted in the last 5 minutes;
 - `event`: 30 days of failures (the page's "last failure" looks back 30 days): per host and day 0.1 critical
@@ -36,13 +38,13 @@ benchmarks/bench_scale.py calls too). What it plants into each store, ending at 
 InfluxDB is measured once it has compacted what was planted (its process idle for 5 s). Then it creates the app
 over the store with its clock at the planted end and calls the fleet page's callbacks directly, in the app's
 request context, over the last H hours: the first load with nothing cached (every cache cleared before each run:
-the page was not opened for 5 minutes), the first load once the fleet frame expired (10 s on; the budgets, kept
-60 s, and the failures older than an hour, kept 5 minutes, still cached: a page someone opened lately, or an
-auto-refresh), the next page, a sort (by probe latency, worst first), a filter (status hung or down, name
-containing "1") and the burn chart; median of `--runs` after one warm-up, the rows each sends to the browser,
-the CPU the store reads used (the dashboard's process, and influxd's: on a shared machine wall time depends on
-the neighbours, CPU time much less), the load average meanwhile and the process' RSS. Target: every callback
-under 500 ms.
+the page was not opened for 5 minutes), the first load once the fleet frame expired (10 s on; the budgets and the
+leak signs, kept 60 s, and the failures older than an hour, kept 5 minutes, still cached: a page someone opened
+lately, or an auto-refresh), the next page, a sort (by probe latency, worst first), a filter (status hung or
+down, name containing "1"), the summary strip (from the cached fleet frame), the failures heatmap and the burn
+chart; median of `--runs` after one warm-up, the rows each sends to the browser, the CPU the store reads used
+(the dashboard's process, and influxd's: on a shared machine wall time depends on the neighbours, CPU time much
+less), the load average meanwhile and the process' RSS. Target: every callback under 500 ms.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def page_callbacks(host: str):
     path = f"/host/{host}"
     return [
         ("fleet", "hosts_page", lambda r: pages["fleet"].hosts_page({"startRow": 0, "endRow": 50}, r, [], "", "")),
+        ("fleet", "summary", lambda r: pages["fleet"].summary(r, 0, "")),
+        ("fleet", "failure_heatmap", lambda r: pages["fleet"].failure_heatmap(r, 0)),
         ("fleet", "burn_chart", lambda r: pages["fleet"].burn_chart(r, 0)),
         ("host", "health", lambda r: pages["host"].health(r, 0, path)),
         ("host", "domains", lambda r: pages["host"].domains(r, 0, path)),
@@ -186,6 +190,8 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
     silent_at = {int(h): int(random.integers(start_ns, end_ns - 1800 * 10**9))
                  for h in picked[hosts // 100 + hosts // 200: 2 * (hosts // 100) + hosts // 200]}
     restarted = picked[2 * (hosts // 100) + hosts // 200: 2 * (hosts // 100) + 2 * (hosts // 200)].tolist()
+    leaking = set(picked[2 * (hosts // 100) + 2 * (hosts // 200): 2 * (hosts // 100) + 3 * (hosts // 200)].tolist())
+    started_s = (start_ns // 10**9 - random.integers(3600, 30 * 86400, hosts)).astype(float)
     hung_from, down_from = end_ns - 1200 * 10**9, end_ns - 900 * 10**9
     counts = {"libvirtd": 0, "event": 0, "slo_budget": 0, "slo_burn": 0, "sli": 0}
     chunk_ns = 600 * 10**9
@@ -207,6 +213,11 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
                     fields = {"up": 1, "hung": 0, "probe_ok": 1, "probe_latency_ms": float(latency[index]) + wobble,
                               "workers_max": 20, "workers_current": 5 + index % 4, "workers_free": 3,
                               "job_queue_depth": 0}
+                if fields["up"]:
+                    age = (time_ns - start_ns) / (end_ns - start_ns)
+                    fields.update(max_fds=8192, rss_bytes=40 * 2**20 + index % 50 * 2**20,
+                                  open_fds=round(100 + 7800 * age) if index in leaking else 40 + wobble + index % 30,
+                                  start_time_seconds=float(started_s[index]))
                 points.append(Point("libvirtd", {"host": name}, fields, time_ns))
         store.write(points)
         counts["libvirtd"] += len(points)
@@ -332,6 +343,8 @@ def fleet_callbacks(store, hosts: int, hours: float, *, end_ns: int | None = Non
             ("next page", page(PAGE_SIZE), False),
             ("sort by probe ms, worst first", page(sort=[("probe_latency_ms", "desc")]), False),
             ("filter hung or down, name holds 1", page(statuses=("hung", "down"), text="1"), False),
+            ("summary strip, fleet frame cached", lambda: fleet.summary(range_data, 0, ""), False),
+            ("failures heatmap", lambda: fleet.failure_heatmap(range_data, 0), "all"),
             ("burn chart", lambda: fleet.burn_chart(range_data, 0), "all"),
         ]
         rows = []

@@ -36,6 +36,9 @@ RESTARTING_SECONDS = 300
 LAST_FAILURE_LOOKBACK_SECONDS = 30 * 86400
 #: the event severity that counts as a failure
 FAILURE_SEVERITY = "critical"
+#: the event severities the fleet counts as failures: every kind but the recoveries (tsdb.schema.EVENT_KINDS:
+#: daemon_up and hang_end are "info"), so restarts, segfaults, guests failing and log signatures all count
+FAILURE_SEVERITIES = tuple(severity for severity in SEVERITIES if severity != "info")
 #: the domain fields of the domains table; counters become rates over RATE_SECONDS
 DOMAIN_GAUGES = ("state_code", "stats_partial", "vcpus", "memory_current_bytes", "memory_rss_bytes",
                  "block_errors_total", "net_rx_errors_total", "net_tx_errors_total")
@@ -109,12 +112,15 @@ _FLEET_CACHE_MAX = 16
 LAST_FAILURE_CACHE_SECONDS = 300
 _fleet_cache_lock = threading.Lock()
 _fleet_cache: OrderedDict[tuple, tuple[float, pd.DataFrame]] = OrderedDict()
+#: a lock per fleet frame being read, so that callbacks asking for the same frame at once read the store once
+_fleet_reading: dict[tuple, threading.Lock] = {}
 _last_failure_cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
 
 
 def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
     """Return one row per host seen in the range (FLEET_COLUMNS, by host name): status at the range's end, probe
-    latency, worker pool, failures in the range, the last failure and when the host was last seen.
+    latency, worker pool, failures in the range (events of FAILURE_SEVERITIES), the last failure and when the host
+    was last seen.
 
     At most seven fleet-wide reads grouped by host, whatever the number of hosts, run side by side, and none over
     the whole range of libvirtd points but for the hosts silent at its end: the newest point of every host in
@@ -132,7 +138,8 @@ def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
         "known": lambda: store.tag_values("libvirtd", "host") if recent_since > rng.start_ns else [],
         "restarts": lambda: store.latest("event", ["count"], max(rng.start_ns, rng.end_ns - RESTARTING_SECONDS * 10**9),
                                          end, where={"kind": "restart"}, group_by=["host"]),
-        "failures": lambda: _window_sum(store, "event", "count", rng, {"severity": FAILURE_SEVERITY}, ["host"]),
+        "failures": lambda: _window_sum(store, "event", "count", rng, {"severity": list(FAILURE_SEVERITIES)},
+                                        ["host"]),
         "last": lambda: _last_failures(store, rng.end_ns),
     })
     latest, failures, last = reads["latest"], reads["failures"], reads["last"]
@@ -163,7 +170,7 @@ def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
     newest = last.sort_values("time", kind="mergesort").drop_duplicates("host", keep="last")
     failed_at = frame["host"].map(dict(zip(newest["host"], newest["time"])))
     frame["last_failure"] = _times_text(pd.to_datetime(failed_at, utc=True))
-    frame["last_failure_kind"] = frame["host"].map(dict(zip(newest["host"], newest["kind"]))).fillna("").astype(object)
+    frame["last_failure_kind"] = frame["host"].map(dict(zip(newest["host"], newest["kind"]))).astype(object).fillna("")
     frame["last_seen"] = _times_text(when)
     return frame[list(FLEET_COLUMNS)].reset_index(drop=True)
 
@@ -177,7 +184,7 @@ def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
 
     bucket = LAST_FAILURE_CACHE_SECONDS * 10**9
     split = end_ns // bucket * bucket - 3600 * 10**9
-    where, group_by = {"severity": FAILURE_SEVERITY}, ["host", "kind"]
+    where, group_by = {"severity": list(FAILURE_SEVERITIES)}, ["host", "kind"]
     key = (store.display_url, split)
     with _fleet_cache_lock:
         older = _last_failure_cache.get(key)
@@ -222,29 +229,218 @@ def fleet_rows(store: Store, rng: TimeRange) -> list[dict]:
             for row in frame.to_dict("records")]
 
 
-def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = ()) -> pd.DataFrame:
-    """Return read_fleet with the error budget left of each SLO (columns budget_0, budget_1, ... in percent), kept
-    FLEET_CACHE_SECONDS per process under the store's URL and the range (to the same FLEET_CACHE_SECONDS), so that
-    the pages, sort orders and filters of one fleet read the store once. Treat it as read-only."""
+def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = (), state_dir: Any = None,
+                clock: Any = None) -> pd.DataFrame:
+    """Return read_fleet with what decides triage beside it: the error budget left of each SLO (columns budget_0,
+    budget_1, ... in percent) and the lowest of them with its SLO's name (worst_budget_percent, worst_budget_slo),
+    the leak signs at the range's end (read_leaks: LEAK_COLUMNS) and the alert engine's firing alerts naming each
+    host in `state_dir` (firing_by_host: FIRING_COLUMNS). Kept FLEET_CACHE_SECONDS per process under the store's URL,
+    the state dir and the range (to the same FLEET_CACHE_SECONDS), so that the pages, sort orders and filters of one
+    fleet read the store once. Treat it as read-only."""
     bucket = FLEET_CACHE_SECONDS * 10**9
-    key = (store.display_url, rng.start_ns // bucket, rng.end_ns // bucket, tuple(slos))
+    key = (store.display_url, rng.start_ns // bucket, rng.end_ns // bucket, tuple(slos), str(state_dir))
+
+    def cached() -> pd.DataFrame | None:
+        with _fleet_cache_lock:
+            found = _fleet_cache.get(key)
+            if found and time.monotonic() - found[0] < FLEET_CACHE_SECONDS:
+                _fleet_cache.move_to_end(key)
+                return found[1]
+        return None
+
+    frame = cached()
+    if frame is not None:
+        return frame
     with _fleet_cache_lock:
-        found = _fleet_cache.get(key)
-        if found and time.monotonic() - found[0] < FLEET_CACHE_SECONDS:
-            _fleet_cache.move_to_end(key)
-            return found[1]
+        reading = _fleet_reading.setdefault(key, threading.Lock())
+    try:
+        with reading:  # the page's table and summary strip ask at once: the second waits for the first one's read
+            frame = cached()
+            return frame if frame is not None else _read_fleet_frame(store, rng, slos, state_dir, clock, key)
+    finally:
+        with _fleet_cache_lock:
+            _fleet_reading.pop(key, None)
+
+
+def _read_fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple, state_dir: Any, clock: Any,
+                      key: tuple) -> pd.DataFrame:
+    """Read the fleet frame fleet_frame describes and keep it under `key`."""
     reads = _concurrently({"fleet": lambda: read_fleet(store, rng),
-                           "budgets": lambda: budgets_by_host(store, list(slos), rng.end_ns) if slos else {}})
+                           "budgets": lambda: budgets_by_host(store, list(slos), rng.end_ns) if slos else {},
+                           "leaks": lambda: read_leaks(store, rng.end_ns)})
     frame, budgets = reads["fleet"], reads["budgets"]
     if slos and len(frame):
         for index, slo in enumerate(slos):
             remaining = frame["host"].map(budgets.get(slo.name, {}))
             frame[f"budget_{index}"] = (100.0 * remaining.astype("float64")).round(1)
+    frame = _with_worst_budget(frame, slos)
+    frame = frame.merge(reads["leaks"], on="host", how="left")
+    frame["leak_sign"] = frame["leak_sign"].fillna("").astype(object)
+    frame["leak_detail"] = frame["leak_detail"].fillna("").astype(object)
+    for column in ("fd_leak", "rss_leak"):
+        frame[column] = frame[column].fillna(False).astype(bool)
+    firing = firing_by_host(state_dir, clock)
+    for column in FIRING_COLUMNS[1:]:
+        values = frame["host"].map({host: row[column] for host, row in firing.items()})
+        frame[column] = (values.astype(object).fillna("") if column == "firing_names"
+                         else values.fillna(0).astype("int64"))
     with _fleet_cache_lock:
         _fleet_cache[key] = (time.monotonic(), frame)
         while len(_fleet_cache) > _FLEET_CACHE_MAX:
             _fleet_cache.popitem(last=False)
     return frame
+
+
+def _with_worst_budget(frame: pd.DataFrame, slos: list[SLO] | tuple) -> pd.DataFrame:
+    """Return the fleet frame with the lowest budget left of any SLO (worst_budget_percent) and that SLO's name
+    (worst_budget_slo, "" when no SLO has a budget for the host)."""
+    import numpy as np
+
+    columns = [f"budget_{index}" for index in range(len(slos)) if f"budget_{index}" in frame]
+    if not columns or frame.empty:
+        return frame.assign(worst_budget_percent=np.nan, worst_budget_slo="")
+    values = frame[columns].to_numpy(dtype="float64")
+    known = ~np.isnan(values)
+    worst = np.where(known, values, np.inf).argmin(axis=1)
+    rows = np.arange(len(frame))
+    any_known = known.any(axis=1)
+    names = np.array([slos[int(column.rsplit("_", 1)[1])].name for column in columns], dtype=object)
+    return frame.assign(worst_budget_percent=np.where(any_known, values[rows, worst], np.nan),
+                        worst_budget_slo=np.where(any_known, names[worst], ""))
+
+
+#: the libvirtd fields the leak signs read over the last LeakPolicy.fd_fit_seconds (alerts.leaks: descriptors
+#: against their limit, the daemon's newest start) and, before that, over the rest of the lookback (the RSS trend)
+LEAK_RECENT_FIELDS = ("open_fds", "max_fds", "rss_bytes", "start_time_seconds")
+LEAK_OLDER_FIELDS = ("rss_bytes",)
+#: the leak signs fit means over windows this long (the descriptors' fit over LeakPolicy.fd_fit_seconds, an hour,
+#: sees twelve of them; the RSS trend over hours dozens)
+LEAK_WINDOW_SECONDS = 300
+#: leak signs are kept this long per process: fits over hours barely move in a minute
+LEAK_CACHE_SECONDS = 60
+#: the windows of the RSS trend older than the descriptors' fit are read once per this many seconds (the
+#: lookback's start is exact to within it): they are most of what the leak signs read
+LEAK_OLDER_CACHE_SECONDS = 300
+#: the columns of read_leaks, one row per host
+LEAK_COLUMNS = ("host", "open_fds", "max_fds", "fd_share_percent", "fd_seconds_to_limit",
+                "rss_growth_bytes_per_hour", "fd_leak", "rss_leak", "leak_sign", "leak_detail")
+_leak_cache: OrderedDict[tuple, tuple[float, pd.DataFrame]] = OrderedDict()
+_leak_older_cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+
+
+def read_leaks(store: Store, end_ns: int, policy: Any = None) -> pd.DataFrame:
+    """Return every host's descriptors against their limit and its leak signs at end_ns (LEAK_COLUMNS; leak_sign a
+    short cell text such as "fds 99% of 8,000 · RSS +12 MiB/h", leak_detail alerts.leaks' sentences), from two
+    fleet-wide reads of means per LEAK_WINDOW_SECONDS grouped by host (see _leak_windows), then alerts.leaks' math
+    on each host's windows since its daemon's newest start (a window that began before it may hold the old
+    process' points, as the engine's leak rule cuts them). Kept LEAK_CACHE_SECONDS per process."""
+    import numpy as np
+    import pandas as pd
+
+    from alerts.leaks import START_TOLERANCE_SECONDS, LeakPolicy, fd_forecast, leak_signs, rss_trend
+
+    policy = policy or LeakPolicy()
+    key = (store.display_url, end_ns // (LEAK_CACHE_SECONDS * 10**9), policy)
+    with _fleet_cache_lock:
+        found = _leak_cache.get(key)
+        if found and time.monotonic() - found[0] < LEAK_CACHE_SECONDS:
+            return found[1]
+    frame = _leak_windows(store, end_ns, policy)
+    rows = []
+    if len(frame):
+        frame = frame.sort_values(["host", "time"], kind="mergesort", ignore_index=True)
+        hosts = frame["host"].to_numpy()
+        times = _ns_frame_times(frame).to_numpy()
+        values = {name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64")
+                  for name in LEAK_RECENT_FIELDS}
+        firsts = np.flatnonzero(np.r_[True, hosts[1:] != hosts[:-1]])
+        for first, last in zip(firsts.tolist(), np.r_[firsts[1:], len(frame)].tolist()):
+            starts = values["start_time_seconds"][first:last]
+            started = starts[~np.isnan(starts)]
+            begin = first
+            if len(started):
+                since_ns = int((started[-1] - START_TOLERANCE_SECONDS) * 10**9)
+                begin = first + int(np.searchsorted(times[first:last], since_ns))
+            when = times[begin:last].tolist()
+            forecast = fd_forecast(when, values["open_fds"][begin:last].tolist(),
+                                   values["max_fds"][begin:last].tolist(), policy)
+            rss = rss_trend(when, values["rss_bytes"][begin:last].tolist(), policy)
+            signs = leak_signs(forecast, rss, policy)
+            rows.append((hosts[first],
+                         forecast.open_fds if forecast else np.nan, forecast.max_fds if forecast else np.nan,
+                         100.0 * forecast.share if forecast else np.nan,
+                         forecast.seconds_to_limit if forecast and forecast.seconds_to_limit is not None else np.nan,
+                         rss.slope_per_hour if rss else np.nan,
+                         any(sign.resource == "fds" for sign in signs), any(sign.resource == "rss" for sign in signs),
+                         " · ".join(_leak_cell(sign) for sign in signs), "\n".join(sign.summary for sign in signs)))
+    leaks = pd.DataFrame(rows, columns=list(LEAK_COLUMNS))
+    with _fleet_cache_lock:
+        _leak_cache[key] = (time.monotonic(), leaks)
+        while len(_leak_cache) > _FLEET_CACHE_MAX:
+            _leak_cache.popitem(last=False)
+    return leaks
+
+
+def _leak_windows(store: Store, end_ns: int, policy: Any) -> pd.DataFrame:
+    """Return the means per LEAK_WINDOW_SECONDS per host (columns time, host, LEAK_RECENT_FIELDS) over the policy's
+    lookback before end_ns: LEAK_RECENT_FIELDS since a split about fd_fit_seconds back (read now), rss_bytes
+    alone before it (the start of the newest process is in the recent windows but for a process older than the
+    lookback), from a read kept LEAK_OLDER_CACHE_SECONDS per process; both side by side."""
+    import pandas as pd
+
+    window_ns = LEAK_WINDOW_SECONDS * 10**9
+    bucket = LEAK_OLDER_CACHE_SECONDS * 10**9
+    split = (end_ns - int(policy.fd_fit_seconds * 10**9)) // bucket * bucket
+    key = (store.display_url, split, policy)
+    with _fleet_cache_lock:
+        older = _leak_older_cache.get(key)
+    reads = {"recent": lambda: store.query("libvirtd", list(LEAK_RECENT_FIELDS), split, end_ns,
+                                           window_seconds=LEAK_WINDOW_SECONDS, aggregate="mean", group_by=["host"])}
+    if older is None:
+        start = (end_ns - int(policy.lookback_seconds * 10**9)) // window_ns * window_ns
+        reads["older"] = lambda: store.query("libvirtd", list(LEAK_OLDER_FIELDS), start, split,
+                                             window_seconds=LEAK_WINDOW_SECONDS, aggregate="mean", group_by=["host"])
+    found = _concurrently(reads)
+    if older is None:
+        older = found["older"]
+        with _fleet_cache_lock:
+            _leak_older_cache[key] = older
+            while len(_leak_older_cache) > _FLEET_CACHE_MAX:
+                _leak_older_cache.popitem(last=False)
+    parts = [part for part in (older, found["recent"]) if len(part)]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else found["recent"])
+
+
+def _leak_cell(sign: Any) -> str:
+    """Return a leak sign (alerts.leaks.LeakSign) as a few words for a table cell."""
+    figures = sign.figures
+    if sign.resource == "fds":
+        return f"fds {figures['share']:.0%} of {figures['max_fds']:,.0f}"
+    return f"RSS +{figures['rss_growth_bytes_per_hour'] / 2**20:,.1f} MiB/h"
+
+
+#: the columns firing_by_host gives per host
+FIRING_COLUMNS = ("host", "alerts_firing", "pages_firing", "firing_names")
+#: the severity label of a page: the engine's first tier (alerts.engine.TIERS; not imported, so that the dashboard
+#: does not load the engine and its notifiers)
+PAGE_SEVERITY = "page"
+
+
+def firing_by_host(state_dir: Any, clock: Any = None) -> dict[str, dict]:
+    """Return {host: {alerts_firing, pages_firing, firing_names}} of the alert engine's firing alerts
+    (active_alerts) that name a host; pages are those of severity PAGE_SEVERITY."""
+    from dashboard.context import utc_now
+
+    found: dict[str, dict] = {}
+    for alert in active_alerts(state_dir, clock or utc_now):
+        if alert["state"] != "firing" or not alert["host"]:
+            continue
+        row = found.setdefault(alert["host"], {"alerts_firing": 0, "pages_firing": 0, "names": []})
+        row["alerts_firing"] += 1
+        row["pages_firing"] += alert["severity"] == PAGE_SEVERITY
+        row["names"].append(alert["alertname"])
+    return {host: {"alerts_firing": row["alerts_firing"], "pages_firing": row["pages_firing"],
+                   "firing_names": ", ".join(sorted(set(row["names"])))} for host, row in found.items()}
 
 
 def clear_caches(fleet_frames_only: bool = False) -> None:
@@ -254,6 +450,8 @@ def clear_caches(fleet_frames_only: bool = False) -> None:
         _fleet_cache.clear()
         if not fleet_frames_only:
             _last_failure_cache.clear()
+            _leak_cache.clear()
+            _leak_older_cache.clear()
     if not fleet_frames_only:
         with _cache_lock:
             _evaluation_cache.clear()
@@ -557,6 +755,7 @@ def active_alerts(state_dir, clock) -> list[dict]:
         rows.append({"fingerprint": fp, "state": state.state, "alertname": labels.get("alertname", ""),
                      "severity": labels.get("severity", ""), "host": labels.get("host", ""),
                      "slo": labels.get("slo", ""), "since": since.strftime("%Y-%m-%d %H:%M:%S") if since else "",
+                     "since_ns": int(since.timestamp()) * 10**9 + since.microsecond * 1000 if since else None,
                      "summary": notes.get("summary", ""), "description": notes.get("description", ""),
                      "labels": ", ".join(f"{k}={v}" for k, v in sorted(labels.items())),
                      "label_map": dict(labels)})
@@ -573,7 +772,8 @@ def alert_history(store: Store, rng: TimeRange) -> list[dict]:
     frame = frame.sort_values("time", ascending=False, kind="mergesort")
     rows = []
     for row in frame.itertuples(index=False):
-        rows.append({"time": row.time.strftime("%Y-%m-%d %H:%M:%S"), "status": _text(row.status),
+        rows.append({"time": row.time.strftime("%Y-%m-%d %H:%M:%S"), "time_ns": int(row.time.value),
+                     "status": _text(row.status),
                      "alertname": row.alertname, "severity": row.severity, "host": row.host, "slo": row.slo,
                      "summary": _text(row.summary), "description": _text(row.description),
                      "silenced": "yes" if row.silenced == 1 else "", "fingerprint": _text(row.fingerprint)})

@@ -2,9 +2,10 @@
 
 The fleet page's grid (AG Grid's infinite row model, paginated) asks for rows [startRow, endRow) with its sort
 model and column filter model; `parse_request` checks that request (anything else is a ParamError naming what),
-`select` applies the page's status and host filters and the column filters to every host of the fleet frame
-(dashboard.data.fleet_frame), `order` sorts all of them, and `cells` turns the one page the browser sees into
-rows. Filter text is matched here, in pandas, as data: it never reaches the store.
+`prepared` adds the triage order and the alarms, `select` applies the page's status and host filters and the column
+filters to every host of the fleet frame (dashboard.data.fleet_frame), `order` sorts all of them (worst first when
+the user chose no sort: TRIAGE_TIERS), and `cells` turns the one page the browser sees into rows. Filter text is
+matched here, in pandas, as data: it never reaches the store.
 """
 
 from __future__ import annotations
@@ -27,6 +28,31 @@ MAX_ROWS_PER_REQUEST = 2 * PAGE_SIZE
 STATUS_ORDER = ("up", "restarting", "no data", "hung", "down")
 #: the most sort keys or column filters one request may hold
 MAX_KEYS = 20
+#: the default order, worst first: each host falls in the first tier it qualifies for, then the rest by name
+TRIAGE_TIERS = ("down or hung", "pages firing", "over budget", "failures", "the rest")
+#: alarm colours only past real thresholds (prepared() is the one place they apply): pool use at or past this
+#: share of workers_max (a pool that full queues the next calls), a job queue as long as the pool itself
+#: (job_queue_depth >= workers_max), open descriptors at or past fd_alarm_share() of their limit
+SATURATION_ALARM_PERCENT = 90.0
+
+#: the troubles a host can be shown for (the page's `show` URL parameter, the summary strip's links): each the
+#: hosts of the prepared fleet frame that have it
+SHOWS = {
+    "paging": lambda frame: frame["pages_firing"] > 0,
+    "firing": lambda frame: frame["alerts_firing"] > 0,
+    "over-budget": lambda frame: frame["worst_budget_percent"] < 0,
+    "fd-leak": lambda frame: frame["fd_leak"].astype(bool),
+    "memory-growing": lambda frame: frame["rss_leak"].astype(bool),
+    "failures": lambda frame: frame["failures"] > 0,
+}
+
+
+def fd_alarm_share() -> float:
+    """Return the share of their limit from which open descriptors are alarm: the leak rule's own
+    (alerts.leaks.LeakPolicy().fd_share)."""
+    from alerts.leaks import LeakPolicy
+
+    return LeakPolicy().fd_share
 
 _TEXT_TYPES = ("contains", "notContains", "equals", "notEqual", "startsWith", "endsWith", "blank", "notBlank")
 _NUMBER_TYPES = ("equals", "notEqual", "lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual",
@@ -56,6 +82,10 @@ def columns(slo_count: int) -> dict[str, Column]:
         "last_failure": Column("last_failure_key", "text", "last_failure"),
         "last_failure_kind": Column("last_failure_kind", "text"),
         "last_seen": Column("last_seen_key", "text", "last_seen"),
+        "firing": Column("firing_rank", "text", "firing"),
+        "worst_budget_percent": Column("worst_budget_percent", "number"),
+        "leak_sign": Column("leak_rank", "text", "leak_sign"),
+        "fd_share_percent": Column("fd_share_percent", "number"),
     }
     for index in range(slo_count):
         table[f"budget_{index}"] = Column(f"budget_{index}", "number")
@@ -179,24 +209,63 @@ def _condition(field: str, kind: str, spec: Any) -> Condition:
 # ---- on the server, over every host ----
 
 def prepared(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return the fleet frame with the columns the table sorts and filters by (status label and rank, time keys)."""
+    """Return the fleet frame with the columns the table sorts and filters by (status label and rank, time keys,
+    firing and leak text and ranks), its triage order (triage_tier: the index in TRIAGE_TIERS, triage_key: worst
+    first within the tier) and its alarms (saturation_alarm, queue_alarm, fd_alarm)."""
+    import numpy as np
     import pandas as pd
 
     from dashboard.views import status_label
 
     rank = {status: index for index, status in enumerate(STATUS_ORDER)}
+    zeros = pd.Series(0, index=frame.index)
+    blanks = pd.Series("", index=frame.index, dtype=object)
+    missing = pd.Series(np.nan, index=frame.index)
+    falses = pd.Series(False, index=frame.index)
+    pages, alerts = frame.get("pages_firing", zeros), frame.get("alerts_firing", zeros)
+    names = frame.get("firing_names", blanks)
+    worst = frame.get("worst_budget_percent", missing).astype("float64")
+    leak = frame.get("leak_sign", blanks)
+    status_rank = frame["status"].map(rank).astype("float64")
+    failing = frame["status"].isin(["down", "hung"]).to_numpy()
+    tiers = [failing, (pages > 0).to_numpy(), (worst < 0).to_numpy(), (frame["failures"] > 0).to_numpy()]
+    keys = [-status_rank.to_numpy(), -pages.to_numpy(dtype="float64"), worst.to_numpy(),
+            -frame["failures"].to_numpy(dtype="float64")]
+    fd_share = frame.get("fd_share_percent", missing).astype("float64")
     return frame.assign(
         status_label=frame["status"].map({s: status_label(s) for s in STATUS_ORDER}).fillna(frame["status"]),
-        status_rank=frame["status"].map(rank).astype("float64"),
+        status_rank=status_rank,
+        pages_firing=pages, alerts_firing=alerts, worst_budget_percent=worst,
+        fd_leak=frame.get("fd_leak", falses).fillna(False).astype(bool),
+        rss_leak=frame.get("rss_leak", falses).fillna(False).astype(bool),
         last_failure_key=frame["last_failure"].where(frame["last_failure"] != "", pd.NA),
         last_seen_key=frame["last_seen"].where(frame["last_seen"] != "", pd.NA),
+        firing=[_firing_text(a, p, n) for a, p, n in zip(alerts, pages, names)],
+        firing_rank=(1000.0 * pages + alerts).where(alerts > 0),
+        leak_rank=(fd_share.fillna(0.0) + 1.0).where(leak != "", np.nan),
+        triage_tier=np.select(tiers, range(len(tiers)), len(tiers)),
+        triage_key=np.select(tiers, keys, 0.0),
+        saturation_alarm=frame["saturation_percent"] >= SATURATION_ALARM_PERCENT,
+        queue_alarm=(frame["workers_max"] > 0) & (frame["job_queue_depth"] >= frame["workers_max"]),
+        fd_alarm=fd_share >= 100.0 * fd_alarm_share(),
     )
 
 
+def _firing_text(alerts: int, pages: int, names: str) -> str:
+    """Return a host's firing alerts as a cell: "✖ 1 page: LibvirtdHung", "▲ 2 firing: A, B", or ""."""
+    if not alerts:
+        return ""
+    if pages:
+        return f"✖ {pages} page{'s' if pages > 1 else ''}" + (f" + {alerts - pages}" if alerts > pages else "") \
+            + f": {names}"
+    return f"▲ {alerts} firing: {names}"
+
+
 def select(frame: pd.DataFrame, statuses: Sequence[str] = (), text: str = "",
-           filters: Sequence[ColumnFilter] = ()) -> pd.DataFrame:
+           filters: Sequence[ColumnFilter] = (), shows: Sequence[str] = ()) -> pd.DataFrame:
     """Return the hosts whose status is one of `statuses` (all when empty), whose name holds `text` (ignoring
-    case; also as the store would have stored it, see tsdb.point.clean_name) and that pass every column filter."""
+    case; also as the store would have stored it, see tsdb.point.clean_name), that have every trouble of `shows`
+    (SHOWS) and that pass every column filter."""
     import numpy as np
 
     from tsdb.point import clean_name
@@ -204,6 +273,8 @@ def select(frame: pd.DataFrame, statuses: Sequence[str] = (), text: str = "",
     keep = np.ones(len(frame), dtype=bool)
     if statuses:
         keep &= frame["status"].isin(list(statuses)).to_numpy()
+    for show in shows:
+        keep &= SHOWS[show](frame).fillna(False).to_numpy(dtype=bool)
     needle = text.strip()
     if needle:
         names = frame["host"].str.casefold()
@@ -261,9 +332,11 @@ def _number_mask(values: pd.Series, condition: Condition) -> pd.Series:
 
 
 def order(frame: pd.DataFrame, sort: Sequence[tuple[str, bool]]) -> pd.DataFrame:
-    """Return the hosts sorted by the sort keys (missing values last either way), then by name; by name alone
-    when there are none."""
+    """Return the hosts sorted by the sort keys (missing values last either way), then by name; worst first when
+    there are none (TRIAGE_TIERS, worst first within each tier, then by name)."""
     known = columns(sum(1 for name in frame.columns if name.startswith("budget_")))
+    if not sort and "triage_tier" in frame:
+        return frame.sort_values(["triage_tier", "triage_key", "host"], kind="mergesort", na_position="last")
     keys: list[str] = []
     ascending: list[bool] = []
     for field, descending in sort:
@@ -296,6 +369,14 @@ def cells(page: pd.DataFrame, slo_count: int, link_search: str = "") -> list[dic
             "failures": int(row["failures"]),
             "last_failure": row["last_failure"], "last_failure_kind": row["last_failure_kind"],
             "last_seen": row["last_seen"],
+            "firing": row.get("firing", ""),
+            "worst_budget_percent": _number(row.get("worst_budget_percent")),
+            "worst_budget_slo": row.get("worst_budget_slo") or "",
+            "leak_sign": row.get("leak_sign") or "", "leak_detail": row.get("leak_detail") or "",
+            "fd_share_percent": _number(row.get("fd_share_percent")),
+            "open_fds": _number(row.get("open_fds")), "max_fds": _number(row.get("max_fds")),
+            "saturation_alarm": bool(row.get("saturation_alarm")), "queue_alarm": bool(row.get("queue_alarm")),
+            "fd_alarm": bool(row.get("fd_alarm")),
         }
         for index in range(slo_count):
             out[f"budget_{index}"] = _number(row.get(f"budget_{index}"))

@@ -68,3 +68,86 @@ def plant_fleet(store, now_ns: int, count: int = 300, hostile: bool = True) -> l
     hosts = fleet_hosts(count, hostile)
     store.write(fleet_points(hosts, now_ns))
     return hosts
+
+
+# ---- a fleet in every kind of trouble, for worst first, the summary strip, leak signs and the heatmap ----
+
+TRIAGE_HOURS = 5
+HOSTILE_TRIAGE_HOST = 'tri "ok", <b>03</b> & ✓'
+#: host -> what was planted on it; the healthy ones (and a hostile name) have nothing
+TRIAGE_HOSTS = {
+    "tri-down": "down", "tri-hung": "hung", "tri-paging": "a page firing", "tri-overspent": "budget overspent",
+    "tri-restarts": "restarts (warning events)", "tri-leaking": "descriptors near their limit",
+    "tri-ok-01": "", "tri-ok-02": "", HOSTILE_TRIAGE_HOST: "one keepalive timeout",
+}
+#: the triage order the page must show with no sort chosen: down, hung, a page, an overspent budget, failures of
+#: any severity, then the rest by name
+TRIAGE_ORDER = ["tri-down", "tri-hung", "tri-paging", "tri-overspent", "tri-restarts", HOSTILE_TRIAGE_HOST,
+                "tri-leaking", "tri-ok-01", "tri-ok-02"]
+LEAK_OPEN_FDS, LEAK_MAX_FDS = 7910, 8000
+OVERSPENT_PERCENT = -33.9
+#: warning and critical events per host (minutes before now, kind, severity); info events are recoveries
+TRIAGE_EVENTS = {
+    "tri-down": [(12, "daemon_down", "critical")],
+    "tri-hung": [(25, "hang_start", "critical")],
+    "tri-restarts": [(200, "restart", "warning"), (130, "restart", "warning"), (40, "restart", "warning"),
+                     (35, "daemon_up", "info")],
+    HOSTILE_TRIAGE_HOST: [(70, "keepalive_timeout", "warning")],
+}
+
+
+def triage_points(now_ns: int, slo_names: list[str]) -> list[Point]:
+    """Return TRIAGE_HOURS of libvirtd points (every minute, with descriptors, RSS and start time), the events,
+    and the alert engine's budget records (every host and the fleet, every SLO) of the triage fleet."""
+    from alerts.records import BUDGET
+
+    points = []
+    started = now_ns // 10**9 - 86400
+    minutes = TRIAGE_HOURS * 60
+    for host in TRIAGE_HOSTS:
+        for minute in range(minutes, -1, -1):
+            fields = {"up": 1, "hung": 0, "probe_ok": 1, "probe_latency_ms": 14.0, "workers_max": 20,
+                      "workers_current": 5, "workers_free": 4, "job_queue_depth": 0 if minute % 2 else 1,
+                      "open_fds": 60, "max_fds": 1024, "rss_bytes": 50 * 2**20, "start_time_seconds": started}
+            if host == "tri-leaking":  # rising steadily to 7,910 of 8,000 now
+                fields.update(max_fds=LEAK_MAX_FDS, open_fds=round(LEAK_OPEN_FDS - minute * 4))
+            if host == "tri-down" and minute <= 12:
+                fields = {"up": 0, "hung": 0, "probe_ok": 0}
+            if host == "tri-hung" and minute <= 25:
+                fields.update(hung=1, probe_ok=0, probe_latency_ms=5000.0, workers_current=20, workers_free=0,
+                              job_queue_depth=20)
+            points.append(Point("libvirtd", {"host": host}, fields, now_ns - minute * MINUTE_NS - 5 * 10**9))
+        for minutes_ago, kind, severity in TRIAGE_EVENTS.get(host, []):
+            points.append(Point("event", {"host": host, "kind": kind, "severity": severity},
+                                {"message": f"{kind} on {host}", "count": 1}, now_ns - minutes_ago * MINUTE_NS))
+    for host in [*TRIAGE_HOSTS, ""]:
+        for name in slo_names:
+            left = OVERSPENT_PERCENT if host == "tri-overspent" and name == slo_names[-1] else 80.0
+            points.append(Point(BUDGET, {"slo": name, **({"host": host} if host else {})},
+                                {"good_total": 1000.0, "valid_total": 1000.0, "budget_remaining_percent": left},
+                                now_ns - 30 * 10**9))
+    return points
+
+
+def triage_failures() -> dict[str, int]:
+    """Return the failures (warning and critical events) planted per host."""
+    return {host: sum(1 for _m, _k, severity in events if severity != "info")
+            for host, events in TRIAGE_EVENTS.items()}
+
+
+def plant_triage_alerts(state_dir, now) -> None:
+    """Leave the engine's state with a page firing on tri-paging and a ticket firing on tri-overspent."""
+    from alerts.paths import alert_state_path
+    from alerts.state import AlertTracker
+
+    tracker = AlertTracker(alert_state_path(state_dir), lambda: now)
+    tracker.observe({"alertname": "LibvirtdProbesFailing", "host": "tri-paging", "severity": "page"},
+                    {"summary": "probes fail on tri-paging"}, True)
+    tracker.observe({"alertname": "SloBudgetBurn", "host": "tri-overspent", "severity": "ticket",
+                     "slo": "libvirtd-latency"}, {"summary": "tri-overspent burns its budget"}, True)
+
+
+def plant_triage(store, state_dir, now, slo_names: list[str]) -> None:
+    """Write the triage fleet into store and its firing alerts into the engine's state in state_dir."""
+    store.write(triage_points(int(now.timestamp()) * 10**9, slo_names))
+    plant_triage_alerts(state_dir, now)

@@ -1,4 +1,5 @@
-"""The fleet table's server side (dashboard.fleet_table): the grid's request checked, filters, sort order, cells."""
+"""The fleet table's server side (dashboard.fleet_table): the grid's request checked, filters, sort order (worst
+first by default), alarm thresholds, cells."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def fleet(**columns) -> pd.DataFrame:
             "last_failure": ["", "2026-01-02 03:04:05", "2026-01-02 03:00:00", "", "", ""],
             "last_failure_kind": ["", "daemon_down", "hang_start", "", "", ""],
             "last_seen": ["2026-01-02 04:00:00"] * 4 + ["2026-01-02 03:10:00", "2026-01-02 04:00:00"],
-            "budget_0": [100.0, -40.0, -12.5, 88.0, None, 99.0]}
+            "budget_0": [100.0, -40.0, -12.5, 88.0, None, 99.0],
+            "worst_budget_percent": [100.0, -40.0, -12.5, 88.0, None, 99.0],
+            "worst_budget_slo": ["availability"] * 4 + ["", "availability"],
+            "alerts_firing": [0] * 6, "pages_firing": [0] * 6, "firing_names": [""] * 6,
+            "fd_share_percent": [5.0, None, 30.0, 5.0, None, 5.0], "leak_sign": [""] * 6, "leak_detail": [""] * 6}
     base.update(columns)
     return fleet_table.prepared(pd.DataFrame(base))
 
@@ -74,8 +79,59 @@ def test_a_garbage_request_is_refused_with_what_is_wrong(bad, message):
     assert message in str(error.value)
 
 
-def test_the_default_order_is_by_host_name():
-    assert fleet_table.order(fleet(), ())["host"].tolist() == sorted(HOSTS)
+def test_the_default_order_is_worst_first_down_or_hung_then_pages_then_overspent_then_failures_then_by_name():
+    frame = fleet(budget_0=[100.0, -40.0, -12.5, 88.0, None, -5.0],
+                  worst_budget_percent=[100.0, -40.0, -12.5, 88.0, None, -5.0],
+                  failures=[0, 2, 1, 0, 3, 0], alerts_firing=[2, 0, 1, 1, 0, 0], pages_firing=[0, 0, 1, 1, 0, 0],
+                  firing_names=["BudgetBurn", "", "LibvirtdHung", "LibvirtdDown", "", ""])
+    assert fleet_table.order(fleet_table.prepared(frame), ())["host"].tolist() == [
+        "hv-02", "hv-03",          # down, then hung
+        "hv-04",                   # a page firing (hv-01's ticket is not a page)
+        "<b>bold</b>",             # its budget overspent
+        'kvm "q", \\x ✓',          # failures in the range
+        "hv-01"]                   # the rest by name
+
+
+def test_among_hosts_over_budget_the_most_overspent_comes_first():
+    frame = fleet(status=["up"] * 6, failures=[0] * 6, worst_budget_percent=[-1.0, -50.0, 3.0, -7.0, None, 0.0])
+    assert fleet_table.order(fleet_table.prepared(frame), ())["host"].tolist()[:3] == ["hv-02", "hv-04", "hv-01"]
+
+
+def test_a_column_sort_the_user_chose_wins_over_worst_first():
+    ordered = fleet_table.order(fleet(), [("probe_latency_ms", True)])
+    assert ordered["host"].tolist()[:2] == ["hv-03", "hv-04"]
+
+
+def test_a_healthy_fleet_is_in_name_order():
+    frame = fleet(status=["up"] * 6, failures=[0] * 6, worst_budget_percent=[50.0] * 6)
+    assert fleet_table.order(fleet_table.prepared(frame), ())["host"].tolist() == sorted(HOSTS)
+
+
+def test_a_job_queue_of_one_is_no_alarm_but_one_as_long_as_the_pool_is():
+    frame = fleet(job_queue_depth=[1.0, None, 20.0, 19.0, None, 0.0])
+    alarms = dict(zip(frame["host"], frame["queue_alarm"]))
+    assert [alarms[host] for host in ("hv-01", "hv-02", "hv-03", "hv-04")] == [False, False, True, False]
+
+
+def test_pool_use_and_descriptors_are_alarms_only_past_their_thresholds():
+    from alerts.leaks import LeakPolicy
+
+    share = 100 * LeakPolicy().fd_share
+    frame = fleet(saturation_percent=[89.9, None, 90.0, 100.0, None, 50.0],
+                  fd_share_percent=[share - 0.1, None, share, 99.0, None, 10.0])
+    assert frame["saturation_alarm"].tolist() == [False, False, True, True, False, False]
+    assert frame["fd_alarm"].tolist() == [False, False, True, True, False, False]
+    cells = {cell["host"]: cell for cell in fleet_table.cells(frame, slo_count=1)}
+    assert cells["hv-03"]["fd_alarm"] and cells["hv-03"]["saturation_alarm"] and not cells["hv-01"]["fd_alarm"]
+
+
+def test_firing_alerts_read_as_pages_first_with_their_names():
+    frame = fleet(alerts_firing=[2, 0, 1, 0, 0, 3], pages_firing=[1, 0, 0, 0, 0, 0],
+                  firing_names=["LibvirtdHung, SloBurn", "", "SloBurn", "", "", "A, B"])
+    firing = dict(zip(frame["host"], frame["firing"]))
+    assert firing["hv-01"] == "✖ 1 page + 1: LibvirtdHung, SloBurn"
+    assert firing["hv-03"] == "▲ 1 firing: SloBurn" and firing["hv-02"] == ""
+    assert fleet_table.order(frame, [("firing", True)])["host"].tolist()[:3] == ["hv-01", "<b>bold</b>", "hv-03"]
 
 
 def test_sorting_by_status_ranks_by_severity_and_breaks_ties_by_name():
