@@ -331,6 +331,10 @@ class Engine:
         reads = report.leak_reads = RoundReads()
         results = [r for r in self.leak_memory.evaluate(self.store, now, reads) if self.shard.owns(r.host)]
         report.leaks_evaluated = len({r.host for r in results})
+        try:  # the figures for the dashboard (alerts.leak_rule.LEAK_RECORD): never a reason to stop paging
+            self.store.write([p for p in self.leak_memory.records if self.shard.owns(p.tags["host"])])
+        except Exception as error:
+            log.error("could not record the leak signs in the store: %s", error)
         observations = []
         for alertname in sorted(rule.alertnames):
             found = [(r.labels, r.annotations, r.active, 0.0) for r in results if r.labels["alertname"] == alertname]

@@ -26,11 +26,13 @@ from alerts.leaks import (START_TOLERANCE_SECONDS, FdForecast, LeakPolicy, LeakS
                           leak_signs, rss_trend)
 from alerts.rule_memory import RoundReads
 from alerts.storm import StormGate, StormWords
+from tsdb.point import Point
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
 
 FD_ALERTNAME = "LibvirtdFdLeak"
 RSS_ALERTNAME = "LibvirtdMemoryLeak"
+LEAK_RECORD = "libvirtd_leak"  # the engine's record of each host's leak signs, each round (tsdb.schema)
 SEVERITIES = ("page", "ticket")
 FD_WINDOWS = 30   # windows per host over fd_fit_seconds: 2 min each at the default hour
 RSS_WINDOWS = 60  # windows per host over 1.5 x rss_min_hours: 4.5 min each at the default 3 h
@@ -50,6 +52,34 @@ class LeakResult:
     labels: dict[str, str]
     annotations: dict[str, str]
     active: bool
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What one host's figures show: the descriptors' forecast, the memory's line and the leak signs."""
+
+    forecast: FdForecast | None
+    line: Line | None
+    signs: tuple[LeakSign, ...]
+
+    def sign(self, resource: str) -> LeakSign | None:
+        """The sign of one resource ("fds" or "rss"), or None."""
+        return next((sign for sign in self.signs if sign.resource == resource), None)
+
+    def record(self, host: str, time_ns: int) -> Point:
+        """Return the `libvirtd_leak` record of this assessment (tsdb.schema), what the dashboard shows."""
+        fields: dict[str, float | int | str] = {"fd_leak": int(self.sign("fds") is not None),
+                                                "rss_leak": int(self.sign("rss") is not None),
+                                                "leak_sign": " · ".join(sign.cell for sign in self.signs),
+                                                "leak_detail": "\n".join(sign.summary for sign in self.signs)}
+        if self.forecast is not None:
+            fields.update(open_fds=self.forecast.open_fds, max_fds=self.forecast.max_fds,
+                          fd_share_percent=100.0 * self.forecast.share)
+            if self.forecast.seconds_to_limit is not None:
+                fields["fd_limit_in_seconds"] = float(self.forecast.seconds_to_limit)
+        if self.line is not None:
+            fields["rss_growth_per_hour_bytes"] = float(self.line.slope_per_hour)
+        return Point(LEAK_RECORD, {"host": host}, fields, time_ns)
 
 
 @dataclass(frozen=True)
@@ -113,6 +143,10 @@ class LeakRule:
                 rss: list[tuple[int, float]]) -> list[LeakResult]:
         """Return the host's fd and memory observations from its newest point and its window means (centre time,
         mean) since its daemon's start, oldest first."""
+        return self.results(host, newest, self.assess(newest, fds, rss))
+
+    def assess(self, newest: Newest, fds: list[tuple[int, float]], rss: list[tuple[int, float]]) -> "Assessment":
+        """Return what a host's figures show: the descriptors' forecast, the memory's line, the leak signs."""
         forecast = line = None
         open_fds, max_fds = newest.get("open_fds"), newest.get("max_fds")
         if open_fds is not None and max_fds is not None:
@@ -121,9 +155,12 @@ class LeakRule:
                                    self.policy)
         if rss:
             line = rss_trend([t for t, _ in rss], [v for _, v in rss], self.policy)
-        signs = {sign.resource: sign for sign in leak_signs(forecast, line, self.policy)}
-        return [self._fd_result(host, newest, forecast, signs.get("fds")),
-                self._rss_result(host, newest, line, signs.get("rss"))]
+        return Assessment(forecast, line, tuple(leak_signs(forecast, line, self.policy)))
+
+    def results(self, host: str, newest: Newest, assessment: "Assessment") -> list[LeakResult]:
+        """Return the host's fd and memory observations of an assessment."""
+        return [self._fd_result(host, newest, assessment.forecast, assessment.sign("fds")),
+                self._rss_result(host, newest, assessment.line, assessment.sign("rss"))]
 
     def _fd_result(self, host: str, newest: Newest, forecast: FdForecast | None,
                    sign: LeakSign | None) -> LeakResult:
@@ -212,6 +249,7 @@ class LeakMemory:
         self.rss = WindowMeans("rss_bytes", *rule.rss_read)
         self.span_seconds = max(rule.fd_read[0], rule.rss_read[0])
         self.synced_ns: int | None = None
+        self.records: list[Point] = []  # the last round's `libvirtd_leak` records, one per host
 
     def evaluate(self, store: Store, now: TimeLike, reads: RoundReads | None = None) -> list[LeakResult]:
         """Bring the window means up to date, read every host's newest point, and return each host's observations."""
@@ -226,16 +264,19 @@ class LeakMemory:
         frame = reads.add(store.latest("libvirtd", NEWEST_FIELDS, now_ns - int(self.span_seconds * S), now_ns,
                                        group_by=["host"]))
         columns = {name: frame[name].to_numpy() for name in NEWEST_FIELDS}
-        results = []
+        results, records = [], []
         for row, (host, time_ns) in enumerate(zip(frame["host"].to_numpy(), frame["time"].array.asi8)):
             host = str(host)
             newest = Newest({name: float(columns[name][row]) for name in NEWEST_FIELDS}, int(time_ns))
             started = newest.get("start_time_seconds")
             # a window that began before the start (give or take btime's drift) may hold the old process's points
             start_ns = None if started is None else int((started + START_TOLERANCE_SECONDS) * S)
-            results += self.rule.observe(host, newest, self.fds.since(host, start_ns, now_ns),
-                                         self.rss.since(host, start_ns, now_ns))
+            assessment = self.rule.assess(newest, self.fds.since(host, start_ns, now_ns),
+                                          self.rss.since(host, start_ns, now_ns))
+            results += self.rule.results(host, newest, assessment)
+            records.append(assessment.record(host, now_ns))
         reads.evaluated_hosts = len(frame)
+        self.records = records
         return results
 
 

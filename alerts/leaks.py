@@ -100,6 +100,13 @@ class LeakSign:
     summary: str
     figures: dict[str, float]
 
+    @property
+    def cell(self) -> str:
+        """The sign in a few words, for a table cell: "fds 99% of 8,000" or "RSS +12.0 MiB/h"."""
+        if self.resource == "fds":
+            return f"fds {self.figures['share']:.0%} of {self.figures['max_fds']:,.0f}"
+        return f"RSS +{self.figures['rss_growth_bytes_per_hour'] / 2**20:,.1f} MiB/h"
+
 
 def fit_line(times_ns: Sequence[int], values: Sequence[float]) -> Line | None:
     """Return the least-squares line through the points, or None for fewer than 3 points or no time span."""

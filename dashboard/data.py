@@ -345,6 +345,11 @@ def read_leaks(store: Store, end_ns: int, policy: Any = None) -> pd.DataFrame:
         found = _leak_cache.get(key)
         if found and time.monotonic() - found[0] < LEAK_CACHE_SECONDS:
             return found[1]
+    leaks = _engine_leaks(store, end_ns) if policy == LeakPolicy() else None
+    if leaks is not None:
+        with _fleet_cache_lock:
+            _leak_cache[key] = (time.monotonic(), leaks)
+        return leaks
     frame = _leak_windows(store, end_ns, policy)
     rows = []
     if len(frame):
@@ -372,13 +377,42 @@ def read_leaks(store: Store, end_ns: int, policy: Any = None) -> pd.DataFrame:
                          forecast.seconds_to_limit if forecast and forecast.seconds_to_limit is not None else np.nan,
                          rss.slope_per_hour if rss else np.nan,
                          any(sign.resource == "fds" for sign in signs), any(sign.resource == "rss" for sign in signs),
-                         " · ".join(_leak_cell(sign) for sign in signs), "\n".join(sign.summary for sign in signs)))
+                         " · ".join(sign.cell for sign in signs), "\n".join(sign.summary for sign in signs)))
     leaks = pd.DataFrame(rows, columns=list(LEAK_COLUMNS))
     with _fleet_cache_lock:
         _leak_cache[key] = (time.monotonic(), leaks)
         while len(_leak_cache) > _FLEET_CACHE_MAX:
             _leak_cache.popitem(last=False)
     return leaks
+
+
+#: an engine leak record older than this before the asked time is stale: the engine's leak rule was not running
+LEAK_RECORD_FRESH_SECONDS = 180
+
+
+def _engine_leaks(store: Store, end_ns: int) -> pd.DataFrame | None:
+    """Return the alert engine's newest leak records of every host at end_ns (LEAK_COLUMNS, one read of one row per
+    host), or None when it wrote none in the LEAK_RECORD_FRESH_SECONDS before (its leak rule was not running: the
+    dashboard fits the points itself). The engine's policy is its config's, so the figures are those it pages on."""
+    import pandas as pd
+
+    from alerts.leak_rule import LEAK_RECORD
+
+    fields = [c for c in LEAK_COLUMNS if c != "host"]
+    stored = {"fd_seconds_to_limit": "fd_limit_in_seconds", "rss_growth_bytes_per_hour": "rss_growth_per_hour_bytes"}
+    found = store.latest(LEAK_RECORD, [stored.get(c, c) for c in fields],
+                         end_ns - LEAK_RECORD_FRESH_SECONDS * 10**9, end_ns - 1, group_by=["host"])
+    if not len(found):
+        return None
+    frame = found.rename(columns={v: k for k, v in stored.items()}).reindex(columns=["host", *fields])
+    numbers = ["open_fds", "max_fds", "fd_share_percent", "fd_seconds_to_limit", "rss_growth_bytes_per_hour"]
+    for name in numbers:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name in ("fd_leak", "rss_leak"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(0).astype(bool)
+    for name in ("leak_sign", "leak_detail"):
+        frame[name] = frame[name].fillna("").astype(object)
+    return frame[list(LEAK_COLUMNS)].reset_index(drop=True)
 
 
 def _leak_windows(store: Store, end_ns: int, policy: Any) -> pd.DataFrame:
@@ -409,14 +443,6 @@ def _leak_windows(store: Store, end_ns: int, policy: Any) -> pd.DataFrame:
                 _leak_older_cache.popitem(last=False)
     parts = [part for part in (older, found["recent"]) if len(part)]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else found["recent"])
-
-
-def _leak_cell(sign: Any) -> str:
-    """Return a leak sign (alerts.leaks.LeakSign) as a few words for a table cell."""
-    figures = sign.figures
-    if sign.resource == "fds":
-        return f"fds {figures['share']:.0%} of {figures['max_fds']:,.0f}"
-    return f"RSS +{figures['rss_growth_bytes_per_hour'] / 2**20:,.1f} MiB/h"
 
 
 #: the columns firing_by_host gives per host

@@ -293,6 +293,26 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         ),
     ),
     Measurement(
+        "libvirtd_leak",
+        "libvirtd's leak signs as the alert engine's leak rule found them each round, per host (alerts.leak_rule, "
+        "its math alerts.leaks), so the dashboard reads the engine's figures instead of fitting every host's points.",
+        (Tag("host", "the host"),),
+        (
+            Field("open_fds", "float", "descriptors libvirtd holds open (its newest point)"),
+            Field("max_fds", "float", "its soft limit of descriptors"),
+            Field("fd_share_percent", "float", "open_fds / max_fds, in percent"),
+            Field("fd_limit_in_seconds", "float", "when the fit of the open fds reaches the limit, seconds from the "
+                  "record; absent when it does not rise"),
+            Field("rss_growth_per_hour_bytes", "float", "the slope of resident memory since the daemon's start; "
+                  "absent with fewer hours of points than the rule needs"),
+            Field("fd_leak", "int", "1 when the descriptors show a leak sign (the LibvirtdFdLeak condition)"),
+            Field("rss_leak", "int", "1 when the memory grows steadily (the LibvirtdMemoryLeak condition)"),
+            Field("leak_sign", "str", "the signs in a few words (\"fds 99% of 8,000 · RSS +12.0 MiB/h\"), empty "
+                  "when none"),
+            Field("leak_detail", "str", "the signs' sentences, one per line"),
+        ),
+    ),
+    Measurement(
         "slo_burn",
         "Each alert window of an SLO evaluated by the alert engine each round, per host and for the fleet.",
         (Tag("host", "the host; absent on the fleet-wide row", always=False), Tag("slo", "the SLO's name"),

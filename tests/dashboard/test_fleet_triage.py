@@ -64,18 +64,49 @@ def test_the_leak_sign_is_on_the_leaking_host_only(triage_store, slos, fixed_now
         leaking["leak_detail"]
 
 
-def test_the_leak_signs_of_the_whole_fleet_are_two_reads_and_then_one_a_minute(triage_store, fixed_now):
+def test_without_the_engines_records_the_leak_signs_of_the_whole_fleet_are_two_reads_and_then_one_a_minute(
+        triage_store, fixed_now):
     counting = CountingStore(triage_store[0])
     end_ns = to_ns(fixed_now)
     leaks = data.read_leaks(counting, end_ns)
     assert sorted(leaks["host"]) == sorted(TRIAGE_HOSTS)
-    assert [(name, args[0]) for name, args, _kwargs in counting.calls] == [("query", "libvirtd")] * 2
-    assert data.read_leaks(counting, end_ns) is leaks and len(counting.calls) == 2  # kept a minute
+    assert [(name, args[0]) for name, args, _kwargs in counting.calls] == [("latest", "libvirtd_leak")] + [
+        ("query", "libvirtd")] * 2
+    assert data.read_leaks(counting, end_ns) is leaks and len(counting.calls) == 3  # kept a minute
     later = end_ns + 60 * 10**9  # the windows before the descriptors' hour are kept for 5 minutes
     bucket = data.LEAK_OLDER_CACHE_SECONDS * 10**9
     same_older = (end_ns - 3600 * 10**9) // bucket == (later - 3600 * 10**9) // bucket
     assert data.read_leaks(counting, later)["leak_sign"].tolist() == leaks["leak_sign"].tolist()
-    assert len(counting.calls) == (3 if same_older else 4)
+    assert len(counting.calls) == (5 if same_older else 6)
+
+
+def test_with_the_engines_leak_records_the_fleet_reads_them_in_one_read_and_shows_the_same_signs(
+        triage_store, fixed_now, tmp_path):
+    from alerts.engine import Engine
+    from alerts.leak_rule import LeakRule
+
+    store = triage_store[0]
+    end_ns = to_ns(fixed_now)
+    fitted = data.read_leaks(store, end_ns)  # the dashboard's own fit of the points
+    data.clear_caches()
+    engine = Engine(store, [], [], {}, tmp_path / "engine", clock=lambda: fixed_now - dt.timedelta(microseconds=1),
+                    leak_rule=LeakRule())
+    assert engine.run_round(slos=False, rules=False, leaks=True).error is None
+    counting = CountingStore(store)
+    recorded = data.read_leaks(counting, end_ns)
+    assert [(name, args[0]) for name, args, _kwargs in counting.calls] == [("latest", "libvirtd_leak")]
+    assert sorted(recorded["host"]) == sorted(TRIAGE_HOSTS)
+    # the engine's fit and the dashboard's agree on every host's signs and limit (the engine quotes the newest
+    # point's open fds, the dashboard's own fit the mean of its newest 5-minute window)
+    both = recorded.merge(fitted, on="host", suffixes=("_engine", "_fitted"))
+    assert len(both) == len(TRIAGE_HOSTS)
+    for name in ("fd_leak", "rss_leak", "max_fds"):
+        assert both[f"{name}_engine"].fillna(-1).tolist() == both[f"{name}_fitted"].fillna(-1).tolist(), name
+    by_host = recorded.set_index("host")
+    leaking = fitted[fitted["fd_leak"]]["host"].tolist()
+    assert leaking and recorded[recorded["fd_leak"]]["host"].tolist() == leaking
+    assert by_host.loc[leaking[0], "open_fds"] == LEAK_OPEN_FDS and by_host.loc[leaking[0], "max_fds"] == LEAK_MAX_FDS
+    assert by_host.loc[leaking[0], "leak_sign"].startswith("fds ")
 
 
 def test_the_table_and_the_strip_asking_at_once_read_the_store_once(triage_store, slos, fixed_now):

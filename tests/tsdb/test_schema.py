@@ -17,7 +17,9 @@ UNITLESS = {"state_code", "state_reason_code", "stats_partial", "vcpus", "vcpus_
             "agent_connections", "clients_by_process", "job_domain", "job_waiting_api", "job_holder_api",
             "job_holder_thread", "job_held_by_agent", "stuck_guests", "stuck_guest_names_json",
             # forensics
-            "bundle", "encoding", "steps_cut", "file"}
+            "bundle", "encoding", "steps_cut", "file",
+            # the engine's leak records: flags and words
+            "fd_leak", "rss_leak", "leak_sign", "leak_detail"}
 UNIT_SUFFIXES = ("_bytes", "_seconds", "_ms", "_percent", "_total", "_per_second")
 
 
