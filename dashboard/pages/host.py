@@ -8,7 +8,8 @@ from urllib.parse import unquote
 import dash
 from dash import Input, Output, callback, dcc, html
 
-from dashboard import data, forensics_data, forensics_view, views
+from dashboard import data, forensics_data, forensics_view, host_data, host_view, views
+from dashboard.host_guests import guest_label
 
 dash.register_page(__name__, path_template="/host/<name>", name="Host", title="virtwatch: host", order=1)
 
@@ -25,10 +26,12 @@ def layout(name=None, **_other):
         views.section("Forensics", "host-forensics", "Evidence captured at each failure (threads, worker pool, "
                       "clients, logs, guests), newest first; open one to read it."),
         views.section("libvirtd health, host load and events", "host-health",
-                      "Worst value per window; ✖ red markers and dotted lines are critical events, ▲ warnings."),
+                      "Worst value per window. Shaded bands: ‖ hung (amber) and ✖ down (red), each hang labelled "
+                      "with its diagnosis; lines through every panel: ✖ segfaults and guest failures (red, dotted), "
+                      "restarts (amber, dashed)."),
         views.section("Domains", "host-domains",
-                      "State at the end of the range; CPU and I/O over its last 5 minutes; failed guests "
-                      "highlighted."),
+                      "Each guest labelled by its state at the end of the range (a failed guest that runs again "
+                      "is recovered, its failure kept as history); CPU and I/O over its last 5 minutes."),
         views.section("Events", "host-events"),
     ])
 
@@ -56,7 +59,8 @@ def _known(context, host: str):
           Input("url", "pathname"))
 @views.guarded("the host's health")
 def health(range_data, _tick, pathname):
-    """Return the health figure: probe latency, workers and queue, RSS, fds, restarts, load, with events."""
+    """Return the leak warning, the hangs and outages, and the health figure (probe latency, workers and queue, RSS,
+    fds, restarts, load) with the intervals as bands and the failures as lines through every panel."""
     from dashboard.figures import host_health_figure
 
     context, rng = views.page_range(range_data)
@@ -64,14 +68,15 @@ def health(range_data, _tick, pathname):
     unknown = _known(context, host)
     if unknown is not None:
         return unknown
-    health_frame = data.host_health(context.store, host, rng)
-    load = data.host_load(context.store, host, rng)
-    events = data.events(context.store, rng, hosts=[host])
-    if health_frame.empty and load.empty and events.empty:
+    found = host_data.read_health(context.store, host, rng)
+    if found.health.empty and found.load.empty and found.events.empty:
         return views.empty_state(f"{host} reported nothing in the {rng.label}.",
                                  "Pick a longer time range, or check the host's agent.")
-    figure = host_health_figure(health_frame, load, events, rng.start_ns, rng.end_ns)
-    return dcc.Graph(id="host-health-graph", figure=figure, config={"displaylogo": False})
+    leak = found.leak
+    figure = host_health_figure(found.health, found.load, found.events, rng.start_ns, rng.end_ns,
+                                bands=found.intervals, forecast=leak.forecast if leak.sign("fds") else None)
+    return html.Div([host_view.leak_warning(leak), host_view.interval_list(found.intervals),
+                     dcc.Graph(id="host-health-graph", figure=figure, config={"displaylogo": False})])
 
 
 @callback(Output("host-domains", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),
@@ -87,6 +92,9 @@ def domains(range_data, _tick, pathname):
     found = data.host_domains(context.store, host, rng)
     if not found:
         return views.empty_state(f"No domain on {host} in the {rng.label}.")
+    failed_at = host_data.guest_failures(context.store, host, rng)
+    labels = {d.domain: guest_label(d.state, failed_at.get(d.domain, (None, ""))[0], rng.end_ns, d.partial)
+              for d in found}
     rows = [{"domain": d.domain, "state": d.state, "cpu_percent": views.number(d.cpu_percent),
              "vcpus": views.number(d.vcpus, 0), "memory_mib": views.number((d.memory_bytes or 0) / 2**20, 0)
              if d.memory_bytes is not None else None,
@@ -97,12 +105,16 @@ def domains(range_data, _tick, pathname):
              "net_kib_s": views.number((d.net_bytes_per_second or 0) / 1024) if d.net_bytes_per_second is not None
              else None,
              "errors": views.number(d.errors_total, 0), "failures": d.failures,
-             "flag": ("✖ failed" if d.failures or d.state == "crashed" else "") + (" ‖ wedged" if d.partial else "")}
+             "flag": labels[d.domain][0], "look": labels[d.domain][1]}
             for d in found]
+    failing = "params.data.look == 'failed' || params.data.look == 'wedged'"
+    recovered = "params.data.look == 'recovered'"
     columns = [
-        {"field": "flag", "headerName": "", "minWidth": 110, "maxWidth": 150, "cellClass": "cell-bad"},
-        {"field": "domain", "headerName": "domain", "minWidth": 180},
-        {"field": "state", "headerName": "state", "cellClassRules": {"cell-bad": "params.value == 'crashed'"}},
+        {"field": "flag", "headerName": "now", "minWidth": 235, "maxWidth": 300,
+         "cellClassRules": {"cell-bad": failing, "cell-recovered": recovered}},
+        {"field": "domain", "headerName": "domain", "minWidth": 150},
+        {"field": "state", "headerName": "state", "minWidth": 90,
+         "cellClassRules": {"cell-bad": "params.value == 'crashed'"}},
         {"field": "cpu_percent", "headerName": "CPU %", "type": "numericColumn"},
         {"field": "vcpus", "headerName": "vCPUs", "type": "numericColumn"},
         {"field": "memory_mib", "headerName": "memory MiB", "type": "numericColumn"},
@@ -111,11 +123,12 @@ def domains(range_data, _tick, pathname):
         {"field": "net_kib_s", "headerName": "net KiB/s", "type": "numericColumn"},
         {"field": "errors", "headerName": "I/O errors", "type": "numericColumn",
          "cellClassRules": {"cell-bad": "params.value > 0"}},
-        {"field": "failures", "headerName": "failure events", "type": "numericColumn",
+        {"field": "failures", "headerName": "failures", "headerTooltip": "failure and warning events of the guest in "
+         "the range", "type": "numericColumn",
          "cellClassRules": {"cell-bad": "params.value > 0"}},
     ]
     return views.grid("host-domains-grid", rows, columns, height_px=None if len(rows) <= 15 else 480,
-                      row_class_rules={"row-failing": "params.data.flag != ''"})
+                      row_class_rules={"row-failing": failing, "row-recovered": recovered})
 
 
 @callback(Output("host-events", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"),

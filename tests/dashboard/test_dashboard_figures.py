@@ -24,13 +24,16 @@ def test_the_host_figure_draws_every_event_of_the_host_on_its_time_axis(planted_
     figure = figures.host_health_figure(data.host_health(planted_store, host, rng),
                                         data.host_load(planted_store, host, rng),
                                         data.events(planted_store, rng, hosts=[host]), rng.start_ns, rng.end_ns)
-    marked = [text for trace in figure.data if trace.meta == "events" for text in trace.text]
+    marked = [text for trace in figure["data"] if trace.get("meta") == "events" for text in trace["text"]]
     assert sorted(marked) == sorted(f"{e.kind} ({e.domain}): {e.message}" for e in EVENTS if e.host == host)
-    axes = {trace.xaxis for trace in figure.data}
+    axes = {trace["xaxis"] for trace in figure["data"]}
     assert len(axes) == 7  # events, latency, workers, RSS, fds, restarts, load: one row each
-    assert len({figure.layout[axis.replace("x", "xaxis")].matches or axis for axis in axes}) == 1  # one time axis
-    critical = [shape for shape in figure.layout.shapes if shape.line.dash == "dot"]
-    assert len(critical) == sum(1 for e in EVENTS if e.host == host and e.severity == "critical")
+    assert len({figure["layout"][axis.replace("x", "xaxis")].get("matches") or axis for axis in axes}) == 1
+    lines = [(shape["x0"], shape["yref"]) for shape in figure["layout"]["shapes"]
+             if shape["name"] == "line-domain_crashed"]
+    crashes = [e for e in EVENTS if e.host == host and e.kind == "domain_crashed"]
+    assert len(lines) == 7 * len(crashes)  # through every panel, not only the event strip
+    assert {yref for _x, yref in lines} == {"y domain", *(f"y{row} domain" for row in range(2, 8))}
 
 
 def test_the_burn_windows_figure_marks_each_threshold_with_its_factor():
