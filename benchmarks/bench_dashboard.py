@@ -31,6 +31,8 @@ benchmarks/bench_scale.py calls too). What it plants into each store, ending at 
 - `slo_budget` and `slo_burn`: the alert engine's records of the four SLOs of deploy/slos.toml for every host
   and the fleet, every 30 s (its real round) over the last 10 minutes (the dashboard reads the newest within
   3 minutes);
+- `libvirtd_leak`: the engine's leak records of its last round, made by its own code (alerts.leak_rule.LeakMemory)
+  over the planted libvirtd points: what the fleet's leak signs read (one row per host);
 - `sli` rollups of those SLOs for every host: hour rollups over the H hours and minute rollups over the last 3
   hours (what the fleet's burn chart reads; the engine keeps minute rollups for longer, which no read here
   touches).
@@ -263,6 +265,12 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
         store.write(records)
         counts["slo_budget"] += sum(1 for p in records if p.measurement == BUDGET)
         counts["slo_burn"] += sum(1 for p in records if p.measurement == BURN)
+    from alerts.leak_rule import LeakMemory, LeakRule
+
+    memory = LeakMemory(LeakRule())  # the engine's leak round, its own code, over what was planted
+    memory.evaluate(store, end_ns - ENGINE_ROUND_SECONDS * 10**9)
+    store.write(memory.records)
+    counts["libvirtd_leak"] = len(memory.records)
     from alerts.sli import fleet_rollup_points
 
     hour_ns, minute_ns = 3600 * 10**9, 60 * 10**9
