@@ -8,7 +8,7 @@ import datetime as dt
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 
-from dashboard import data, views
+from dashboard import data, slo_data, triage_cells, views
 
 dash.register_page(__name__, path="/alerts", name="Alerts", title="virtwatch: alerts", order=4)
 
@@ -44,13 +44,16 @@ def layout(**_params):
     return html.Div([
         views.page_header("Alerts", "from the alert engine's state and history"),
         views.section("Firing and pending now", "alerts-active",
-                      "Pending alerts have held their condition for less than their `for` time."),
+                      "Pending alerts have held their condition for less than their `for` time. A host opens its "
+                      "page an hour either side of the alert's start; \"Silence this\" fills the silence form below "
+                      "with the alert's labels."),
         views.section("Alerts in the range", "alerts-history",
                       "Each time an alert started firing or resolved, with the evidence it carried."),
         html.Section([html.H2("Silences"),
                       html.P("A silence mutes the notifications of the alerts its matchers all match; the engine "
                              "still tracks them.", className="section-note"),
-                      form, html.Div(id="alerts-silence-message", role="status"),
+                      form, dcc.Store(id="alerts-silence-focus"),
+                      html.Div(id="alerts-silence-message", role="status"),
                       dcc.Loading(html.Div(id="alerts-silences"), type="dot", delay_show=400)],
                      className="vw-section"),
     ])
@@ -71,55 +74,104 @@ def _silences():
 @callback(Output("alerts-active", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"))
 @views.guarded("the active alerts")
 def active(range_data, _tick):
-    """Return the firing and pending alerts, with their evidence and whether a silence mutes them."""
+    """Return the firing and pending alerts, with their evidence, whether a silence mutes them, a link to the host
+    around the time each started, and a "Silence this" button that fills the silence form."""
     context, _rng = views.page_range(range_data)
     rows = data.active_alerts(context.state_dir, context.clock)
     if not rows:
         return views.empty_state("No alert is firing or pending.", "All quiet.")
     silences = _silences()
+    now_ns = context.now_ns()
     for row in rows:
         muting = silences.silencing(row.pop("label_map")) if silences is not None else None
         row["silenced"] = f"silenced by {muting.created_by}" if muting else ""
-        row["state_label"] = "✖ firing" if row["state"] == "firing" else "◔ pending"
+        row["state_label"] = ("✖ firing" if row["state"] == "firing" else "◔ pending") + (
+            "\n⊘ " + row["silenced"] if muting else "")
+        _cells(row, row["since_ns"], now_ns)
     return views.grid("alerts-active-grid", rows, [
-        {"field": "state_label", "headerName": "state", "minWidth": 100,
+        {"field": "state_label", "headerName": "state", "minWidth": 100, "cellClass": "cell-lines",
+         "autoHeight": True,
          "cellClassRules": {"status-down": "params.data.state == 'firing'",
                             "status-hung": "params.data.state == 'pending'"}},
-        {"field": "severity", "headerName": "severity", "minWidth": 90,
-         "cellClassRules": {"sev-critical": "params.value == 'page'", "sev-warning": "params.value == 'ticket'"}},
-        {"field": "alertname", "headerName": "alert", "minWidth": 130},
-        {"field": "host", "headerName": "host", "minWidth": 130},
-        {"field": "slo", "headerName": "SLO", "minWidth": 70},
+        _severity_column(),
+        {"field": "alert", "headerName": "alert", "minWidth": 150, "cellClass": "cell-lines", "autoHeight": True},
+        triage_cells.link_column("host", "host", 130),
         {"field": "since", "headerName": "since (UTC)", "minWidth": 175},
-        {"field": "summary", "headerName": "summary", "minWidth": 180, "flex": 2, "wrapText": True, "autoHeight": True},
-        {"field": "description", "headerName": "evidence", "minWidth": 300, "flex": 3, "wrapText": True,
-         "autoHeight": True, "cellClass": "cell-pre-wrap"},
-        {"field": "silenced", "headerName": "silenced", "minWidth": 100},
+        {"field": "summary", "headerName": "summary", "minWidth": 200, "flex": 2, "autoHeight": True,
+         "cellClass": "cell-lines"},
+        {"field": "evidence", "headerName": "evidence", "minWidth": 300, "flex": 3, "autoHeight": True,
+         "cellClass": "cell-lines"},
+        {"field": "fingerprint", "headerName": "", "minWidth": 150, "maxWidth": 150, "sortable": False,
+         "cellRenderer": "VwSilence", "colId": "silence"},
     ])
+
+
+def _severity_column() -> dict:
+    """Return the severity column of both alert tables."""
+    return {"field": "severity", "headerName": "severity", "minWidth": 90,
+            "cellClassRules": {"sev-critical": "params.value == 'page'", "sev-warning": "params.value == 'ticket'"}}
+
+
+def _cells(row: dict, moment_ns: int | None, now_ns: int) -> None:
+    """Add an alert row's cells: its name with its SLO, the host's link around moment_ns, evidence in lines."""
+    row["alert"] = row["alertname"] + (f"\n{row['slo']}" if row.get("slo") else "")
+    row["host_href"] = triage_cells.host_link_around(row["host"], moment_ns, now_ns) if moment_ns else ""
+    if not row["host"] and row.get("slo"):  # an SLO's alert without a host is the fleet's
+        row["host"] = slo_data.FLEET
+    row["summary"] = triage_cells.evidence_text(row["summary"])
+    row["evidence"] = triage_cells.evidence_text(row.pop("description"))
+
+
+@callback(Output("alerts-matchers", "value"), Input("alerts-active-grid", "cellRendererData"),
+          prevent_initial_call=True)
+def silence_this(clicked):
+    """Fill the silence form with the matchers of the alert whose "Silence this" was clicked (its labels, read
+    again from the engine's state by fingerprint)."""
+    from dash.exceptions import PreventUpdate
+
+    from dashboard.context import current_context
+
+    fingerprint = (clicked or {}).get("value")
+    context = current_context()
+    found = [row for row in data.active_alerts(context.state_dir, context.clock) if row["fingerprint"] == fingerprint]
+    if not fingerprint or not found:
+        raise PreventUpdate
+    return triage_cells.silence_matchers(found[0]["label_map"])
+
+
+dash.clientside_callback(
+    """function (clicked) {
+        const form = document.getElementById('alerts-matchers');
+        if (clicked && form) { setTimeout(() => { form.scrollIntoView({block: 'center'}); form.focus(); }, 50); }
+        return window.dash_clientside.no_update;
+    }""",
+    Output("alerts-silence-focus", "data"), Input("alerts-active-grid", "cellRendererData"), prevent_initial_call=True)
 
 
 @callback(Output("alerts-history", "children"), Input("shell-range", "data"), Input("shell-refresh", "n_intervals"))
 @views.guarded("the alert history")
 def history(range_data, _tick):
-    """Return the alerts that fired or resolved in the range."""
+    """Return the alerts that fired or resolved in the range, each host linked around the notice's time."""
     context, rng = views.page_range(range_data)
     rows = data.alert_history(context.store, rng)
     if not rows:
         return views.empty_state(f"No alert fired or resolved in the {rng.label}.")
+    now_ns = context.now_ns()
     for row in rows:
         row["status_label"] = {"firing": "✖ firing", "resolved": "✔ resolved"}.get(row["status"], row["status"])
+        _cells(row, row["time_ns"], now_ns)
     return views.grid("alerts-history-grid", rows, [
         {"field": "time", "headerName": "time (UTC)", "minWidth": 175},
         {"field": "status_label", "headerName": "status", "minWidth": 100,
          "cellClassRules": {"status-down": "params.data.status == 'firing'",
                             "status-up": "params.data.status == 'resolved'"}},
-        {"field": "severity", "headerName": "severity", "minWidth": 90},
-        {"field": "alertname", "headerName": "alert", "minWidth": 130},
-        {"field": "host", "headerName": "host", "minWidth": 130},
-        {"field": "slo", "headerName": "SLO", "minWidth": 70},
-        {"field": "summary", "headerName": "summary", "minWidth": 180, "flex": 2, "wrapText": True, "autoHeight": True},
-        {"field": "description", "headerName": "evidence", "minWidth": 300, "flex": 3, "wrapText": True,
-         "autoHeight": True, "cellClass": "cell-pre-wrap"},
+        _severity_column(),
+        {"field": "alert", "headerName": "alert", "minWidth": 150, "cellClass": "cell-lines", "autoHeight": True},
+        triage_cells.link_column("host", "host", 130),
+        {"field": "summary", "headerName": "summary", "minWidth": 200, "flex": 2, "autoHeight": True,
+         "cellClass": "cell-lines"},
+        {"field": "evidence", "headerName": "evidence", "minWidth": 300, "flex": 3, "autoHeight": True,
+         "cellClass": "cell-lines"},
         {"field": "silenced", "headerName": "silenced", "minWidth": 90},
     ], height_px=None if len(rows) <= 15 else 520)
 

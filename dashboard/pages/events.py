@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
-from dashboard import data, views
+from dashboard import data, triage_cells, views
 from dashboard.timerange import ParamError, list_param, text_param, with_page_params
 from tsdb.schema import EVENT_KINDS, SEVERITIES
 
@@ -87,12 +87,37 @@ def events_table(range_data, _tick, kinds, hosts, severities, domain):
         filtered = any([kinds, hosts, severities, (domain or "").strip()])
         return views.empty_state(f"No events {'match the filters ' if filtered else ''}in the {rng.label}.",
                                  "Clear a filter or pick a longer time range." if filtered else "")
-    rows = data.event_rows(frame)
+    rows = linked_rows(data.event_rows(frame), frame, context.now_ns())
     shown = (f"{len(frame)} events · {rng.label}" if len(frame) <= len(rows) else
              f"the newest {len(rows)} of {len(frame)} events · {rng.label} (the CSV export holds them all)")
-    return html.Div([html.P(shown, className="section-note", id="events-count"),
-                     views.grid("events-grid", rows, views.event_columns(), height_px=None if len(rows) <= 15
+    return html.Div([html.P(shown + " · a host or domain opens the host an hour either side of the event",
+                            className="section-note", id="events-count"),
+                     views.grid("events-grid", rows, event_columns(), height_px=None if len(rows) <= 15
                                 else 600)])
+
+
+def linked_rows(rows: list[dict], frame, now_ns: int) -> list[dict]:
+    """Return event rows with the links of their host and domain cells (the host around the event's time) and
+    the message in readable lines."""
+    for row, when in zip(rows, frame["time"]):
+        href = triage_cells.host_link_around(row["host"], when.value, now_ns)
+        row["host_href"] = href
+        row["domain_href"] = href if row["domain"] else ""
+        row["message"] = triage_cells.evidence_text(row["message"])
+    return rows
+
+
+def event_columns() -> list[dict]:
+    """Return the columns of the events table: time, severity, kind, host and domain (links), message."""
+    columns = views.event_columns()
+    by_field = {column["field"]: column for column in columns}
+    by_field["time"].update(minWidth=150, maxWidth=170)
+    by_field["severity"]["maxWidth"] = 120
+    by_field["kind"].update(minWidth=140, maxWidth=180)
+    by_field["host"] = triage_cells.link_column("host", "host", 150, filter=True, maxWidth=240)
+    by_field["domain"] = triage_cells.link_column("domain", "domain", 130, filter=True, maxWidth=220)
+    by_field["message"].update(cellClass="cell-lines", minWidth=360)
+    return [by_field[column["field"]] for column in columns]
 
 
 @callback(Output("events-download", "data"), Input("events-export", "n_clicks"), State("shell-range", "data"),
