@@ -133,7 +133,7 @@ def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
 
     end = rng.end_ns - 1
     recent_since = max(rng.start_ns, rng.end_ns - RECENT_SECONDS * 10**9)
-    reads = _concurrently({
+    reads = concurrently({
         "latest": lambda: store.latest("libvirtd", list(FLEET_FIELDS), recent_since, end, group_by=["host"]),
         "known": lambda: store.tag_values("libvirtd", "host") if recent_since > rng.start_ns else [],
         "restarts": lambda: store.latest("event", ["count"], max(rng.start_ns, rng.end_ns - RESTARTING_SECONDS * 10**9),
@@ -192,7 +192,7 @@ def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
     if older is None:
         reads["older"] = lambda: store.latest("event", ["message"], end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9,
                                               split - 1, where=where, group_by=group_by)
-    found = _concurrently(reads)
+    found = concurrently(reads)
     newer = found["newer"]
     if older is None:
         older = found["older"]
@@ -204,7 +204,7 @@ def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else newer)
 
 
-def _concurrently(reads: dict[str, Any]) -> dict[str, Any]:
+def concurrently(reads: dict[str, Any]) -> dict[str, Any]:
     """Return {name: result} of the reads (functions of no argument) run side by side, each on a thread of its own
     (a pool of this call's own, so a read that itself reads side by side can never wait on a busy shared pool);
     the first failure raises."""
@@ -265,7 +265,7 @@ def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = (), stat
 def _read_fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple, state_dir: Any, clock: Any,
                       key: tuple) -> pd.DataFrame:
     """Read the fleet frame fleet_frame describes and keep it under `key`."""
-    reads = _concurrently({"fleet": lambda: read_fleet(store, rng),
+    reads = concurrently({"fleet": lambda: read_fleet(store, rng),
                            "budgets": lambda: budgets_by_host(store, list(slos), rng.end_ns) if slos else {},
                            "leaks": lambda: read_leaks(store, rng.end_ns)})
     frame, budgets = reads["fleet"], reads["budgets"]
@@ -434,7 +434,7 @@ def _leak_windows(store: Store, end_ns: int, policy: Any) -> pd.DataFrame:
         start = (end_ns - int(policy.lookback_seconds * 10**9)) // window_ns * window_ns
         reads["older"] = lambda: store.query("libvirtd", list(LEAK_OLDER_FIELDS), start, split,
                                              window_seconds=LEAK_WINDOW_SECONDS, aggregate="mean", group_by=["host"])
-    found = _concurrently(reads)
+    found = concurrently(reads)
     if older is None:
         older = found["older"]
         with _fleet_cache_lock:

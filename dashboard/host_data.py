@@ -69,7 +69,7 @@ def read_health(store: Store, host: str, rng: TimeRange, policy: LeakPolicy = Le
     """Return the health section's figures, its seven reads side by side (each on a pooled reader of the store)."""
     from dashboard import data
 
-    found = data._concurrently({
+    found = data.concurrently({
         "health": lambda: data.host_health(store, host, rng), "load": lambda: data.host_load(store, host, rng),
         "events": lambda: data.events(store, rng, hosts=[host]), "latest": lambda: latest_state(store, host, rng),
         "diagnoses": lambda: hang_diagnoses(store, host, rng), "leak": lambda: leak_view(store, host, rng, policy)})

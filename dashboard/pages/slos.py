@@ -41,7 +41,7 @@ def slo_cards(range_data, _tick):
     if not context.slos:
         return views.empty_state("No SLOs are configured.",
                                  "Set [alerts] slo_file in the config to an SLO file (see deploy/slos.toml).")
-    reads = data._concurrently({  # side by side: the page waits for the slowest read, not their sum
+    reads = data.concurrently({  # side by side: the page waits for the slowest read, not their sum
         "series": lambda: data.sli_series(context.store, context.slos, rng),
         "evaluations": lambda: data.slo_evaluations(context.store, context.slos, rng.end_ns),
         "since": lambda: slo_data.data_since(context.store, context.slos, rng.end_ns),
