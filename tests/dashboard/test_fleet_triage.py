@@ -89,8 +89,10 @@ def test_with_the_engines_leak_records_the_fleet_reads_them_in_one_read_and_show
     end_ns = to_ns(fixed_now)
     fitted = data.read_leaks(store, end_ns)  # the dashboard's own fit of the points
     data.clear_caches()
-    engine = Engine(store, [], [], {}, tmp_path / "engine", clock=lambda: fixed_now - dt.timedelta(microseconds=1),
-                    leak_rule=LeakRule())
+    moment = [fixed_now - dt.timedelta(seconds=31)]
+    engine = Engine(store, [], [], {}, tmp_path / "engine", clock=lambda: moment[0], leak_rule=LeakRule())
+    assert engine.run_round(slos=False, rules=False, leaks=True).error is None  # a new page waits (storm gate)
+    moment[0] = fixed_now - dt.timedelta(microseconds=1)
     assert engine.run_round(slos=False, rules=False, leaks=True).error is None
     counting = CountingStore(store)
     recorded = data.read_leaks(counting, end_ns)
@@ -106,6 +108,10 @@ def test_with_the_engines_leak_records_the_fleet_reads_them_in_one_read_and_show
     leaking = fitted[fitted["fd_leak"]]["host"].tolist()
     assert leaking and recorded[recorded["fd_leak"]]["host"].tolist() == leaking
     assert by_host.loc[leaking[0], "open_fds"] == LEAK_OPEN_FDS and by_host.loc[leaking[0], "max_fds"] == LEAK_MAX_FDS
+    # ... and the leaking host's alert fires in the engine that wrote them, no other host's
+    firing = {(state.labels["alertname"], state.labels.get("host")) for state in engine.tracker.snapshot().values()
+              if state.state == "firing"}
+    assert firing == {("LibvirtdFdLeak", host) for host in leaking}
     assert by_host.loc[leaking[0], "leak_sign"].startswith("fds ")
 
 
