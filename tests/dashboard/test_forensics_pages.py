@@ -139,12 +139,16 @@ def test_a_garbage_bundle_address_shows_an_empty_state(dashboard_server, tab, qu
 def test_an_alerts_description_shows_in_full_with_its_line_breaks(dashboard_server, tab):
     open_page(tab, f"{dashboard_server.url}/alerts?{dashboard_server.planted_range()}")
     tab.page.wait_for_selector("#alerts-active-grid .ag-row", timeout=SETTLED_MS)
-    cell = tab.page.locator("#alerts-active-grid .ag-row .ag-cell[col-id='description']").first
-    assert cell.inner_text() == ALERT_DESCRIPTION
+    from dashboard.triage_cells import evidence_text
+
+    shown = evidence_text(ALERT_DESCRIPTION)  # every line and clause of it, each clause after "; " on a line of its own
+    assert shown.replace("\n  ", "; ") == ALERT_DESCRIPTION
+    cell = tab.page.locator("#alerts-active-grid .ag-row .ag-cell[col-id='evidence']").first
+    assert cell.inner_text() == shown
     assert cell.evaluate("c => getComputedStyle(c).whiteSpace") == "pre-wrap"
     assert cell.evaluate("c => c.scrollWidth <= c.clientWidth + 1 && c.scrollHeight <= c.clientHeight + 1"), \
         "the description must wrap inside its cell and the row grow to hold it"
-    history = tab.page.locator("#alerts-history-grid .ag-row .ag-cell[col-id='description']").first
-    assert history.inner_text() == ALERT_DESCRIPTION
+    history = tab.page.locator("#alerts-history-grid .ag-row .ag-cell[col-id='evidence']").first
+    assert history.inner_text() == shown
     shot(tab, "alerts")
     assert tab.errors == []
