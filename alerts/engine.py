@@ -279,8 +279,13 @@ class Engine:
 
     def _paging_hosts(self, slo: str) -> set[tuple[str, str]]:
         """The (host, severity) alerts of this SLO that fire now (the storm gate holds only those that START)."""
+        return self._firing_hosts(SLO_ALERTNAME, slo)
+
+    def _firing_hosts(self, alertname: str, slo: str | None = None) -> set[tuple[str, str]]:
+        """The (host, severity) of the per-host alerts of one alertname (and SLO, if given) that fire now: what a
+        storm gate lets keep firing."""
         return {(state.labels["host"], state.labels.get("severity", "page")) for state in self.tracker.snapshot().values()
-                if state.labels.get("alertname") == SLO_ALERTNAME and state.labels.get("slo") == slo
+                if state.labels.get("alertname") == alertname and (slo is None or state.labels.get("slo") == slo)
                 and "host" in state.labels and state.state == FIRING}
 
     def _shard_scoped(self, observation: Observation) -> Observation:
@@ -318,9 +323,8 @@ class Engine:
             fleet = ({"alertname": name, "scope": "fleet", "severity": "page"},
                      {"summary": "the agents write", "description": SILENT_STORM_CAUSES}, False, 0.0)
             found.append(fleet if self.shard.owns_fleet else self._shard_scoped(fleet))
-            firing = {(s.labels["host"], s.labels.get("severity", "page")) for s in self.tracker.snapshot().values()
-                      if s.labels.get("alertname") == name and "host" in s.labels and s.state == FIRING}
-            gated += self.silent_storm.apply(name, found, firing, now.timestamp(), fleet_hosts=fleet_hosts)
+            gated += self.silent_storm.apply(name, found, self._firing_hosts(name), now.timestamp(),
+                                             fleet_hosts=fleet_hosts)
         return gated
 
     def _leaks_part(self, now: datetime, report: RoundReport) -> list[Observation]:
@@ -340,9 +344,7 @@ class Engine:
             found = [(r.labels, r.annotations, r.active, 0.0) for r in results if r.labels["alertname"] == alertname]
             fleet = rule.fleet_observation(alertname)
             found.append(fleet if self.shard.owns_fleet else self._shard_scoped(fleet))
-            firing = {(s.labels["host"], s.labels.get("severity", "page")) for s in self.tracker.snapshot().values()
-                      if s.labels.get("alertname") == alertname and "host" in s.labels and s.state == FIRING}
-            observations += self.leak_storm.apply(alertname, found, firing, now.timestamp())
+            observations += self.leak_storm.apply(alertname, found, self._firing_hosts(alertname), now.timestamp())
         return observations + self._stale(observations, rule.alertnames)
 
     def _stale(self, observations: Sequence[Observation], alertnames: set[str]) -> list[Observation]:
