@@ -8,8 +8,9 @@ host per minute instead of every raw point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alerts.slo import SLO, Source
 from tsdb.point import Point
@@ -199,26 +200,44 @@ def _bucketed(raw: pd.DataFrame, good: pd.Series, width: int) -> pd.DataFrame:
     return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
 
 
-def _counted(store: Store, measurement: str, field: str, start_ns: int, end_ns: int, window_seconds: int, *,
-             good: Matching | None = None, bad: Matching | None = None) -> pd.DataFrame:
-    """Count, per host and window, the points with a value of `field` (total) and those whose fields pass `good`
-    (or fail to pass `bad`): two counts the store makes (tsdb.query `matching`), so a minute of 2,000 hosts
-    returns 2 x 2,000 rows however many guests they run, instead of every point (48,000 domain points a minute at
-    4 guests a host; on InfluxDB 1.6 a count costs about what reading one minute does, five minutes of points
-    five times more).
+def _side_by_side(*reads: Callable[[], Any]) -> list[Any]:
+    """Run independent store reads at once, each on its own thread, and return their answers in order: a read
+    waits on the store's server, so three counts take about the time of the slowest, not their sum."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    The passing points are counted first: a point landing between the two reads (only a spool replay lands
-    behind the settled edge, and the re-roll counts it) is in the total only, and good stays within [0, total].
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="sli-read") as pool:
+        return [future.result() for future in [pool.submit(read) for read in reads]]
+
+
+def _count_reads(store: Store, measurement: str, field: str, start_ns: int, end_ns: int, window_seconds: int,
+                 matching: Matching) -> tuple[Callable[[], pd.DataFrame], Callable[[], pd.DataFrame]]:
+    """Return the two reads that count, per host and window, the points of `measurement` whose fields pass
+    `matching` and all those with a value of `field`: counts the store makes (tsdb.query `matching`), so a minute of
+    2,000 hosts returns 2 x 2,000 rows however many guests they run, instead of every point (48,000 domain points
+    a minute at 4 guests a host; on InfluxDB 1.6 a count costs about what reading one minute does)."""
+    def passing() -> pd.DataFrame:
+        return store.query(measurement, [field], start_ns, end_ns, window_seconds=window_seconds,
+                           aggregate="count", group_by=["host"], matching=matching)
+
+    def total() -> pd.DataFrame:
+        return store.query(measurement, [field], start_ns, end_ns, window_seconds=window_seconds,
+                           aggregate="count", group_by=["host"])
+
+    return passing, total
+
+
+def _counted(wedged: pd.DataFrame, total: pd.DataFrame, field: str) -> pd.DataFrame:
+    """Return the standard counts frame from the answers of _count_reads: good is the points that did not pass
+    (the passing ones are the bad events).
+
+    The two counts are two reads, so a point landing between them (only a spool replay lands behind the settled
+    edge, and the re-roll counts it) may be in one only: the passing count is clipped to the total, so good stays
+    within [0, total].
     """
-    passing = store.query(measurement, [field], start_ns, end_ns, window_seconds=window_seconds, aggregate="count",
-                          group_by=["host"], matching=good if good is not None else bad)
-    total = store.query(measurement, [field], start_ns, end_ns, window_seconds=window_seconds, aggregate="count",
-                        group_by=["host"])
     frame = total.assign(time_ns=total["time"].astype("int64"), total=total[field].astype("float64"))
-    passed = passing.assign(time_ns=passing["time"].astype("int64"), passed=passing[field].astype("float64"))
-    frame = frame.merge(passed[["time_ns", "host", "passed"]], on=["time_ns", "host"], how="left")
-    passed = frame["passed"].fillna(0.0).clip(upper=frame["total"])
-    return _standard(frame.assign(good=passed if good is not None else frame["total"] - passed))
+    bad = wedged.assign(time_ns=wedged["time"].astype("int64"), bad=wedged[field].astype("float64"))
+    frame = frame.merge(bad[["time_ns", "host", "bad"]], on=["time_ns", "host"], how="left")
+    return _standard(frame.assign(good=frame["total"] - frame["bad"].fillna(0.0).clip(upper=frame["total"])))
 
 
 def _domain_stability(store: Store, start_ns: int, end_ns: int, window_seconds: int) -> pd.DataFrame:
@@ -228,12 +247,16 @@ def _domain_stability(store: Store, start_ns: int, end_ns: int, window_seconds: 
 
     A killed QEMU leaves its domain shut off with reason failed or crashed, never in the CRASHED state, so no
     point tells a guest failed: the agent's `domain_failed` / `domain_crashed` event does, once per failure.
-    Three counts the store makes (points, wedged points, failure events); every term is a count of what lies in
-    the window, so windows add up exactly to the count of any longer range.
+    Three counts the store makes side by side (points, wedged points, failure events); every term is a count of
+    what lies in the window, so windows add up exactly to the count of any longer range.
     """
-    points = _counted(store, "domain", "state_code", start_ns, end_ns, window_seconds, bad=WEDGED_DOMAIN)
-    events = store.query("event", ["count"], start_ns, end_ns, where={"kind": list(GUEST_FAILURE_KINDS)},
-                         window_seconds=window_seconds, aggregate="count", group_by=["host"])
+    def failure_events() -> pd.DataFrame:
+        return store.query("event", ["count"], start_ns, end_ns, where={"kind": list(GUEST_FAILURE_KINDS)},
+                           window_seconds=window_seconds, aggregate="count", group_by=["host"])
+
+    wedged, states, events = _side_by_side(
+        *_count_reads(store, "domain", "state_code", start_ns, end_ns, window_seconds, WEDGED_DOMAIN), failure_events)
+    points = _counted(wedged, states, "state_code")
     failures = events.assign(time_ns=events["time"].astype("int64"), failed=events["count"].astype("float64"))
     frame = points.merge(failures[["time_ns", "host", "failed"]], on=["time_ns", "host"], how="outer")
     frame = frame.fillna({"good": 0.0, "total": 0.0, "failed": 0.0})
@@ -264,13 +287,15 @@ def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -
     # one interval past the end: whether a collection due just before the end was missed depends on the next point;
     # a few intervals before the start: there each reporting host's newest point before the range lies
     lookback = first - FRESHNESS_LOOKBACK_STEPS * step
-    seen = store.query("collector", ["scrape_duration_ms"], lookback, end_ns + step, group_by=["host"])
+    seen, known = _side_by_side(
+        lambda: store.query("collector", ["scrape_duration_ms"], lookback, end_ns + step, group_by=["host"]),
+        lambda: store.tag_values("collector", "host"))
     seen_times = seen["time"].astype("int64").to_numpy()
     earlier = seen_times < first
     before = seen[earlier].assign(time=seen_times[earlier]).sort_values("time", kind="mergesort").drop_duplicates(
         "host", keep="last")
     # the others' newest point of the day before (hosts starting, returning or silent; none in a quiet fleet)
-    silent = sorted(set(store.tag_values("collector", "host")) - set(before["host"]) - {""})
+    silent = sorted(set(known) - set(before["host"]) - {""})
     if silent:
         older = store.latest("collector", ["scrape_duration_ms"], first - memory, lookback - 1,
                              where={"host": silent}, group_by=["host"])
