@@ -33,6 +33,7 @@ import pandas as pd
 
 from alerts.event_rules import (DEFAULT_LOOKBACK_SECONDS, DIAGNOSIS, FORENSICS, AgentSilentRule, CountRule,
                                 EventRule, Finding, HostState, RuleResult, StateRule, _number, _text)
+from alerts.side_by_side import side_by_side
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import EVENT_FIELDS, EVENT_TAGS, Store
 
@@ -47,6 +48,8 @@ AGENT_OVERLAP_SECONDS = 30  # collector points are re-read this far behind the p
 AGENT_READ_SECONDS = 10
 HOST_CHUNK = 200           # hosts per `where host in (...)` read at the first round
 EVENT_COLUMNS = ["time", *EVENT_TAGS, *EVENT_FIELDS]
+#: the findings a round reads (newest per host and trigger): measurement and fields
+FINDING_READS = ((DIAGNOSIS, ["cause"]), (FORENSICS, ["cause", "file"]))
 
 
 @dataclass
@@ -100,13 +103,7 @@ class RuleMemory:
         first = self._cursor_ns is None or now_ns < self._cursor_ns  # a clock set back: start over
         if first:
             self._agents, self._findings, self._daemons = {}, {}, {}
-        if first or now_ns - self._synced_ns >= self.resync_ns:
-            self._resync_events(now_ns)
-        else:
-            self._advance_events(now_ns)
-        self._advance_agents(now_ns, first)
-        if self.triggers:
-            self._advance_findings(now_ns, first)
+        self._advance(now_ns, first)
         self._cursor_ns = now_ns
         moment = pd.Timestamp(now_ns, tz="UTC")
         self._trim(moment)
@@ -122,16 +119,50 @@ class RuleMemory:
             results += [rule.result(host, mine, moment, state, external_url) for rule in self.rules]
         return results
 
+    def _advance(self, now_ns: int, first: bool) -> None:
+        """Read what was written since the last round (events, the agents' newest points when due, findings) side
+        by side, since the reads are independent and a round then waits on the slowest, and merge it."""
+        resync = first or now_ns - self._synced_ns >= self.resync_ns
+        since_ns = now_ns - self.lookback_ns if first else self._cursor_ns - self.overlap_ns
+        events_since_ns = now_ns - self.lookback_ns if resync else since_ns
+        agents = self._agents_due(now_ns, first)
+        reads = [lambda: self._read_events(events_since_ns, now_ns)]
+        if agents and not first:
+            since_agents = self._agents_ns - AGENT_OVERLAP_SECONDS * S
+            reads.append(lambda: self.store.latest("collector", ["scrape_duration_ms"], since_agents, now_ns,
+                                                   group_by=["host"]))
+        if self.triggers:
+            reads += [lambda m=measurement, f=fields: self.store.latest(m, f, since_ns, now_ns,
+                                                                       where={"trigger": self.triggers},
+                                                                       group_by=["host", "trigger"])
+                      for measurement, fields in FINDING_READS]
+        answers = side_by_side(*reads)
+        events = answers.pop(0)
+        if self.kinds:  # no rule counts events: nothing was read
+            self.reads.add(events)
+        if resync:
+            self._resync_events(events, now_ns)
+        else:
+            self._advance_events(events, since_ns)
+        if agents and not first:
+            self._merge_agents(self.reads.add(answers.pop(0)), now_ns)
+            self._agents_ns = now_ns
+        elif agents:
+            self._first_agents(now_ns)
+        if self.triggers:
+            self._merge_findings([self.reads.add(frame) for frame in answers], now_ns)
+
     # --- events ----------------------------------------------------------------------------------------------
 
     def _read_events(self, since_ns: int, now_ns: int) -> pd.DataFrame:
+        """Read the events of the rules' kinds in [since, now] (nothing when no rule counts events)."""
         if not self.kinds:
             return self._events.iloc[:0]
-        return self.reads.add(self.store.events(since_ns, now_ns + 1, where={"kind": self.kinds}))
+        return self.store.events(since_ns, now_ns + 1, where={"kind": self.kinds})
 
-    def _resync_events(self, now_ns: int) -> None:
-        """Read the whole lookback of events again; mark the hosts whose events differ."""
-        fresh = self._read_events(now_ns - self.lookback_ns, now_ns)[EVENT_COLUMNS]
+    def _resync_events(self, fresh: pd.DataFrame, now_ns: int) -> None:
+        """Take the whole lookback of events read again; mark the hosts whose events differ."""
+        fresh = fresh[EVENT_COLUMNS]
         self.reads.resynced = True
         before = self._events
         self._events = fresh
@@ -140,10 +171,9 @@ class RuleMemory:
         changed = pd.concat([before, self._events]).drop_duplicates(keep=False)
         self._dirty |= set(changed["host"])
 
-    def _advance_events(self, now_ns: int) -> None:
-        """Merge the events written after the cursor (less the overlap) into the memory."""
-        since_ns = self._cursor_ns - self.overlap_ns
-        new = self._read_events(since_ns, now_ns)[EVENT_COLUMNS]
+    def _advance_events(self, new: pd.DataFrame, since_ns: int) -> None:
+        """Merge the events written after the cursor (less the overlap, `since_ns`) into the memory."""
+        new = new[EVENT_COLUMNS]
         if new.empty:
             return
         known = set(_event_keys(self._events[self._events["time"] >= pd.Timestamp(since_ns, tz="UTC")]))
@@ -199,24 +229,21 @@ class RuleMemory:
 
     # --- points ----------------------------------------------------------------------------------------------
 
-    def _advance_agents(self, now_ns: int, first: bool) -> None:
-        """Update each host's newest collector point: since the last round, or over the lookback at first."""
+    def _agents_due(self, now_ns: int, first: bool) -> bool:
+        """Say whether this round reads the agents' newest collector points (at most every AGENT_READ_SECONDS)."""
         if not self.silent_rules:
-            return
-        if not first and now_ns - self._agents_ns < AGENT_READ_SECONDS * S:
-            return
-        if first:
-            hosts = self.store.tag_values("collector", "host")
-            self.reads.queries += 1
-            for start in range(0, len(hosts), HOST_CHUNK):
-                chunk = hosts[start:start + HOST_CHUNK]
-                self._merge_agents(self.reads.add(self.store.latest(
-                    "collector", ["scrape_duration_ms"], now_ns - self.lookback_ns, now_ns,
-                    where={"host": chunk}, group_by=["host"])), now_ns)
-        else:
-            since = self._agents_ns - AGENT_OVERLAP_SECONDS * S
+            return False
+        return first or now_ns - self._agents_ns >= AGENT_READ_SECONDS * S
+
+    def _first_agents(self, now_ns: int) -> None:
+        """Read the newest collector point of every host that ever wrote, within the lookback, in chunks of hosts."""
+        hosts = self.store.tag_values("collector", "host")
+        self.reads.queries += 1
+        for start in range(0, len(hosts), HOST_CHUNK):
+            chunk = hosts[start:start + HOST_CHUNK]
             self._merge_agents(self.reads.add(self.store.latest(
-                "collector", ["scrape_duration_ms"], since, now_ns, group_by=["host"])), now_ns)
+                "collector", ["scrape_duration_ms"], now_ns - self.lookback_ns, now_ns,
+                where={"host": chunk}, group_by=["host"])), now_ns)
         self._agents_ns = now_ns
 
     def _merge_agents(self, frame: pd.DataFrame, now_ns: int) -> None:
@@ -263,13 +290,10 @@ class RuleMemory:
                     self._daemons[row.host] = value
                     self._dirty.add(row.host)
 
-    def _advance_findings(self, now_ns: int, first: bool) -> None:
-        """Merge the newest diagnosis and bundle of each host and trigger written since the cursor."""
-        since = now_ns - self.lookback_ns if first else self._cursor_ns - self.overlap_ns
-        where = {"trigger": self.triggers}
-        for measurement, fields in ((DIAGNOSIS, ["cause"]), (FORENSICS, ["cause", "file"])):
-            frame = self.reads.add(self.store.latest(measurement, fields, since, now_ns, where=where,
-                                                     group_by=["host", "trigger"]))
+    def _merge_findings(self, frames: list[pd.DataFrame], now_ns: int) -> None:
+        """Merge the newest diagnosis and bundle of each host and trigger (the answers of FINDING_READS, in order)
+        into the memory; forget those older than the lookback."""
+        for (measurement, _), frame in zip(FINDING_READS, frames):
             for row in frame.itertuples(index=False):
                 mine = self._findings.setdefault(row.host, {})
                 known = mine.get((measurement, row.trigger))

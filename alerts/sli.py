@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from alerts.side_by_side import side_by_side
 from alerts.slo import SLO, Source
 from tsdb.point import Point
 from tsdb.query import Matching, TimeLike, to_ns
@@ -200,15 +201,6 @@ def _bucketed(raw: pd.DataFrame, good: pd.Series, width: int) -> pd.DataFrame:
     return _standard(frame.groupby(["time_ns", "host"], as_index=False)[["good", "total"]].sum())
 
 
-def _side_by_side(*reads: Callable[[], Any]) -> list[Any]:
-    """Run independent store reads at once, each on its own thread, and return their answers in order: a read
-    waits on the store's server, so three counts take about the time of the slowest, not their sum."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="sli-read") as pool:
-        return [future.result() for future in [pool.submit(read) for read in reads]]
-
-
 def _count_reads(store: Store, measurement: str, field: str, start_ns: int, end_ns: int, window_seconds: int,
                  matching: Matching) -> tuple[Callable[[], pd.DataFrame], Callable[[], pd.DataFrame]]:
     """Return the two reads that count, per host and window, the points of `measurement` whose fields pass
@@ -254,7 +246,7 @@ def _domain_stability(store: Store, start_ns: int, end_ns: int, window_seconds: 
         return store.query("event", ["count"], start_ns, end_ns, where={"kind": list(GUEST_FAILURE_KINDS)},
                            window_seconds=window_seconds, aggregate="count", group_by=["host"])
 
-    wedged, states, events = _side_by_side(
+    wedged, states, events = side_by_side(
         *_count_reads(store, "domain", "state_code", start_ns, end_ns, window_seconds, WEDGED_DOMAIN), failure_events)
     points = _counted(wedged, states, "state_code")
     failures = events.assign(time_ns=events["time"].astype("int64"), failed=events["count"].astype("float64"))
@@ -287,7 +279,7 @@ def _freshness(store: Store, slo: SLO, start_ns: int, end_ns: int, width: int) -
     # one interval past the end: whether a collection due just before the end was missed depends on the next point;
     # a few intervals before the start: there each reporting host's newest point before the range lies
     lookback = first - FRESHNESS_LOOKBACK_STEPS * step
-    seen, known = _side_by_side(
+    seen, known = side_by_side(
         lambda: store.query("collector", ["scrape_duration_ms"], lookback, end_ns + step, group_by=["host"]),
         lambda: store.tag_values("collector", "host"))
     seen_times = seen["time"].astype("int64").to_numpy()
