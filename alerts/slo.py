@@ -25,7 +25,7 @@ The built-in SLIs (their good and total events; alerts.sli computes them):
 - `custom`: `good` and `total` are each a table {measurement, field, aggregate = "count" | "sum" (default
   "count"), where = {tag = "value", ...}} read through the store's query interface, grouped by host.
 
-Errors: `SLOError` (a `virtwatch.config.ConfigError`): `.problems` lists each as `slo[INDEX] "NAME".key = value:
+Errors: `SLOError` (a `tsdb.config_keys.ConfigError`): `.problems` lists each as `slo[INDEX] "NAME".key = value:
 reason`, and the message starts with the file's path.
 """
 
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.windows import PERIODS, parse_duration
-from virtwatch.config import ConfigError
+from tsdb.config_keys import ConfigError
 
 BUILTIN_SLIS = ("libvirtd_availability", "libvirtd_latency", "domain_stability", "collection_freshness")
 SLIS = (*BUILTIN_SLIS, "custom")

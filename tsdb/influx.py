@@ -28,7 +28,7 @@ from tsdb.lineprotocol import batches, encode_lines
 from tsdb.point import Point, clean_name
 from tsdb.query import Query, TimeLike, Where, normalize_where, now_ns, to_ns
 from tsdb.bounded_http import BoundedHTTP, RequestFailed
-from tsdb.retry import Backoff, is_retryable_status
+from tsdb.retry import Backoff, is_retryable
 from tsdb.store import Store
 from tsdb.urls import StoreURL
 
@@ -164,7 +164,7 @@ class InfluxStore(Store):
         if 200 <= status < 300:
             return
         message = _server_message(body)
-        if is_retryable_status(status):
+        if is_retryable(status):
             raise _Retryable(f"HTTP {status}: {message}")
         raise StoreRejected(f"{self.display_url}: the store refused the write (HTTP {status}): {message}",
                             status=status, server_message=message)
@@ -230,7 +230,7 @@ class InfluxStore(Store):
             except _Retryable as error:
                 last = str(error)
                 continue
-            if is_retryable_status(status):
+            if is_retryable(status):
                 last = f"HTTP {status}: {_server_message(data)}"
                 continue
             if status >= 300:

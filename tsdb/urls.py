@@ -8,6 +8,10 @@
 
 Passwords and tokens never go in the URL (it shows up in process lists and logs): they come from the
 config file or the environment (VIRTWATCH_STORE_TOKEN, VIRTWATCH_STORE_PASSWORD).
+
+This module is the one place that knows the schemes (SCHEMES): `open_store` parses with it, and `[store] url` in
+the config file (tsdb.config, so `virtwatch check-config`) is checked by the same parser, so the two can never
+disagree on a URL.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tsdb.errors import StoreURLError
 
 DEFAULT_PORT = 8086
-_KINDS = {"influxdb": ("influxdb1", False), "influxdbs": ("influxdb1", True),
-          "influxdb2": ("influxdb2", False), "influxdb2s": ("influxdb2", True)}
+#: every scheme a store URL may have -> (the store's kind, whether over TLS), in the order messages list them
+SCHEMES = {"influxdb": ("influxdb1", False), "influxdbs": ("influxdb1", True),
+           "influxdb2": ("influxdb2", False), "influxdb2s": ("influxdb2", True), "duckdb": ("duckdb", False)}
 _PARAMS = {"influxdb1": {"rp"}, "influxdb2": {"org"}}
 _SHOWN_PARAMS = frozenset().union(*_PARAMS.values())  # query values shown in messages; any other may be a secret
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -92,6 +97,16 @@ def store_url_problem(url: str) -> str | None:
     return None
 
 
+def is_embedded_url(url: str | None) -> bool:
+    """Say whether a store URL (None: the default) names the embedded store, which one process may open."""
+    if url is None:
+        return True
+    try:
+        return _parse(url).kind == "duckdb"
+    except _Refused:
+        return False
+
+
 def parse_store_url(url: str) -> StoreURL:
     """Parse a store URL; raise StoreURLError naming the part that is wrong and why (secrets redacted)."""
     try:
@@ -112,16 +127,16 @@ def _parse(url: str) -> StoreURL:
     if _CONTROL.search(url):
         raise _Refused("contains a control character (a NUL, a tab or a line break, say)")
     scheme = url.split("://", 1)[0].lower()
-    if scheme == "duckdb":
+    if scheme not in SCHEMES:
+        raise _Refused(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    kind, tls = SCHEMES[scheme]
+    if kind == "duckdb":
         path = unquote(url.split("://", 1)[1])
         if not path.startswith("/") or path.endswith("/"):
             raise _Refused("duckdb needs an absolute file path, as in duckdb:///var/lib/virtwatch/store.duckdb")
         if _CONTROL.search(path):
             raise _Refused("the path contains a control character")
         return StoreURL(kind="duckdb", path=os.path.normpath(path))
-    if scheme not in _KINDS:
-        raise _Refused(f"unknown scheme {scheme!r}; expected one of influxdb, influxdbs, influxdb2, influxdb2s, duckdb")
-    kind, tls = _KINDS[scheme]
     try:
         parts = urlsplit(url)
         host, password = parts.hostname, parts.password

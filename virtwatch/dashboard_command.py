@@ -24,7 +24,8 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT; return 2 for a bad config or an address that cannot be used."""
-    from dashboard.wsgi import (DashboardConfigError, allowed_hosts_from_config, app_from_config,
+    from tsdb.urls import is_embedded_url
+    from virtwatch.wsgi import (DashboardConfigError, allowed_hosts_from_config, app_from_config,
                                 context_from_config)
     from virtwatch.config import (ConfigError, check_key, is_loopback, load_config_or_defaults, print_problems,
                                   public_listen_problem, split_host_port)
@@ -47,7 +48,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= MAX_WORKERS:
         print(f"--workers {args.workers}: must be from 1 to {MAX_WORKERS}", file=sys.stderr)
         return 2
-    embedded = config.store.url is None or config.store.url.lower().startswith("duckdb:")
+    embedded = is_embedded_url(config.store.url)
     if embedded and args.workers > 1:
         print(f"--workers {args.workers}: the embedded DuckDB store serves one process only; use --workers 1 "
               "or an InfluxDB store", file=sys.stderr)

@@ -1,16 +1,18 @@
-"""Notifications out of the alert engine: one receiver per module, one retry policy, a durable outbox.
+"""Notifications out of the alert engine: one receiver per module, each with its config type beside it, a durable
+outbox, delivery with tsdb.retry's backoff.
 
 The engine's side of it:
 
     notifiers = {r.name: notifier_for(r) for r in config.alerts.receivers}
     outbox = Outbox(config.alerts.state_dir / "outbox")
     outbox.put(Notification(receiver="oncall", group_key=..., group_labels=..., alerts=[Alert(...)]))
-    failures = drain(outbox, notifiers, Backoff())     # also at start-up: what a crash left pending
+    failures = drain(outbox, notifiers, NotifyBackoff())   # also at start-up: what a crash left pending
 
-Modules: `model` (Alert, Notification, fingerprint), `retry` (is_retryable, Backoff: the only place that
-decides whether to try again), `errors` (NotifyError), `transport` (a POST within a deadline for the whole
-request, reading a capped answer; secret-safe errors), one per receiver type (`webhook`, `alertmanager`,
-`pagerduty`, `slack`), `outbox`, and `delivery` (deliver, drain: every receiver on its own thread).
+Modules: `model` (Alert, Notification, fingerprint), `errors` (NotifyError), `transport` (a POST within a deadline
+for the whole request, reading a capped answer; secret-safe errors), `config` (ReceiverConfig, ReceiverType), one
+per receiver type (`webhook`, `alertmanager`, `pagerduty`, `slack`, each with its RECEIVER_TYPE), `receivers`
+(the types by name: notifier_for, read_receivers), `outbox`, and `delivery` (deliver, drain: every receiver on
+its own thread; NotifyBackoff). Whether a failure is worth another try, and how long to wait, is tsdb.retry's.
 
 Errors: every receiver's `send` raises only `NotifyError(message, retryable)`, whose message never holds a
 secret. `deliver` retries retryable ones with backoff and raises the last error; `drain` reports failures,
@@ -21,21 +23,25 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from virtwatch.config import ReceiverConfig
+from tsdb.retry import is_retryable
 
 from .alertmanager import AlertmanagerNotifier
-from .delivery import Failure, deliver, drain
+from .config import ReceiverConfig, ReceiverType
+from .delivery import Failure, NotifyBackoff, deliver, drain
 from .errors import NotifyError
 from .model import Alert, Notification, fingerprint
 from .outbox import Outbox
 from .pagerduty import PagerDutyNotifier
-from .retry import Backoff, is_retryable
+from .receivers import RECEIVER_TYPES, notifier_for, read_receivers
 from .slack import SlackNotifier
 from .webhook import WebhookNotifier
 
-__all__ = ["Alert", "AlertmanagerNotifier", "Backoff", "Failure", "Notification", "Notifier", "NotifyError",
-           "Outbox", "PagerDutyNotifier", "SlackNotifier", "WebhookNotifier", "deliver", "drain", "fingerprint",
-           "is_retryable", "notifier_for"]
+Backoff = NotifyBackoff  # the name the engine and its tests know: tsdb.retry.Backoff with the notifiers' defaults
+
+__all__ = ["Alert", "AlertmanagerNotifier", "Backoff", "Failure", "Notification", "Notifier", "NotifyBackoff",
+           "NotifyError", "Outbox", "PagerDutyNotifier", "RECEIVER_TYPES", "ReceiverConfig", "ReceiverType",
+           "SlackNotifier", "WebhookNotifier", "deliver", "drain", "fingerprint", "is_retryable", "notifier_for",
+           "read_receivers"]
 
 
 class Notifier(Protocol):
@@ -49,16 +55,3 @@ class Notifier(Protocol):
 
     def send(self, notification: Notification) -> None:
         """Deliver one notification; raise NotifyError if it did not get through."""
-
-
-def notifier_for(receiver: ReceiverConfig, external_url: str = "") -> Notifier:
-    """Build the notifier for one configured receiver; external_url (the dashboard) goes where a type has room."""
-    if receiver.type == "webhook":
-        return WebhookNotifier(receiver, external_url)
-    if receiver.type == "alertmanager":
-        return AlertmanagerNotifier(receiver)
-    if receiver.type == "pagerduty":
-        return PagerDutyNotifier(receiver, external_url)
-    if receiver.type == "slack":
-        return SlackNotifier(receiver)
-    raise ValueError(f"receiver {receiver.name!r}: unknown type {receiver.type!r}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from virtwatch.config import ReceiverConfig
+from tsdb.config_keys import url_with_path
 
+from .config import ReceiverConfig, ReceiverType
 from .model import Alert, Notification, format_time
 from .transport import Transport
 
@@ -48,3 +49,12 @@ class AlertmanagerNotifier:
         """Deliver one notification; raise NotifyError if it did not get through."""
         body = json.dumps([postable_alert(a) for a in notification.alerts], ensure_ascii=False).encode("utf-8")
         self._transport.post_json(self._endpoint, body)
+
+
+def _build(config: ReceiverConfig, _external_url: str) -> AlertmanagerNotifier:
+    """Build the notifier of an alertmanager receiver (Alertmanager links to itself, not to our dashboard)."""
+    return AlertmanagerNotifier(config)
+
+
+#: an alertmanager's table: its url (the Alertmanager's base address) is public but for userinfo and query
+RECEIVER_TYPE = ReceiverType("alertmanager", build=_build, show_url=url_with_path)

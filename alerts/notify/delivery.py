@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from tsdb.retry import Backoff
 
 from .errors import NotifyError
 from .model import Notification
 from .outbox import Outbox
-from .retry import Backoff
 
 if TYPE_CHECKING:
     from . import Notifier
@@ -30,6 +33,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_SECONDS = 10.0  # for a notifier that declares no timeout_seconds: the receivers' default deadline
+
+
+class NotifyBackoff(Backoff):
+    """tsdb.retry.Backoff with the notifiers' defaults: 5 attempts, waits from 1 s doubling up to 60 s, full
+    jitter (replicas paging through the same outage spread out)."""
+
+    def __init__(self, base_seconds: float = 1.0, max_seconds: float = 60.0, max_attempts: int = 5, *,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        super().__init__(base_seconds=base_seconds, max_seconds=max_seconds, max_attempts=max_attempts,
+                         jitter="full", sleep=sleep, rng=rng)
 
 
 def deliver(notifier: Notifier, notification: Notification, backoff: Backoff) -> None:

@@ -17,11 +17,13 @@ import hashlib
 import json
 from typing import Any
 
-from virtwatch.config import ReceiverConfig
+from tsdb.config_keys import url_with_path
 
+from .config import ReceiverConfig, ReceiverType
 from .model import FIRING, Notification
 from .transport import Transport
 
+EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"  # PagerDuty Events API v2: the default url
 SUMMARY_MAX_CHARS = 1024  # the Events API v2 limit on payload.summary
 SEVERITIES = ("critical", "error", "warning", "info")  # PagerDuty's, most severe first
 # Our severity label values (SRE workbook: page / ticket) and common synonyms, onto PagerDuty's.
@@ -126,3 +128,8 @@ class PagerDutyNotifier:
         """Deliver one notification; raise NotifyError if it did not get through."""
         event = event_json(notification, self._routing_key, self._external_url)
         self._transport.post_json(self._url, json.dumps(event, ensure_ascii=False).encode("utf-8"))
+
+
+#: a pagerduty table: `routing_key` required, url PagerDuty's own endpoint unless set (a proxy, a test server)
+RECEIVER_TYPE = ReceiverType("pagerduty", build=PagerDutyNotifier, takes=("routing_key",),
+                             requires=("url", "routing_key"), defaults={"url": EVENTS_URL}, show_url=url_with_path)

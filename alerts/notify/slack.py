@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from virtwatch.config import ReceiverConfig
-
+from .config import ReceiverConfig, ReceiverType
 from .model import Alert, Notification
 from .transport import Transport
 
@@ -128,3 +127,12 @@ class SlackNotifier:
         """Deliver one notification; raise NotifyError if it did not get through."""
         body = json.dumps(message_json(notification), ensure_ascii=False).encode("utf-8")
         self._transport.post_json(self._url, body)
+
+
+def _build(config: ReceiverConfig, _external_url: str) -> SlackNotifier:
+    """Build the notifier of a slack receiver."""
+    return SlackNotifier(config)
+
+
+#: a slack table: the url is the credential (whoever has it posts to the channel), so it is never shown
+RECEIVER_TYPE = ReceiverType("slack", build=_build)

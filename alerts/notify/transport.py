@@ -7,7 +7,7 @@ answer at most ANSWER_MAX_BYTES are read, for the error's excerpt (a 400 MB erro
 never read). Failures name only the scheme, host and port, the kind of failure, and up to 200 characters of the answer
 with every known secret replaced by <redacted>: the URL itself may be the secret (a Slack webhook's is), so no
 library error text, which would hold it, is passed on, not even as `__cause__`. Retries are not done here: the
-caller applies `retry.is_retryable` and `retry.Backoff`. http.client logs nothing, so no request line with a
+caller applies tsdb.retry's `is_retryable` and `Backoff`. http.client logs nothing, so no request line with a
 secret path reaches the logs.
 """
 
@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from tsdb.bounded_http import MALFORMED_URL, BoundedHTTP, RequestFailed
+from tsdb.retry import is_retryable
 
 from .errors import NotifyError
-from .retry import is_retryable
 
 REDACTED = "<redacted>"
 BODY_EXCERPT_CHARS = 200

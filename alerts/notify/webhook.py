@@ -13,8 +13,9 @@ import hmac
 import json
 from typing import Any
 
-from virtwatch.config import ReceiverConfig
+from tsdb.config_keys import url_host_only
 
+from .config import ReceiverConfig, ReceiverType
 from .model import Alert, Notification, format_time
 from .transport import Transport
 
@@ -82,3 +83,7 @@ class WebhookNotifier:
         body = json.dumps(webhook_json(notification, self._external_url), ensure_ascii=False).encode("utf-8")
         headers = {SIGNATURE_HEADER: sign(self._secret, body)} if self._secret else {}
         self._transport.post_json(self._url, body, headers)
+
+
+#: a webhook's table: `secret` signs the body; its url's path may itself be a secret, so only its host is shown
+RECEIVER_TYPE = ReceiverType("webhook", build=WebhookNotifier, takes=("secret",), show_url=url_host_only)

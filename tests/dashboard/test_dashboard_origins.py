@@ -212,7 +212,7 @@ def test_the_default_is_the_loopback_names_plus_the_listen_host():
 
 
 def test_allowed_hosts_from_the_config_replace_the_default(tmp_path):
-    from dashboard.wsgi import allowed_hosts_from_config
+    from virtwatch.wsgi import allowed_hosts_from_config
     from virtwatch.config import config_from_dict
 
     listen_only = config_from_dict({"dashboard": {"listen": "127.0.0.1:8050"}}, {})

@@ -18,11 +18,11 @@ import pytest
 
 from alerts.engine import Engine
 from alerts.notify import Backoff, NotifyError, Outbox, drain, notifier_for
+from alerts.notify.config import ReceiverConfig
 from alerts.notify.transport import ANSWER_MAX_BYTES, Transport
 from alerts.paths import outbox_path
 from notify_conformance import sample_notification
 from servers import BlackholeServer, DripServer, FloodServer
-from virtwatch.config import ReceiverConfig
 
 DEADLINE_SECONDS = 1.0  # twice the drip interval: a per-read timeout of this would never fire
 FLOOD_BYTES = 400 * 10**6

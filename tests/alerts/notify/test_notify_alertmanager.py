@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from alerts.notify import Alert, Notification, notifier_for
+from alerts.notify.config import ReceiverConfig
 from servers import http
-from virtwatch.config import ReceiverConfig
 
 pytestmark = pytest.mark.slow
 

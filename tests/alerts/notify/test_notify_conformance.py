@@ -2,8 +2,8 @@
 
 import pytest
 
+from alerts.notify.config import ReceiverConfig
 from notify_conformance import assert_secret_never_leaks
-from virtwatch.config import ReceiverConfig
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 HMAC_SECRET = "hmac-s3cret-value-9f8e7d"

@@ -5,9 +5,9 @@ import random
 import pytest
 
 from alerts.notify import Backoff, NotifyError, deliver, is_retryable, notifier_for
+from alerts.notify.config import ReceiverConfig
 from notify_conformance import no_sleep_backoff, sample_notification
 from receivers import TIMEOUT
-from virtwatch.config import ReceiverConfig
 
 CLIENT_TIMEOUT_SECONDS = 0.3
 

@@ -4,8 +4,8 @@ import json
 import logging
 
 from alerts.notify import Outbox, drain, notifier_for
+from alerts.notify.config import ReceiverConfig
 from notify_conformance import no_sleep_backoff, sample_notification
-from virtwatch.config import ReceiverConfig
 
 
 def test_a_notification_put_in_the_outbox_survives_reopening_it(tmp_path):

@@ -3,10 +3,10 @@
 from datetime import datetime, timedelta, timezone
 
 from alerts.notify import Alert, Notification, fingerprint, notifier_for
+from alerts.notify.config import ReceiverConfig
 from alerts.notify.pagerduty import dedup_key
 from alerts.notify.webhook import SIGNATURE_HEADER, verify_signature
 from notify_conformance import T0, sample_notification
-from virtwatch.config import ReceiverConfig
 
 SECRET = "hmac-secret-for-tests"
 ROUTING_KEY = "routingkey0123456789abcdef012345"

@@ -1,6 +1,8 @@
-"""The WSGI entry point for gunicorn: `gunicorn dashboard.wsgi:server`, configured by $VIRTWATCH_CONFIG.
+"""The WSGI entry point for gunicorn: `gunicorn virtwatch.wsgi:server`, configured by $VIRTWATCH_CONFIG.
 
-    VIRTWATCH_CONFIG=/etc/virtwatch/virtwatch.toml gunicorn 'dashboard.wsgi:server' -b 127.0.0.1:8050 -w 4
+    VIRTWATCH_CONFIG=/etc/virtwatch/virtwatch.toml gunicorn 'virtwatch.wsgi:server' -b 127.0.0.1:8050 -w 4
+
+It is wiring (a Config turned into a running app), so it lives with the other wiring, above the dashboard package.
 
 `server` is built on first access (each gunicorn worker opens its own store connection), not at import, so
 `app_from_config` can be imported by `virtwatch dashboard` without a config in the environment. Requests naming
