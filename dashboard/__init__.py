@@ -3,5 +3,5 @@
     from dashboard.app import create_app
     from dashboard.context import DashboardContext
     app = create_app(DashboardContext(store, slos, state_dir))
-    app.server  # a Flask WSGI app: serve it with gunicorn (dashboard.wsgi) or `virtwatch dashboard`
+    app.server  # a Flask WSGI app: serve it with gunicorn (virtwatch.wsgi) or `virtwatch dashboard`
 """
