@@ -33,6 +33,7 @@ import pandas as pd
 
 from alerts.sli import FRESHNESS_MEMORY_SECONDS
 from tsdb.query import TimeLike, to_ns
+from tsdb.schema import GUEST_FAILURE_KINDS, ended_by
 from tsdb.store import Store
 
 DEFAULT_LOOKBACK_SECONDS = 7 * 86400
@@ -224,7 +225,7 @@ class DaemonDownRule(StateRule):
 
     alertname: str = "LibvirtdDown"
     after_seconds: float = 5.0
-    kinds: tuple[str, ...] = field(default=("daemon_down", "daemon_up", "restart"), repr=False)
+    kinds: tuple[str, ...] = field(default=("daemon_down", *ended_by("daemon_down")), repr=False)
     start_kind: str = field(default="daemon_down", repr=False)
     what: str = field(default="down", repr=False)
     recovered_field: str = field(default="up", repr=False)
@@ -239,8 +240,7 @@ class DaemonHungRule(StateRule):
 
     alertname: str = "LibvirtdHung"
     after_seconds: float = 10.0
-    kinds: tuple[str, ...] = field(default=("hang_start", "hang_end", "daemon_down", "daemon_up", "restart"),
-                                   repr=False)
+    kinds: tuple[str, ...] = field(default=("hang_start", *ended_by("hang_start")), repr=False)
     start_kind: str = field(default="hang_start", repr=False)
     what: str = field(default="hung", repr=False)
     recovered_field: str = field(default="hung", repr=False)
@@ -304,7 +304,7 @@ class DomainFailureStormRule(CountRule):
     """At least `count` guests failed or crashed on one host in `window_seconds`."""
 
     alertname: str = "DomainFailureStorm"
-    kinds: tuple[str, ...] = field(default=("domain_failed", "domain_crashed"), repr=False)
+    kinds: tuple[str, ...] = field(default=GUEST_FAILURE_KINDS, repr=False)
     count: int = 5
     window_seconds: float = 600.0
     what: str = field(default="guest failures and crashes", repr=False)

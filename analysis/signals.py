@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from tsdb.schema import EVENT_KINDS, MEASUREMENTS
+from tsdb.schema import EVENT_KINDS, MEASUREMENTS, event_kind
 
 
 @dataclass(frozen=True)
@@ -61,31 +61,8 @@ SIGNAL_LABELS = {
     "libvirtd.threads": "libvirtd's thread count",
 }
 
-#: failure kinds a sentence names in the plural
-KIND_LABELS = {
-    "daemon_down": "libvirtd outages",
-    "hang_start": "libvirtd hangs",
-    "restart": "libvirtd restarts",
-    "segfault": "libvirtd segfaults",
-    "keepalive_timeout": "keepalive timeouts",
-    "domain_failed": "guest failures",
-    "domain_crashed": "guest crashes",
-    "domain_io_error": "guest I/O errors",
-    "domain_watchdog": "guest watchdog firings",
-    "domain_wedged": "wedged guests",
-    "points_dropped": "dropped-point events",
-}
-
-#: how a count names one and several failures of a kind ("1 restart", "41 restarts")
-KIND_NOUNS = {
-    "daemon_down": ("outage", "outages"),
-    "hang_start": ("hang", "hangs"),
-    "restart": ("restart", "restarts"),
-    "segfault": ("segfault", "segfaults"),
-    "keepalive_timeout": ("keepalive timeout", "keepalive timeouts"),
-    "domain_failed": ("guest failure", "guest failures"),
-    "domain_crashed": ("guest crash", "guest crashes"),
-}
+#: each kind's nouns (tsdb.schema), for dashboard.correlation_range until it calls kinds_nouns: then remove
+KIND_NOUNS = {k.name: k.noun for k in EVENT_KINDS.values()}
 
 _NUMERIC = ("float", "int")
 
@@ -150,7 +127,7 @@ def parse_kinds(kinds) -> tuple[str, ...]:
 
 def known_kind(kind: str) -> bool:
     """Say whether the agent reports this kind (tsdb.schema's kinds, or a log_<signature> kind)."""
-    return kind in EVENT_KINDS or (kind.startswith("log_") and len(kind) > 4)
+    return event_kind(kind) is not None
 
 
 def kinds_label(kinds: tuple[str, ...]) -> str:
@@ -158,13 +135,16 @@ def kinds_label(kinds: tuple[str, ...]) -> str:
     if not kinds:
         return "failures"
     if len(kinds) == 1:
-        kind = kinds[0]
-        if kind in KIND_LABELS:
-            return KIND_LABELS[kind]
-        if kind.startswith("log_") and len(kind) > 4:
-            return f"'{kind[4:]}' log errors"
-        return f"'{kind}' events"
+        known = event_kind(kinds[0])
+        return known.label if known is not None else f"'{kinds[0]}' events"
     return "failures (" + ", ".join(kinds[:-1]) + " or " + kinds[-1] + ")"
+
+
+def kinds_nouns(kinds: tuple[str, ...]) -> tuple[str, str]:
+    """Return how a count names one and several failures of the kinds: ("restart", "restarts") for one kind the
+    agent reports (tsdb.schema), ("failure", "failures") for several or an unknown one."""
+    known = event_kind(kinds[0]) if len(kinds) == 1 else None
+    return known.noun if known is not None else ("failure", "failures")
 
 
 def format_value(signal_name: str, value: float) -> str:

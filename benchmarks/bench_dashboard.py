@@ -26,8 +26,10 @@ benchmarks/bench_scale.py calls too). What it plants into each store, ending at 
   their last 20 minutes, 0.5% down for their last 15, 1% went silent at a random time in the range (they show
   "no data"), 0.5% restarted in the last 5 minutes;
 - `event`: 30 days of failures (the page's "last failure" looks back 30 days): per host and day 0.1 critical
-  (segfault, daemon_down, hang_start, domain_crashed) and 0.2 warning events (restart, domain_io_error,
-  log_keepalive), guests' events with a `domain` tag, plus the events of the hosts hung, down and restarted;
+  (tsdb.schema's failure kinds of severity critical: segfault, hang_start, daemon_down, domain_failed,
+  domain_crashed) and 0.2 warning events (its warning ones: restart, keepalive_timeout and the guest problems,
+  and a log signature's, log_keepalive), guests' events with a `domain` tag, plus the events of the hosts hung,
+  down and restarted;
 - `slo_budget` and `slo_burn`: the alert engine's records of the four SLOs of deploy/slos.toml for every host
   and the fleet, every 30 s (its real round) over the last 10 minutes (the dashboard reads the newest within
   3 minutes);
@@ -162,8 +164,16 @@ ENGINE_RECORDS_SECONDS = 600
 #: minute rollups are planted this far back
 MINUTE_ROLLUPS_SECONDS = 3 * 3600
 EVENT_DAYS = 30
-CRITICAL_KINDS = ("segfault", "daemon_down", "hang_start", "domain_crashed")
-WARNING_KINDS = ("restart", "domain_io_error", "log_keepalive")
+#: a log signature's kind, planted with the warnings
+LOG_KIND = "log_keepalive"
+
+
+def failure_kinds(severity: str) -> tuple[str, ...]:
+    """Return tsdb.schema's failure kinds of a severity (the warnings with a log signature's kind)."""
+    from tsdb.schema import EVENT_KINDS, FAILURE_KINDS
+
+    kinds = tuple(k for k in FAILURE_KINDS if EVENT_KINDS[k].severity == severity)
+    return kinds + (LOG_KIND,) if severity == "warning" else kinds
 
 
 def fleet_host_names(hosts: int) -> list[str]:
@@ -227,7 +237,8 @@ def plant_fleet(store, hosts: int, hours: float, end_ns: int, slos, progress=Non
             progress(number + 1, total_chunks)
     events = []
     day_ns = 86400 * 10**9
-    for kinds, severity, per_day in ((CRITICAL_KINDS, "critical", 0.1), (WARNING_KINDS, "warning", 0.2)):
+    for severity, per_day in (("critical", 0.1), ("warning", 0.2)):
+        kinds = failure_kinds(severity)
         count = int(hosts * EVENT_DAYS * per_day)
         hosts_of = random.integers(0, hosts, count)
         times = random.integers(end_ns - EVENT_DAYS * day_ns, end_ns, count)

@@ -645,7 +645,7 @@ class LiveFleet:
         self.max_lag_ns = 0
         self.errors: list[str] = []
         self.events = 0
-        self._rate_ns = sum(RATES_PER_DAY[k] for k in ("restart", "domain_failed")) * len(fleet) / (86400 * S)
+        self._rate_ns = (RATES_PER_DAY["restart"] + RATES_PER_DAY["domain_failed"]) * len(fleet) / (86400 * S)
         self._next_event = start_ns + self._gap()
         self._last_restart: dict[int, int] = {}
         self._stop = threading.Event()

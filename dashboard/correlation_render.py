@@ -61,11 +61,9 @@ def axis_unit(signal: str) -> tuple[float, str]:
 
 def failure_nouns(kinds: tuple[str, ...]) -> tuple[str, str]:
     """Return how one and several failures of the kinds are called ("restart", "restarts")."""
-    from analysis.signals import KIND_NOUNS
+    from analysis.signals import kinds_nouns
 
-    if len(kinds) == 1 and kinds[0] in KIND_NOUNS:
-        return KIND_NOUNS[kinds[0]]
-    return "failure", "failures"
+    return kinds_nouns(kinds)
 
 
 def _finite(values) -> list:

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dashboard.timerange import ParamError, list_param, text_param
+from tsdb.schema import DAEMON_FAILURE_KINDS, FAILURE_KINDS, GUEST_KINDS, event_kind
 
-#: the failure kinds offered: the agent's failure events (tsdb.schema.EVENT_KINDS without the ending kinds
-#: daemon_up and hang_end, the log_error placeholder and the agent's own points_dropped); log_<signature>
-#: kinds the store holds are offered too
-DAEMON_KINDS = ("restart", "segfault", "hang_start", "daemon_down", "keepalive_timeout")
-GUEST_KINDS = ("domain_failed", "domain_crashed", "domain_io_error", "domain_watchdog", "domain_wedged")
-KINDS = DAEMON_KINDS + GUEST_KINDS
-#: a classified log signature's kind, as the collector names it
+#: the failure kinds offered: tsdb.schema's daemon failures and guest kinds (not the recoveries daemon_up and
+#: hang_end, the log_error placeholder nor the agent's own points_dropped); log_<signature> kinds the store holds
+#: are offered too
+DAEMON_KINDS = DAEMON_FAILURE_KINDS
+KINDS = FAILURE_KINDS
+#: a classified log signature's kind, as the collector names it (the characters a URL may carry of it)
 LOG_KIND = re.compile(r"log_[a-z0-9_]{1,60}")
 #: the measurements whose numeric fields may be picked as a load signal (each is tagged by host)
 SIGNAL_MEASUREMENTS = ("host", "libvirtd", "collector")
@@ -114,9 +114,7 @@ def signal_options() -> list[dict]:
 
 def kind_options(stored_kinds: list[str] = (), chosen: tuple[str, ...] = ()) -> list[dict]:
     """Return the failure kind dropdown's options: daemon kinds, guest kinds, then the stored log_ kinds."""
-    from analysis.signals import KIND_LABELS, kinds_label
-
     logs = sorted({k for k in [*stored_kinds, *chosen] if LOG_KIND.fullmatch(k)})
-    return [{"label": f"{k} · {KIND_LABELS.get(k) or kinds_label((k,))}", "value": k} for k in (*KINDS, *logs)]
+    return [{"label": f"{k} · {event_kind(k).label}", "value": k} for k in (*KINDS, *logs)]
 
 

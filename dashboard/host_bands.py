@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tsdb.schema import EVENT_KINDS
+from tsdb.schema import EVENT_KINDS, GUEST_FAILURE_KINDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 #: event kind -> (interval kind, opens): the events that open and close a band
 BAND_EVENTS = {"hang_start": ("hang", True), "hang_end": ("hang", False),
                "daemon_down": ("down", True), "daemon_up": ("down", False)}
-#: the events drawn as vertical lines through every panel, with their colour and dash
+#: the events drawn as vertical lines through every panel, with their colour and dash: restarts, segfaults and
+#: the guest failures (tsdb.schema.GUEST_FAILURE_KINDS)
 LINE_EVENTS = {"restart": ("#ef6c00", "dash"), "segfault": ("#c62828", "dot"),
-               "domain_crashed": ("#c62828", "dot"), "domain_failed": ("#c62828", "dot")}
+               **{kind: ("#c62828", "dot") for kind in GUEST_FAILURE_KINDS}}
 assert set(BAND_EVENTS) | set(LINE_EVENTS) <= set(EVENT_KINDS), "event kinds live in tsdb/schema.py"
 #: band colour and the word with its symbol, per interval kind (the word is always shown: colour is never alone)
 BAND_STYLE = {"hang": ("#ef6c00", "‖ hung"), "down": ("#c62828", "✖ down")}

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from simulator.fleet import MAX_WORKERS, PROBE_TIMEOUT_MS, Fleet
-from simulator.spec import DOMAIN_KINDS, FAILURE_KINDS, FleetSpec
-from tsdb.schema import EVENT_KINDS
+from simulator.spec import FAILURE_KINDS, FleetSpec
+from tsdb.schema import EVENT_KINDS, GUEST_FAILURE_KINDS, GUEST_KINDS
 
 STATE_UP, STATE_HUNG, STATE_DOWN = 0, 1, 2
 #: virDomainState and reasons (libvirt include/libvirt/libvirt-domain.h)
@@ -130,7 +130,7 @@ class TimelineBuilder:
         for candidate in sorted(candidates, key=lambda c: (c.time_ns, FAILURE_KINDS.index(c.kind))):
             if not candidate.forced and self._absorbed(candidate.time_ns, history):
                 continue
-            if candidate.kind in DOMAIN_KINDS:
+            if candidate.kind in GUEST_KINDS:
                 self._guest_failure(h, candidate, history)
             else:
                 getattr(self, "_" + candidate.kind)(h, candidate, history)
@@ -249,7 +249,7 @@ class TimelineBuilder:
                 return  # absorbed: no guest runs
             d = running[int(self.rng.integers(len(running)))]
         name = self.fleet.domain_names[h][d]
-        if c.kind in ("domain_failed", "domain_crashed"):
+        if c.kind in GUEST_FAILURE_KINDS:
             length = c.duration_ns or self.step_ns + int((600 + min(self.rng.exponential(1200.0), 3000.0))
                                                          * SECOND_NS)
             reason = SHUTOFF_FAILED if c.kind == "domain_failed" else SHUTOFF_CRASHED

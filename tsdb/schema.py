@@ -7,7 +7,7 @@ Grafana panels). `docs/metrics.md` is generated from it: `python -m tsdb.schema 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 FIELD_TYPES = ("float", "int", "bool", "str")
 
@@ -49,11 +49,17 @@ class Measurement:
 
 @dataclass(frozen=True)
 class EventKind:
-    """A kind of event the agent reports, with its default severity."""
+    """A kind of event the agent reports: its default severity, its group, and how the dashboard and sentences
+    name it (`label`, plural: "libvirtd restarts"; `noun`, one and several: "1 restart", "41 restarts")."""
 
     name: str
     severity: str
+    group: str
+    label: str
+    noun: tuple[str, str]
     description: str
+    #: the conditions this event ends, each named by the kind that starts it (daemon_up ends daemon_down)
+    ends: tuple[str, ...] = ()
 
 
 HOST = Tag("host", "the hypervisor host's name (`[agent] host_name`)")
@@ -364,36 +370,110 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     ),
 )}
 
+#: the groups of event kinds, each a kind's `group`: name -> what its kinds are
+EVENT_GROUPS = {
+    "daemon_failure": "libvirtd failed or stopped answering",
+    "recovery": "a libvirtd condition ended (an outage, a hang)",
+    "guest_failure": "a guest stopped: its QEMU process died or the guest crashed",
+    "guest_problem": "a guest in trouble that may still run: a disk error, a watchdog, no answer",
+    "agent": "the agent's own trouble",
+    "log_signature": "an error line of the daemon's log that matched a known failure signature",
+}
+
+#: every event kind, grouped: the order here is the order every list of kinds shows (the correlation page's
+#: options, the groups below)
 EVENT_KINDS: dict[str, EventKind] = {k.name: k for k in (
-    EventKind("daemon_down", "critical", "libvirtd is gone: no process, nobody listening on its socket, or the "
-              "connection lost with the process gone"),
-    EventKind("daemon_up", "info", "libvirtd is there again after being down (answering, or hung: then a "
-              "hang_start follows)"),
-    EventKind("hang_start", "critical", "a probe or connect into a running libvirtd waited past its deadline "
-              "(process stopped or in D state, worker pool exhausted); the message is the diagnosis's cause "
-              "sentence (a `diagnosis` point goes with it)"),
-    EventKind("hang_end", "info", "a hung libvirtd answered `hang_end_probes` probes in a row in time, or "
-              "went down"),
-    EventKind("keepalive_timeout", "warning", "the client keepalive closed the connection"),
-    EventKind("restart", "warning", "the libvirtd process changed (new pid or start time); the message is the "
-              "diagnosis's cause sentence (what ended the old process, as far as the agent saw)"),
-    EventKind("segfault", "critical", "the kernel logged a segfault in a libvirtd thread; the message is the "
-              "diagnosis's cause sentence (the thread, where, and the daemon's state before it)"),
-    EventKind("domain_crashed", "critical", "a guest crashed (lifecycle CRASHED or state crashed)"),
-    EventKind("domain_failed", "critical", "a guest stopped with reason failed (its QEMU process died)"),
-    EventKind("domain_io_error", "warning", "a guest's disk reported an I/O error"),
-    EventKind("domain_watchdog", "warning", "a guest's watchdog fired"),
-    EventKind("domain_wedged", "warning", "a guest cannot answer (its QEMU process stopped or in D state, its job "
-              "held, its monitor busy): it is left out of the bulk stats call and its points are partial"),
-    EventKind("points_dropped", "warning", "the agent lost points: its spool was full while the store was "
-              "unreachable, or the store refused them"),
-    EventKind("log_error", "warning", "an error line in the daemon's log matched a known failure signature; "
-              "the kind is `log_<signature>` (see collector's signature table)"),
+    EventKind("restart", "warning", "daemon_failure", "libvirtd restarts", ("restart", "restarts"),
+              "the libvirtd process changed (new pid or start time); the message is the diagnosis's cause "
+              "sentence (what ended the old process, as far as the agent saw)",
+              ends=("hang_start", "daemon_down")),  # a new process answers: neither hung nor down
+    EventKind("segfault", "critical", "daemon_failure", "libvirtd segfaults", ("segfault", "segfaults"),
+              "the kernel logged a segfault in a libvirtd thread; the message is the diagnosis's cause sentence "
+              "(the thread, where, and the daemon's state before it)"),
+    EventKind("hang_start", "critical", "daemon_failure", "libvirtd hangs", ("hang", "hangs"),
+              "a probe or connect into a running libvirtd waited past its deadline (process stopped or in D "
+              "state, worker pool exhausted); the message is the diagnosis's cause sentence (a `diagnosis` point "
+              "goes with it)"),
+    EventKind("daemon_down", "critical", "daemon_failure", "libvirtd outages", ("outage", "outages"),
+              "libvirtd is gone: no process, nobody listening on its socket, or the connection lost with the "
+              "process gone", ends=("hang_start",)),
+    EventKind("keepalive_timeout", "warning", "daemon_failure", "keepalive timeouts",
+              ("keepalive timeout", "keepalive timeouts"), "the client keepalive closed the connection"),
+    EventKind("hang_end", "info", "recovery", "libvirtd hang ends", ("hang end", "hang ends"),
+              "a hung libvirtd answered `hang_end_probes` probes in a row in time, or went down",
+              ends=("hang_start",)),
+    EventKind("daemon_up", "info", "recovery", "libvirtd outage ends", ("outage end", "outage ends"),
+              "libvirtd is there again after being down (answering, or hung: then a hang_start follows)",
+              ends=("daemon_down", "hang_start")),
+    EventKind("domain_failed", "critical", "guest_failure", "guest failures", ("guest failure", "guest failures"),
+              "a guest stopped with reason failed (its QEMU process died)"),
+    EventKind("domain_crashed", "critical", "guest_failure", "guest crashes", ("guest crash", "guest crashes"),
+              "a guest crashed (lifecycle CRASHED or state crashed)"),
+    EventKind("domain_io_error", "warning", "guest_problem", "guest I/O errors",
+              ("guest I/O error", "guest I/O errors"), "a guest's disk reported an I/O error"),
+    EventKind("domain_watchdog", "warning", "guest_problem", "guest watchdog firings",
+              ("guest watchdog firing", "guest watchdog firings"), "a guest's watchdog fired"),
+    EventKind("domain_wedged", "warning", "guest_problem", "wedged guests", ("wedged guest", "wedged guests"),
+              "a guest cannot answer (its QEMU process stopped or in D state, its job held, its monitor busy): it "
+              "is left out of the bulk stats call and its points are partial"),
+    EventKind("points_dropped", "warning", "agent", "dropped-point events",
+              ("dropped-point event", "dropped-point events"), "the agent lost points: its spool was full while "
+              "the store was unreachable, or the store refused them"),
+    EventKind("log_error", "warning", "log_signature", "daemon log errors", ("log error", "log errors"),
+              "an error line in the daemon's log matched a known failure signature; the kind is "
+              "`log_<signature>` (see collector's signature table)"),
 )}
 
+#: a classified log signature's kind is `log_<signature>` (collector.signatures): EVENT_KINDS lists it once, as
+#: the placeholder log_error
+LOG_KIND_PREFIX = "log_"
+LOG_KIND_PLACEHOLDER = "log_error"
+
+
+def kinds_of(group: str) -> tuple[str, ...]:
+    """Return the event kinds of a group (EVENT_GROUPS), in EVENT_KINDS' order."""
+    if group not in EVENT_GROUPS:
+        raise KeyError(f"no event group {group!r}: one of {', '.join(EVENT_GROUPS)}")
+    return tuple(k.name for k in EVENT_KINDS.values() if k.group == group)
+
+
+#: libvirtd failing: what the correlation page's daemon button picks and the simulator's hazard draws
+DAEMON_FAILURE_KINDS = kinds_of("daemon_failure")
+#: the kinds that end a daemon condition (hang_end, daemon_up): never a failure of their own
+RECOVERY_KINDS = kinds_of("recovery")
 #: the event kinds that are a guest failing (its QEMU process died, or the guest crashed): the bad events of the
 #: domain_stability SLI (alerts.sli) beside wedged guests' partial points
-GUEST_FAILURE_KINDS = ("domain_failed", "domain_crashed")
+GUEST_FAILURE_KINDS = kinds_of("guest_failure")
+#: a guest in trouble that may run on (a disk error, a watchdog, a wedged guest): not a bad event of the SLI
+GUEST_PROBLEM_KINDS = kinds_of("guest_problem")
+#: every kind about one guest (these events carry the `domain` tag): what the correlation page's guest button picks
+GUEST_KINDS = GUEST_FAILURE_KINDS + GUEST_PROBLEM_KINDS
+#: the failures one may set against load (the correlation page's kinds, the log_<signature> kinds aside)
+FAILURE_KINDS = DAEMON_FAILURE_KINDS + GUEST_KINDS
+
+
+def ended_by(kind: str) -> tuple[str, ...]:
+    """Return the kinds whose event ends the condition `kind` starts (hang_start: restart, daemon_down, hang_end,
+    daemon_up), in EVENT_KINDS' order."""
+    return tuple(k.name for k in EVENT_KINDS.values() if kind in k.ends)
+
+
+def is_log_kind(kind: str) -> bool:
+    """Say whether a kind is a classified log signature's (`log_<signature>`, or the placeholder log_error)."""
+    return kind.startswith(LOG_KIND_PREFIX) and len(kind) > len(LOG_KIND_PREFIX)
+
+
+def event_kind(kind: str) -> EventKind | None:
+    """Return what the agent says a kind is: its EventKind; for a `log_<signature>` kind the placeholder's,
+    named and labelled for its signature ("'lock_timeout' log errors"); None for a kind the agent never reports."""
+    if kind in EVENT_KINDS:
+        return EVENT_KINDS[kind]
+    if not is_log_kind(kind):
+        return None
+    placeholder, signature = EVENT_KINDS[LOG_KIND_PLACEHOLDER], kind[len(LOG_KIND_PREFIX):]
+    return replace(placeholder, name=kind, label=f"'{signature}' log errors",
+                   noun=(f"'{signature}' log error", f"'{signature}' log errors"))
+
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -414,8 +494,13 @@ def render_metrics_doc() -> str:
         out += ["", "| field | type | |", "|---|---|---|"]
         out += [f"| `{f.name}` | {f.type} | {f.description} |" for f in m.fields]
         out.append("")
-    out += ["## Event kinds", "", "| kind | default severity | |", "|---|---|---|"]
-    out += [f"| `{k.name}` | {k.severity} | {k.description} |" for k in EVENT_KINDS.values()]
+    out += ["## Event kinds", "", "Each kind is in one group; the label and the nouns are how the dashboard and "
+            "its sentences name it; `ends` names the conditions its event ends, each by the kind that starts it.",
+            "", "| group | kinds | |", "|---|---|---|"]
+    out += [f"| `{g}` | {', '.join(f'`{k}`' for k in kinds_of(g))} | {words} |" for g, words in EVENT_GROUPS.items()]
+    out += ["", "| kind | default severity | group | label | one, several | ends | |", "|---|---|---|---|---|---|---|"]
+    out += [f"| `{k.name}` | {k.severity} | {k.group} | {k.label} | {k.noun[0]}, {k.noun[1]} | "
+            f"{', '.join(f'`{e}`' for e in k.ends)} | {k.description} |" for k in EVENT_KINDS.values()]
     out.append("")
     return "\n".join(out)
 
