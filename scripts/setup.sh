@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what virtwatch needs on Debian bookworm and create .venv with virtwatch in it.
+# Install what virtwatch needs on Debian bookworm and create .venv with virtwatch and all its extras in it.
 # Usage: scripts/setup.sh [--test]    (--test adds the servers the test suite starts itself)
 set -euo pipefail
 
@@ -74,11 +74,13 @@ python_ok .venv/bin/python \
     || die ".venv has $(.venv/bin/python -V 2>&1); virtwatch needs Python >= $MIN_PYTHON (remove .venv and run again)"
 
 .venv/bin/python -m pip install -qq --upgrade pip
+# Every extra (pyproject.toml): `make run` starts the demo (dashboard, embedded store, engine) and `make test`
+# exercises all of it. A hypervisor that only runs the agent installs the core: `pip install virtwatch`.
 if [[ $with_test == 1 ]]; then
-    say "installing virtwatch with test extras into .venv"
-    .venv/bin/python -m pip install -qq -e '.[test]'
+    say "installing virtwatch with all extras and the test tools into .venv"
+    .venv/bin/python -m pip install -qq -e '.[all,test]'
 else
-    say "installing virtwatch into .venv"
-    .venv/bin/python -m pip install -qq -e .
+    say "installing virtwatch with all extras into .venv"
+    .venv/bin/python -m pip install -qq -e '.[all]'
 fi
 say "done"

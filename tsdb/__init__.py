@@ -31,10 +31,20 @@ def open_store(url: str | None = None, *, token: str | None = None, username: st
     """Open the store a URL names (the embedded store under the user's data directory when None)."""
     parsed: StoreURL = parse_store_url(url or default_store_url())
     if parsed.kind == "duckdb":
-        from tsdb.embedded import EmbeddedStore
-
-        return EmbeddedStore(parsed.path)
+        return _embedded_store_class()(parsed.path)
     from tsdb.influx import InfluxStore
 
     return InfluxStore(parsed, token=token, username=username, password=password, batch_size=batch_size,
                        timeout_seconds=timeout_seconds, max_retries=max_retries, gzip_enabled=gzip)
+
+
+def _embedded_store_class() -> type[Store]:
+    """Import the embedded store; raise StoreError naming the extra to install when its packages are missing."""
+    try:
+        from tsdb.embedded import EmbeddedStore
+    except ModuleNotFoundError as error:
+        if (error.name or "tsdb").partition(".")[0] == "tsdb":
+            raise
+        raise StoreError(f"the embedded store (duckdb://) needs the 'embedded' extra of virtwatch, not installed here "
+                         f"(missing: {error.name}): pip install 'virtwatch[embedded]'") from None
+    return EmbeddedStore

@@ -1,7 +1,9 @@
 """The `virtwatch` command: an argparse shell whose subcommands are rows of the COMMANDS table.
 
-To add a subcommand, write `add_arguments(parser)` and `run(args) -> int` and append a `Command` row. Import
-heavy packages (libvirt, dash, pandas) inside `run`, so `virtwatch --version` and `check-config` stay fast.
+To add a subcommand, write `add_arguments(parser)` and `run(args) -> int` and append a `Command` row naming the
+extras its `run` needs (virtwatch.extras). Import heavy packages (libvirt, dash, pandas) inside `run`, so
+`virtwatch --version` and `check-config` stay fast and a command whose extra is missing says what to install
+instead of failing with a traceback.
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ from virtwatch.config import ConfigError, load_config, load_config_or_defaults, 
 from virtwatch.demo import add_demo_arguments, run_demo
 from virtwatch.diagnose_command import add_diagnose_arguments, run_diagnose
 from virtwatch.dashboard_command import add_dashboard_arguments, run_dashboard
+from virtwatch.extras import MissingExtra, extra_providing, missing_message, require_extras
 from virtwatch.silence_command import add_silence_arguments, run_silence
 from virtwatch.soak_command import add_soak_arguments, run_soak
 
 
 @dataclass(frozen=True)
 class Command:
-    """One subcommand: its name, one-line help, how it declares its arguments and how it runs."""
+    """One subcommand: its name, one-line help, how it declares its arguments, how it runs and the extras it needs."""
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: the distribution's extras `run` imports from (pyproject.toml); () for the core
+    extras: tuple[str, ...] = ()
 
 
 def add_check_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,18 +180,18 @@ COMMANDS: list[Command] = [
     Command("agent", "run the collector agent: libvirtd health, domains and host load into the store",
             add_agent_arguments, run_agent),
     Command("alerts", "run the alert engine: SLO burn rates and event rules, pages to the receivers",
-            add_alerts_arguments, run_alerts),
+            add_alerts_arguments, run_alerts, extras=("alerts",)),
     Command("demo", "see it all work: a simulated fleet, the agent, the alert engine and the dashboard in one process",
-            add_demo_arguments, run_demo),
+            add_demo_arguments, run_demo, extras=("dashboard", "embedded")),
     Command("check-config", "check a config file and list every problem in it",
             add_check_config_arguments, run_check_config),
     Command("dashboard", "serve the web dashboard: fleet, hosts, SLOs, events, alerts and silences",
-            add_dashboard_arguments, run_dashboard),
+            add_dashboard_arguments, run_dashboard, extras=("dashboard",)),
     Command("diagnose", "capture libvirtd's forensics now (threads, pool, clients, logs, guests) and print them",
             add_diagnose_arguments, run_diagnose),
     Command("silence", "add, list or expire alert silences", add_silence_arguments, run_silence),
     Command("soak", "burn in libvirtd under load: concurrent clients, their load recorded, a table of what broke",
-            add_soak_arguments, run_soak),
+            add_soak_arguments, run_soak, extras=("soak",)),
 ]
 
 
@@ -199,7 +204,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     for command in commands:
         subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(subparser)
-        subparser.set_defaults(run=command.run)
+        subparser.set_defaults(run=command.run, _command=command)
     return parser
 
 
@@ -209,7 +214,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors: keep argparse's status
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    command: Command = args._command
     try:
+        require_extras(command.name, command.extras)
         return args.run(args)
+    except MissingExtra as error:
+        print(error, file=sys.stderr)
+        return MISSING_EXTRA_STATUS
+    except ModuleNotFoundError as error:  # an import the command's extras do not list: still say what to install
+        extra = extra_providing(error.name or "", command.extras)
+        if extra is None:
+            raise
+        print(missing_message(command.name, [extra], [error.name]), file=sys.stderr)
+        return MISSING_EXTRA_STATUS
     except KeyboardInterrupt:
         return 130  # 128 + SIGINT, as shells report it
+
+
+#: the exit status of a command whose extra is not installed (as for a config it cannot run with)
+MISSING_EXTRA_STATUS = 2
