@@ -1,5 +1,8 @@
 """Independent store reads run at once, each on its own thread: a read waits on the store's server, so several
-take about the time of the slowest instead of their sum (the engine's rules round, a roll-up minute's counts)."""
+take about the time of the slowest instead of their sum (the rules round: events, findings, agents' points).
+
+Only for small reads: heavy ones at once on a loaded store pass its deadline together (alerts.sli keeps a
+roll-up's counts one after the other for that reason)."""
 
 from __future__ import annotations
 
