@@ -190,8 +190,9 @@ def test_two_replicas_through_alertmanager_page_once_and_resolve_once(influxdb_s
 
     # ... and on-call got ONE firing notification and ONE resolved, nothing else. (The alerts start minutes in the
     # past, on the test's clock, so Alertmanager flushes the new group at once rather than after group_wait: the
-    # page carries replica a's first post, and b's post of the same alert, the keep-alives and the first resolve
-    # each changed the group without a notification of their own.)
+    # page carries the first post to arrive, replica a's or, when its delivery thread ran late on a loaded machine,
+    # b's; the other post of the same alert, the keep-alives and the first resolve each changed the group without
+    # a notification of their own.)
     assert rounds > DOWN_SECONDS // ROUND_SECONDS
     got = bodies(http_receiver)
     assert [(x["status"], [alert["status"] for alert in x["alerts"]]) for x in got] == [
@@ -203,8 +204,9 @@ def test_two_replicas_through_alertmanager_page_once_and_resolve_once(influxdb_s
         assert alert["fingerprint"]  # Alertmanager's own (a hash of the labels, not ours)
     # Alertmanager's groupKey of the root route is the engine's own group key: a receiver sees one key either way
     assert page["groupKey"] == resolve["groupKey"] == group_key(LABELS)
-    # merged by labels: the earliest start wins (replica a's), whatever the later posts said
-    assert page["alerts"][0]["startsAt"] == resolve["alerts"][0]["startsAt"] == _go_time(starts[0])
+    # merged by labels: once both posts are in, the earliest start wins (replica a's), whatever the later posts said
+    assert page["alerts"][0]["startsAt"] in {_go_time(start) for start in starts}
+    assert resolve["alerts"][0]["startsAt"] == _go_time(starts[0])
     # the annotations are those of the newest post before each notification (the page's and the resolve's differ):
     # one of the replicas'; the end is the later replica's resolve
     assert page["alerts"][0]["annotations"]["summary"] in summaries
