@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from simulator.signals import Signals
     from simulator.timeline import HostHistory
 
-#: the agent's defaults (virtwatch.config): forensics_after_hang_seconds, forensics_min_gap_seconds,
+#: the agent's defaults (collector.config): forensics_after_hang_seconds, forensics_min_gap_seconds,
 #: forensics_step_deadline_seconds; forensics_dir as deploy/virtwatch.example.toml sets it
 FORENSICS_AFTER_HANG_NS = 10 * SECOND_NS
 FORENSICS_MIN_GAP_NS = 300 * SECOND_NS

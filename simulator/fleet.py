@@ -17,7 +17,7 @@ ZONE_HOURS = (1, 1, 1, -5, -5, 8)
 MIN_WORKERS, MAX_WORKERS, PRIO_WORKERS, MAX_CLIENTS = 5, 20, 5, 5000
 #: LimitNOFILE in libvirt's libvirtd.service (src/remote/libvirtd.service.in)
 MAX_FDS = 8192
-#: the agent's probe deadline (virtwatch.config `probe_timeout_seconds` default)
+#: the agent's probe deadline (collector.config `probe_timeout_seconds` default)
 PROBE_TIMEOUT_MS = 5000.0
 VCPU_CHOICES = np.array([1, 2, 4, 8])
 VCPU_WEIGHTS = np.array([0.2, 0.35, 0.3, 0.15])
