@@ -8,8 +8,10 @@ and a window pair with no rate does not fire.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
 from alerts.sli import Counts, SLIResult
@@ -19,6 +21,9 @@ from alerts.windows import SETTLED_LAG_SECONDS, AlertWindow, alert_windows
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
 
+if TYPE_CHECKING:
+    import numpy as np
+
 HOUR_ALIGNED_FROM_SECONDS = 86400  # windows this long start on a whole hour
 
 
@@ -27,9 +32,9 @@ def _budget(objective: float) -> Fraction:
     return 1 - Fraction(str(objective)) / 100
 
 
-def _whole(counts: Counts) -> tuple[int, int] | None:
+def _whole(good: float, total: float) -> tuple[int, int] | None:
     """Return (bad, total) as ints when both counts are whole numbers (every built-in SLI), else None."""
-    good, total = float(counts.good), float(counts.total)
+    good, total = float(good), float(total)
     if good.is_integer() and total.is_integer():
         return int(total) - int(good), int(total)
     return None
@@ -42,6 +47,18 @@ def error_rate(counts: Counts) -> float | None:
     return float(1 - Fraction(counts.good) / Fraction(counts.total))
 
 
+def sli_percent(counts: Counts) -> float | None:
+    """Return the SLI, 100 x good/total in percent (correctly rounded for whole counts); None when there were no
+    events."""
+    if counts.total <= 0:
+        return None
+    whole = _whole(counts.good, counts.total)
+    if whole is not None:
+        bad, total = whole
+        return _percent_of(total - bad, total)
+    return float(Fraction(counts.good) * 100 / Fraction(counts.total))
+
+
 def burn_rate(counts: Counts, objective: float) -> float | None:
     """Return the error rate divided by the error budget (1 - objective/100); None when there were no events.
 
@@ -50,11 +67,44 @@ def burn_rate(counts: Counts, objective: float) -> float | None:
     if counts.total <= 0:
         return None
     budget = _budget(objective)
-    whole = _whole(counts)
+    whole = _whole(counts.good, counts.total)
     if whole is not None:
         bad, total = whole
-        return (bad * budget.denominator) / (total * budget.numerator)
+        return _burn_of(bad, total, budget)
     return float((1 - Fraction(counts.good) / Fraction(counts.total)) / budget)
+
+
+def _percent_of(good, total):
+    """Return 100 x good / total of whole numbers: Python ints, or int64 arrays below 2**53 / 100 (converted to
+    floats exactly, then divided once: the same correctly rounded float)."""
+    return (good * 100) / total
+
+
+def _burn_of(bad, total, budget: Fraction):
+    """Return bad x q / (total x p) for a budget p/q of whole numbers: Python ints, or int64 arrays whose products
+    stay below 2**53 (converted to floats exactly, then divided once: the same correctly rounded float)."""
+    return (bad * budget.denominator) / (total * budget.numerator)
+
+
+def series_figures(goods: Sequence[float], totals: Sequence[float], objective: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the SLI (percent) and burn rate of each window of a series of good and total events, NaN where a
+    window has none: the same floats as sli_percent and burn_rate of its Counts, figured for whole arrays at once
+    (a dashboard series has up to 300 windows per SLO) and one by one only for counts that are not whole."""
+    import numpy as np
+
+    goods, totals = np.asarray(goods, dtype="float64"), np.asarray(totals, dtype="float64")
+    slis, burns = np.full(len(goods), np.nan), np.full(len(goods), np.nan)
+    budget = _budget(objective)
+    exact_below = 2**53 // max(100, budget.denominator)
+    whole = ((goods == np.floor(goods)) & (totals == np.floor(totals)) & (totals > 0) & (totals < exact_below)
+             & (goods >= 0) & (goods <= totals))
+    good, total = goods[whole].astype("int64"), totals[whole].astype("int64")
+    slis[whole], burns[whole] = _percent_of(good, total), _burn_of(total - good, total, budget)
+    for index in np.flatnonzero(~whole & (totals > 0) & np.isfinite(goods) & np.isfinite(totals)).tolist():
+        counts = Counts(float(goods[index]), float(totals[index]))
+        slis[index], burns[index] = sli_percent(counts), burn_rate(counts, objective)
+    return slis, burns
 
 
 def budget_remaining(counts: Counts, objective: float) -> float | None:
@@ -62,7 +112,7 @@ def budget_remaining(counts: Counts, objective: float) -> float | None:
     if counts.total <= 0:
         return None
     budget = _budget(objective)
-    whole = _whole(counts)
+    whole = _whole(counts.good, counts.total)
     if whole is not None:
         bad, total = whole
         return (total * budget.numerator - bad * budget.denominator) / (total * budget.numerator)

@@ -41,6 +41,10 @@ REROLL_BATCH_SECONDS = 300  # ... five minutes of them at a time
 BACKFILL_SECONDS = 86400    # how far back the first round rolls
 MINUTE, HOUR = "1m", "1h"   # the `resolution` tag
 ROLL_UP_THREADS = 4         # SLOs rolled up side by side (roll_up_each)
+#: an hour is rolled up about 70 minutes after it ends (once the second pass, LAG_SECONDS + REROLL_SECONDS +
+#: REROLL_BATCH_SECONDS behind, is past its last minute, on the round after): a reader that does not look the
+#: coverage up (rollup_pieces) takes the hour rollups to reach this far before the end of what it reads
+HOUR_ROLLUPS_LAG_SECONDS = 2 * 3600
 
 
 def floor_to(time_ns: int, step_ns: int) -> int:
@@ -178,6 +182,28 @@ def pieces(start_ns: int, end_ns: int, done: Coverage) -> list[tuple[str, int, i
     found = [(MINUTE, start_ns, hour_start), (HOUR, hour_start, hour_end), (MINUTE, hour_end, minute_end),
              ("raw", minute_end, end_ns)]
     return [piece for piece in found if piece[1] < piece[2]]
+
+
+def rollup_pieces(start_ns: int, end_ns: int, min_hours: int = 1) -> list[tuple[str, int, int]]:
+    """Split [start, end) into the "1m" and "1h" rollup pieces that answer it without looking the coverage up: as
+    `pieces` splits it for hour rollups reaching HOUR_ROLLUPS_LAG_SECONDS before `end` and minute rollups to `end`
+    (the minutes not rolled yet have none: a reader of rollups alone sees what was rolled of them), adjacent
+    minute pieces merged; all of it from the minute rollups when the hour rollups would answer fewer than
+    `min_hours` whole hours. `start` may fall inside a minute (rollups sit on whole minutes: none is missed)."""
+    first = ceil_to(start_ns, MINUTE_NS)
+    if first >= end_ns:
+        return [(MINUTE, start_ns, end_ns)] if start_ns < end_ns else []
+    reach = Coverage(ceil_to(end_ns, MINUTE_NS), floor_to(end_ns - HOUR_ROLLUPS_LAG_SECONDS * 10**9, HOUR_NS))
+    found: list[tuple[str, int, int]] = []
+    for source, a, b in pieces(first, end_ns, reach):
+        source = HOUR if source == HOUR else MINUTE
+        if found and found[-1][0] == source:
+            found[-1] = (source, found[-1][1], b)
+        else:
+            found.append((source, a, b))
+    if sum(b - a for source, a, b in found if source == HOUR) < min_hours * HOUR_NS:
+        return [(MINUTE, start_ns, end_ns)]
+    return [(found[0][0], start_ns, found[0][2]), *found[1:]]
 
 
 class CountsReader:

@@ -510,9 +510,9 @@ def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool 
     (alerts.burn.evaluate_slos); kept EVALUATION_CACHE_SECONDS per process."""
     from alerts.burn import evaluate_slos
     from alerts.records import read_evaluations
-    from alerts.rollups import MINUTE_NS, coverage
+    from alerts.rollups import MINUTE_NS, coverage, floor_to
 
-    at_ns -= at_ns % MINUTE_NS
+    at_ns = floor_to(at_ns, MINUTE_NS)
     key = (store.display_url, tuple(slos), at_ns, windows)
     with _cache_lock:
         found = _evaluation_cache.get(key)
@@ -536,11 +536,11 @@ def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict
     alerts.records.read_evaluations gives, without its burn rates) when it was running then, else from the
     dashboard's own evaluation (slo_evaluations); kept EVALUATION_CACHE_SECONDS per process."""
     from alerts.records import BUDGET, FRESH_SECONDS
-    from alerts.rollups import MINUTE_NS
+    from alerts.rollups import MINUTE_NS, floor_to
 
     if not slos:
         return {}
-    at_ns -= at_ns % MINUTE_NS
+    at_ns = floor_to(at_ns, MINUTE_NS)
     key = ("budgets", store.display_url, tuple(slos), at_ns)
     with _cache_lock:
         found = _evaluation_cache.get(key)
@@ -570,7 +570,8 @@ def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict
 
 def sli_series(store: Store, slos: list[SLO], rng: TimeRange, host: str | None = None) -> pd.DataFrame:
     """Return good, valid, SLI and burn rate per window of the range per SLO (columns time, slo, good_total,
-    valid_total, sli_percent, burn_rate) from the `sli` rollups, fleet-wide or for one host."""
+    valid_total, sli_percent, burn_rate) from the `sli` rollups, fleet-wide or for one host; the SLI and burn
+    rate of each window are alerts.burn's figures of its counts (series_figures: sli_percent and burn_rate)."""
     import pandas as pd
 
     if not slos:
@@ -589,39 +590,48 @@ def sli_series(store: Store, slos: list[SLO], rng: TimeRange, host: str | None =
     if frame is None or frame.empty:  # no fleet rollups (written since the engine of issue 15): sum the hosts'
         frame = _rollup_sums(store, where, rng.start_ns, rng.end_ns, window)
     frame = frame[frame["valid_total"] > 0].copy()
-    budgets = {slo.name: float(slo.error_budget) for slo in slos}
-    frame["sli_percent"] = 100.0 * frame["good_total"] / frame["valid_total"]
-    frame["burn_rate"] = (1 - frame["good_total"] / frame["valid_total"]) / frame["slo"].map(budgets)
+    frame["sli_percent"], frame["burn_rate"] = _window_figures(frame, slos)
     return frame.reset_index(drop=True)
 
 
-#: hour rollups are written about 70 minutes after their hour ends (alerts.rollups); this far back they exist
-HOUR_ROLLUPS_LAG_SECONDS = 2 * 3600
+def _window_figures(frame: pd.DataFrame, slos: list[SLO]) -> tuple[Any, Any]:
+    """Return the SLI (percent) and burn rate of each row's good and valid counts (columns slo, good_total,
+    valid_total): alerts.burn.series_figures of each SLO's rows."""
+    import numpy as np
+
+    from alerts.burn import series_figures
+
+    names = frame["slo"].to_numpy()
+    goods, totals = frame["good_total"].to_numpy(dtype="float64"), frame["valid_total"].to_numpy(dtype="float64")
+    slis, burns = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
+    for slo in slos:
+        rows = names == slo.name
+        if rows.any():
+            slis[rows], burns[rows] = series_figures(goods[rows], totals[rows], slo.objective)
+    return slis, burns
 
 
 def _rollup_sums(store: Store, where: dict, start_ns: int, end_ns: int, window: int,
                  measurement: str = "sli") -> pd.DataFrame:
     """Return good and valid per SLO per window from the rollups of `where`'s resolution; a minute-resolution
-    read of a range longer than a few hours takes its whole hours from the hour rollups (a sixtieth of the rows,
-    which InfluxDB scans many times faster) and only the last hours from the minute rollups."""
+    read in windows of whole hours takes the hours alerts.rollups.rollup_pieces gives from the hour rollups (a
+    sixtieth of the rows, which InfluxDB scans many times faster) when they are at least two, the rest from the
+    minute rollups."""
     import pandas as pd
 
-    hour_ns = 3600 * 10**9
-    split = (end_ns - HOUR_ROLLUPS_LAG_SECONDS * 10**9) // hour_ns * hour_ns
-    if where["resolution"] != "1m" or window < 3600 or split - start_ns < 2 * hour_ns:
-        return store.query(measurement, ["good_total", "valid_total"], start_ns, end_ns, where=where,
-                           window_seconds=window, aggregate="sum", group_by=["slo"])
-    head_start = -(-start_ns // hour_ns) * hour_ns
-    parts = [store.query(measurement, ["good_total", "valid_total"], start_ns, head_start, where=where,
-                         window_seconds=window, aggregate="sum", group_by=["slo"]) if head_start > start_ns else None,
-             store.query(measurement, ["good_total", "valid_total"], head_start, split, where={**where, "resolution": "1h"},
-                         window_seconds=window, aggregate="sum", group_by=["slo"]),
-             store.query(measurement, ["good_total", "valid_total"], split, end_ns, where=where, window_seconds=window,
-                         aggregate="sum", group_by=["slo"])]
-    frame = pd.concat([part for part in parts if part is not None and len(part)], ignore_index=True)
-    if frame.empty:
+    from alerts.rollups import MINUTE, rollup_pieces
+
+    fields = ["good_total", "valid_total"]
+    if where["resolution"] != MINUTE or window < 3600:
+        return store.query(measurement, fields, start_ns, end_ns, where=where, window_seconds=window,
+                           aggregate="sum", group_by=["slo"])
+    parts = [store.query(measurement, fields, a, b, where={**where, "resolution": source}, window_seconds=window,
+                         aggregate="sum", group_by=["slo"])
+             for source, a, b in rollup_pieces(start_ns, end_ns, min_hours=2)]
+    found = [part for part in parts if len(part)]
+    if len(parts) == 1 or not found:
         return parts[-1]
-    return frame.groupby(["time", "slo"], as_index=False)[["good_total", "valid_total"]].sum()
+    return pd.concat(found, ignore_index=True).groupby(["time", "slo"], as_index=False)[fields].sum()
 
 
 # ---- one host ----

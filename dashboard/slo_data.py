@@ -58,21 +58,21 @@ def data_since(store: Store, slos: list[SLO], at_ns: int) -> dict[str, int | Non
     with a rollup), None without any}: from the fleet's rollups (alerts.sli.FLEET_ROLLUP_MEASUREMENT), one
     windowed count of the hour rollups for every SLO, and of the minute rollups of the last hours only for an
     SLO without hour rollups yet; never a per-host read."""
+    from alerts.rollups import HOUR, HOUR_ROLLUPS_LAG_SECONDS, MINUTE
     from alerts.sli import FLEET_ROLLUP_MEASUREMENT
-    from dashboard.data import HOUR_ROLLUPS_LAG_SECONDS
 
     if not slos:
         return {}
     longest = max(slo.period_seconds for slo in slos)
     hours = store.query(FLEET_ROLLUP_MEASUREMENT, ["valid_total"], at_ns - longest * 10**9, at_ns,
-                        where={"slo": [slo.name for slo in slos], "resolution": "1h"}, window_seconds=3600,
+                        where={"slo": [slo.name for slo in slos], "resolution": HOUR}, window_seconds=3600,
                         aggregate="count", group_by=["slo"])
     found = _firsts(hours, slos, at_ns)
     young = [slo for slo in slos if found[slo.name] is None]
     if young:
         since = at_ns - (HOUR_ROLLUPS_LAG_SECONDS + 3600) * 10**9
         minutes = store.query(FLEET_ROLLUP_MEASUREMENT, ["valid_total"], since, at_ns,
-                              where={"slo": [slo.name for slo in young], "resolution": "1m"}, window_seconds=60,
+                              where={"slo": [slo.name for slo in young], "resolution": MINUTE}, window_seconds=60,
                               aggregate="count", group_by=["slo"])
         found.update(_firsts(minutes, young, at_ns))
     return found

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from alerts.burn import budget_remaining, burn_rate, error_rate, evaluate
+from alerts.burn import budget_remaining, burn_rate, error_rate, evaluate, series_figures, sli_percent
 from alerts.rollups import NO_ROLLUPS, roll_up
 from alerts.sli import Counts
 from alerts.slo import SLO
@@ -36,6 +36,38 @@ PURE = {
 def test_pure_math(function, counts, objective, expected):
     result = function(counts) if function is error_rate else function(counts, objective)
     assert result == expected
+
+
+SLI_PERCENT = {
+    "three good in five is exactly 60 percent": (Counts(3, 5), 60.0),
+    "two good in three is 100 x 2/3 correctly rounded": (Counts(2, 3), float(Fraction(200, 3))),
+    "every event good is 100 percent": (Counts(1000, 1000), 100.0),
+    "halves of a sum (a custom SLI) are figured as fractions": (Counts(0.5, 2.0), 25.0),
+    "no events have no SLI": (Counts(0, 0), None),
+}
+
+
+@pytest.mark.parametrize("counts, expected", SLI_PERCENT.values(), ids=SLI_PERCENT.keys())
+def test_the_sli_in_percent(counts, expected):
+    assert sli_percent(counts) == expected
+
+
+@pytest.mark.parametrize("objective", [99.9, 99.0, 99.5, 99.95, 99.999, 33.3])
+def test_a_series_is_figured_to_the_same_floats_as_each_windows_counts(objective):
+    import math
+    import random
+
+    rng = random.Random(objective)
+    counts = [Counts(0, 0), Counts(2, 3), Counts(0.5, 2.0), Counts(1e15 - 1, 1e15), Counts(2.0**52, 2.0**52 + 3)]
+    for _ in range(3000):
+        total = rng.choice([rng.randint(1, 20), rng.randint(1, 10**6), rng.randint(1, 10**12)])
+        good = total - rng.choice([0, 1, rng.randint(0, total)])
+        counts.append(Counts(float(good), float(total)) if rng.random() < 0.95 else Counts(good + 0.25, total))
+    slis, burns = series_figures([c.good for c in counts], [c.total for c in counts], objective)
+    for counts_of, sli, burn in zip(counts, slis.tolist(), burns.tolist()):
+        expected_sli, expected_burn = sli_percent(counts_of), burn_rate(counts_of, objective)
+        assert (None if math.isnan(sli) else sli, None if math.isnan(burn) else burn) == \
+            (expected_sli, expected_burn), counts_of
 
 
 def probes(host, every_seconds, n, failed_at=()):

@@ -5,7 +5,8 @@ import random
 import pytest
 
 from alerts.burn import evaluate_hosts
-from alerts.rollups import REROLL_SECONDS, HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, coverage, pieces, roll_up
+from alerts.rollups import (REROLL_SECONDS, HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, coverage, pieces, roll_up,
+                            rollup_pieces)
 from alerts.slo import SLO
 from tsdb import Point
 
@@ -40,6 +41,26 @@ def test_a_range_splits_into_the_pieces_each_resolution_answers(bounds, done, ex
 def test_a_range_read_through_rollups_must_start_on_a_whole_minute():
     with pytest.raises(ValueError, match="whole minute"):
         pieces(5 * S, HOUR_NS, Coverage(HOUR_NS, 0))
+
+
+ROLLUP_PIECES = {
+    "a day read from rollups alone takes whole hours to two hours before its end from the hour rollups": (
+        (30 * MINUTE_NS + 5 * S, 24 * HOUR_NS + 17 * MINUTE_NS + 3 * S, 1),
+        [("1m", 30 * MINUTE_NS + 5 * S, HOUR_NS), ("1h", HOUR_NS, 22 * HOUR_NS),
+         ("1m", 22 * HOUR_NS, 24 * HOUR_NS + 17 * MINUTE_NS + 3 * S)]),
+    "a range starting on the hour has no minute head": (
+        (HOUR_NS, 6 * HOUR_NS, 1), [("1h", HOUR_NS, 4 * HOUR_NS), ("1m", 4 * HOUR_NS, 6 * HOUR_NS)]),
+    "fewer whole hours than asked for are read from the minute rollups": (
+        (HOUR_NS, 4 * HOUR_NS + 59 * MINUTE_NS, 2), [("1m", HOUR_NS, 4 * HOUR_NS + 59 * MINUTE_NS)]),
+    "a range within one minute is one minute piece": ((5 * S, 50 * S, 1), [("1m", 5 * S, 50 * S)]),
+    "an empty range has no pieces": ((50 * S, 50 * S, 1), []),
+}
+
+
+@pytest.mark.parametrize("bounds, expected", ROLLUP_PIECES.values(), ids=ROLLUP_PIECES.keys())
+def test_a_range_read_from_rollups_alone_splits_into_minute_and_hour_pieces(bounds, expected):
+    start_ns, end_ns, min_hours = bounds
+    assert rollup_pieces(start_ns, end_ns, min_hours) == expected
 
 
 def planted(seed=7, hours=30):
