@@ -7,7 +7,6 @@ and a window pair with no rate does not fire.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 from alerts.rollups import HOUR_NS, MINUTE_NS, NO_ROLLUPS, Coverage, CountsReader, ceil_to
 from alerts.sli import Counts, SLIResult
 from alerts.sli_memory import SLIMemory
-from alerts.slo import SLO
+from alerts.slo import SLO, error_budget
 from alerts.windows import SETTLED_LAG_SECONDS, AlertWindow, alert_windows
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
@@ -25,11 +24,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 HOUR_ALIGNED_FROM_SECONDS = 86400  # windows this long start on a whole hour
-
-
-@functools.lru_cache(maxsize=64)
-def _budget(objective: float) -> Fraction:
-    return 1 - Fraction(str(objective)) / 100
 
 
 def _whole(good: float, total: float) -> tuple[int, int] | None:
@@ -66,7 +60,7 @@ def burn_rate(counts: Counts, objective: float) -> float | None:
     budget p/q is the same float as the Fraction, at a tenth of the cost (16,000 of these per SLO at 2000 hosts)."""
     if counts.total <= 0:
         return None
-    budget = _budget(objective)
+    budget = error_budget(objective)
     whole = _whole(counts.good, counts.total)
     if whole is not None:
         bad, total = whole
@@ -95,7 +89,7 @@ def series_figures(goods: Sequence[float], totals: Sequence[float], objective: f
 
     goods, totals = np.asarray(goods, dtype="float64"), np.asarray(totals, dtype="float64")
     slis, burns = np.full(len(goods), np.nan), np.full(len(goods), np.nan)
-    budget = _budget(objective)
+    budget = error_budget(objective)
     exact_below = 2**53 // max(100, budget.denominator)
     whole = ((goods == np.floor(goods)) & (totals == np.floor(totals)) & (totals > 0) & (totals < exact_below)
              & (goods >= 0) & (goods <= totals))
@@ -111,7 +105,7 @@ def budget_remaining(counts: Counts, objective: float) -> float | None:
     """Return the share of the period's budget left, 1 - (bad/total)/(1 - objective/100); negative when overspent."""
     if counts.total <= 0:
         return None
-    budget = _budget(objective)
+    budget = error_budget(objective)
     whole = _whole(counts.good, counts.total)
     if whole is not None:
         bad, total = whole

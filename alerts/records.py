@@ -62,16 +62,42 @@ def read_evaluations(store: Store, slos: Sequence[SLO], at_ns: int, fresh_second
     by_name = {slo.name: slo for slo in slos}
     for row in budgets.itertuples(index=False):
         slo = by_name[row.slo]
-        remaining = _number(row.budget_remaining_percent)
         windows = tuple(WindowBurn(window, *burn_rows.get((row.slo, row.host, name), (None, None)))
                         for name, window in windows_of[row.slo].items())
         host = row.host or None
         found.setdefault(row.slo, {})[host] = Evaluation(
             slo, host, int(row.time.value), Counts(float(row.good_total), float(row.valid_total)),
-            None if remaining is None else remaining / 100, windows)
+            _budget_of(row.budget_remaining_percent), windows)
     if any(None not in found.get(name, {}) for name in names):
         return None
     return found
+
+
+def read_budgets(store: Store, slos: Sequence[SLO], at_ns: int, fresh_seconds: float = FRESH_SECONDS
+                 ) -> dict[str, dict[str, float | None]] | None:
+    """Return the engine's newest budget left of every SLO and host at or before `at_ns` ({slo: {host: the
+    budget_remaining read_evaluations gives}}) from one read of one field, or None when some SLO has no fleet
+    budget in the `fresh_seconds` before (the engine was not running, or the fleet has not seen one valid event
+    in its period: evaluate live, to the same figures)."""
+    if not slos:
+        return {}
+    names = [slo.name for slo in slos]
+    records = store.latest(BUDGET, ["budget_remaining_percent"], at_ns - int(fresh_seconds * 10**9), at_ns,
+                           where={"slo": names}, group_by=["slo", "host"])
+    if not set(names) <= set(records.loc[records["host"] == "", "slo"]):
+        return None
+    budgets: dict[str, dict[str, float | None]] = {name: {} for name in names}
+    for slo, host, percent in zip(records["slo"], records["host"], records["budget_remaining_percent"]):
+        if host:
+            budgets[slo][host] = _budget_of(percent)
+    return budgets
+
+
+def _budget_of(percent) -> float | None:
+    """Return a record's budget_remaining_percent as an Evaluation's budget_remaining (a share), None when
+    missing."""
+    remaining = _number(percent)
+    return None if remaining is None else remaining / 100
 
 
 def _number(value) -> float | None:

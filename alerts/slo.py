@@ -31,6 +31,7 @@ reason`, and the message starts with the file's path.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tomllib
@@ -95,7 +96,14 @@ class SLO:
     @property
     def error_budget(self) -> Fraction:
         """The share of events allowed to be bad, exactly: 1 - objective/100 (99.9 gives 1/1000)."""
-        return 1 - Fraction(str(self.objective)) / 100
+        return error_budget(self.objective)
+
+
+@functools.lru_cache(maxsize=64)
+def error_budget(objective: float) -> Fraction:
+    """Return the share of events an objective in percent allows to be bad, exactly: 1 - objective/100 (99.9 gives
+    1/1000, never 0.0010000000000000009)."""
+    return 1 - Fraction(str(objective)) / 100
 
 
 def load_slos(path: str | PathLike) -> list[SLO]:

@@ -532,10 +532,10 @@ def slo_evaluations(store: Store, slos: list[SLO], at_ns: int, *, windows: bool 
 
 def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict[str, float | None]]:
     """Return {slo name: {host: budget remaining (1.0 = untouched, negative = overspent)}} at the minute `at_ns`
-    falls in: from the alert engine's newest `slo_budget` records (one read for every SLO and host, the figures
-    alerts.records.read_evaluations gives, without its burn rates) when it was running then, else from the
-    dashboard's own evaluation (slo_evaluations); kept EVALUATION_CACHE_SECONDS per process."""
-    from alerts.records import BUDGET, FRESH_SECONDS
+    falls in: from the alert engine's newest `slo_budget` records (alerts.records.read_budgets: one read for every
+    SLO and host) when it was running then, else from the dashboard's own evaluation (slo_evaluations); kept
+    EVALUATION_CACHE_SECONDS per process."""
+    from alerts.records import read_budgets
     from alerts.rollups import MINUTE_NS, floor_to
 
     if not slos:
@@ -547,17 +547,8 @@ def budgets_by_host(store: Store, slos: list[SLO], at_ns: int) -> dict[str, dict
         if found and time.monotonic() - found[0] < EVALUATION_CACHE_SECONDS:
             _evaluation_cache.move_to_end(key)
             return found[1]
-    names = [slo.name for slo in slos]
-    records = store.latest(BUDGET, ["budget_remaining_percent"], at_ns - FRESH_SECONDS * 10**9, at_ns,
-                           where={"slo": names}, group_by=["slo", "host"])
-    # the fleet's rows (host "") say that the engine was running (a fleet without a budget, which has not seen one
-    # valid event in its SLO period, is evaluated below instead: to the same figures)
-    if set(names) <= set(records.loc[records["host"] == "", "slo"]):
-        budgets: dict[str, dict[str, float | None]] = {name: {} for name in names}
-        for slo, host, percent in zip(records["slo"], records["host"], records["budget_remaining_percent"]):
-            if host:
-                budgets[slo][host] = None if percent is None or percent != percent else float(percent) / 100
-    else:
+    budgets = read_budgets(store, slos, at_ns)
+    if budgets is None:
         evaluations = slo_evaluations(store, slos, at_ns, windows=False)
         budgets = {name: {host: ev.budget_remaining for host, ev in by_host.items() if host is not None}
                    for name, by_host in evaluations.items()}

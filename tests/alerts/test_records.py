@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from alerts.burn import evaluate_slos
-from alerts.records import evaluation_points, read_evaluations
+from alerts.records import evaluation_points, read_budgets, read_evaluations
 from alerts.slo import SLO
 from tsdb import Point
 
@@ -44,3 +44,16 @@ def test_without_a_fresh_fleet_record_of_every_slo_there_is_nothing_to_read(duck
     assert read_evaluations(duckdb_store, SLOS, NOW) is None  # the second SLO was never recorded
     assert read_evaluations(duckdb_store, SLOS[:1], NOW + 600 * S) is None  # ten minutes on: stale
     assert read_evaluations(duckdb_store, [], NOW) == {}
+
+
+@pytest.mark.influxdb
+def test_the_recorded_budgets_alone_read_back_as_the_evaluations_budgets_in_one_read(store):
+    store.write(planted())
+    evaluated = evaluate_slos(store, SLOS, NOW)
+    store.write(evaluation_points(evaluated, NOW))
+    budgets = read_budgets(store, SLOS, NOW + 10 * S)
+    assert budgets == {name: {host: e.budget_remaining for host, e in by.items() if host is not None}
+                       for name, by in read_evaluations(store, SLOS, NOW + 10 * S).items()}
+    assert budgets["availability"][HOSTILE] < 0
+    assert read_budgets(store, SLOS, NOW + 600 * S) is None  # ten minutes on: stale
+    assert read_budgets(store, [], NOW) == {}
