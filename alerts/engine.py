@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from alerts.burn import Evaluation, evaluate_slos
 from alerts.event_rules import EventRule
@@ -55,6 +55,7 @@ from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transit
 from alerts.storm import StormGate, silent_agents_gate
 from tsdb.point import Point
 from tsdb.store import Store
+from tsdb.times import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,6 @@ TIERS = ("page", "ticket")
 ALERT_MEASUREMENT = "alert"
 
 Observation = tuple[dict[str, str], dict[str, str], bool, float]
-
-
-def utc_now() -> datetime:
-    """Return the current time, timezone-aware in UTC."""
-    return datetime.now(timezone.utc)
 
 
 def group_labels(labels: Mapping[str, str]) -> dict[str, str]:

@@ -21,6 +21,11 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from tsdb.times import format_duration
+
+#: the old name of tsdb.times.format_duration, until leak_rule and the dashboard import that (issue 18)
+duration = format_duration
+
 HOUR_NS = 3600 * 10**9
 #: start times of one process differ by less than this: /proc/stat's btime is whole seconds and moves when the
 #: clock is slewed (the agent's RestartTracker, collector/daemon_process.py, uses the same tolerance)
@@ -178,7 +183,7 @@ def leak_signs(forecast: FdForecast | None, rss: Line | None, policy: LeakPolicy
                      f"({forecast.share:.0%})"]
             if forecast.line is not None and forecast.seconds_to_limit is not None:
                 when = ("at the limit now" if forecast.seconds_to_limit <= 0
-                        else f"at the limit in {duration(forecast.seconds_to_limit)}")
+                        else f"at the limit in {format_duration(forecast.seconds_to_limit)}")
                 parts.append(f"rising {forecast.line.slope_per_hour:,.0f}/h, {when}")
             figures = {"open_fds": forecast.open_fds, "max_fds": forecast.max_fds, "share": forecast.share}
             if forecast.seconds_to_limit is not None:
@@ -190,15 +195,3 @@ def leak_signs(forecast: FdForecast | None, rss: Line | None, policy: LeakPolicy
                               {"rss_growth_bytes_per_hour": rss.slope_per_hour, "r2": rss.r2,
                                "hours": rss.span_seconds / 3600}))
     return signs
-
-
-def duration(seconds: float) -> str:
-    """Return '3 h 20 min', '12 min' or '40 s' (rounded down to the unit shown)."""
-    if not math.isfinite(seconds):
-        return "never"
-    if seconds >= 3600:
-        hours, minutes = divmod(int(seconds // 60), 60)
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    if seconds >= 60:
-        return f"{int(seconds // 60)} min"
-    return f"{int(seconds)} s"

@@ -36,8 +36,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from alerts.durable import write_durably
 from alerts.linear_regex import LinearRegex, REGEX_MAX_VALUE_CHARS, UnsupportedRegex, linear_regex
+from tsdb.durable import write_durably
+from tsdb.times import utc_now
 
 OPERATORS = ("=", "!=", "=~", "!~")
 RETENTION = timedelta(hours=120)  # Alertmanager's default --data.retention: expired silences kept 5 days
@@ -52,11 +53,6 @@ _MATCHER_SYNTAX = re.compile(r"(?s)(?P<name>.*?)(?P<op>=~|!~|!=|=)(?P<value>.*)"
 
 class SilenceError(Exception):
     """A silence, matcher or silences file that cannot be used; the message names which one and why."""
-
-
-def utc_now() -> datetime:
-    """Return the current time, timezone-aware, in UTC."""
-    return datetime.now(timezone.utc)
 
 
 def format_time(moment: datetime) -> str:

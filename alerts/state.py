@@ -44,8 +44,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alerts.durable import write_durably
 from alerts.notify.model import FIRING, RESOLVED, Alert, fingerprint, format_time, parse_time
+from tsdb.durable import write_durably
 
 PENDING = "pending"
 VERSION = 1

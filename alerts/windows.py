@@ -14,12 +14,11 @@ The catalog is a Python table rather than a data file so it ships in the package
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Rational
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from tsdb.times import duration_label, parse_duration
 
 #: every window ends this long before now: the SETTLED EDGE. An agent stamps a point when it collects and writes
 #: it within its interval (10 s), so every point older than the edge is in the store when the engine reads, and
@@ -37,14 +36,6 @@ WINDOW_ROWS = (
 )
 #: the SLO periods with a catalog: each uses WINDOW_ROWS
 PERIODS = ("30d", "28d")
-
-
-def parse_duration(text: str) -> int:
-    """Return the seconds of a duration written as a whole number and a unit: "5m", "6h", "30d"."""
-    match = re.fullmatch(r"([1-9][0-9]*)([smhd])", text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"duration {text!r}: expected a whole number and a unit s, m, h or d, e.g. \"30d\"")
-    return int(match[1]) * _UNITS[match[2]]
 
 
 def burn_factor(budget_fraction: Rational | float | str, period_seconds: int, long_window_seconds: int) -> float:
@@ -70,14 +61,7 @@ class AlertWindow:
     @functools.cached_property
     def name(self) -> str:
         """A stable label such as "page-1h-5m"."""
-        return f"{self.severity}-{_label(self.long_seconds)}-{_label(self.short_seconds)}"
-
-
-def _label(seconds: int) -> str:
-    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    raise AssertionError(seconds)
+        return f"{self.severity}-{duration_label(self.long_seconds)}-{duration_label(self.short_seconds)}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,6 +69,7 @@ def alert_windows(period: str) -> tuple[AlertWindow, ...]:
     """Return the catalog's windows for an SLO period ("30d" or "28d"); ValueError for any other."""
     if period not in PERIODS:
         raise ValueError(f"period {period!r}: no alert windows for it; expected one of {', '.join(PERIODS)}")
-    period_seconds = parse_duration(period)
-    return tuple(AlertWindow(severity, percent, parse_duration(long), parse_duration(short), period_seconds)
+    period_seconds = parse_duration(period, whole=True)
+    return tuple(AlertWindow(severity, percent, parse_duration(long, whole=True), parse_duration(short, whole=True),
+                             period_seconds)
                  for severity, percent, long, short in WINDOW_ROWS)

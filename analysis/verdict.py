@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis.signals import KIND_NOUNS, format_value, kinds_label
+from analysis.signals import format_value, kinds_label, kinds_nouns
+from tsdb.times import format_duration
 
 NOT_ENOUGH_FAILURES = "not_enough_failures"
 NOT_ENOUGH_EXPOSURE = "not_enough_exposure"
@@ -77,15 +78,6 @@ def lags_words(lags: tuple[int, ...]) -> str:
     return "lags " + ", ".join(map(str, lags[:-1])) + f" and {lags[-1]}"
 
 
-def format_duration(seconds: float) -> str:
-    """Return a range's length as a person says it: "14 days", "36 hours", "45 minutes"."""
-    if seconds >= 2 * 86400:
-        return _count(round(seconds / 86400), "day", "days")
-    if seconds >= 2 * 3600:
-        return _count(round(seconds / 3600), "hour", "hours")
-    return _count(max(1, round(seconds / 60)), "minute", "minutes")
-
-
 def format_p(p: float) -> str:
     """Return "p < 0.001" or "p = 0.012"."""
     if math.isnan(p):
@@ -115,7 +107,7 @@ def _count(n: int, one: str, many: str) -> str:
 
 def _tally(e: Evidence) -> str:
     """Return "41 restarts on 37 hosts over 14 days"."""
-    one, many = KIND_NOUNS.get(e.kinds[0], ("failure", "failures")) if len(e.kinds) == 1 else ("failure", "failures")
+    one, many = kinds_nouns(e.kinds)
     return (f"{_count(e.failures, one, many)} on {_count(e.failing_hosts, 'host', 'hosts')} over "
             f"{format_duration(e.range_seconds)}")
 

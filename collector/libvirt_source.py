@@ -12,10 +12,14 @@ when libvirt says it is dead: the close callback (EOF, keepalive, error) or a co
 Remote connections run with libvirt's event loop and client keepalive, so a peer that stopped answering is
 noticed after keepalive_interval*(keepalive_count+1) seconds (libvirt src/rpc/virkeepalive.c).
 
+The one place for a libvirt call under a deadline and for what its failure means: `Call` (a call on a thread of
+its own, which the caller waits on for as long as it chooses), `open_connection`, `connect_problem` and
+`call_problem`. The soak (collector/soak/driver.py) builds its connections from them too.
+
 How a call ends, as `Call.result()` raises it:
 
-    LibvirtProblem
-    ├── CallFailed         the daemon answered with an error (it is alive)
+    LibvirtProblem         `detail`: libvirt's own message
+    ├── CallFailed         the daemon answered with an error (it is alive); `code`: libvirt's error code
     ├── ConnectionLost     the connection closed under the call (`reason`: eof, keepalive, error, client)
     └── NobodyListening    connecting failed: connection refused or no socket (evidence of absence)
 """
@@ -51,18 +55,27 @@ _event_loop_started = False
 
 
 class LibvirtProblem(Exception):
-    """A libvirt call did not give an answer."""
+    """A libvirt call did not give an answer; `detail` is libvirt's own message (the message itself says where)."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = message if detail is None else detail
 
 
 class CallFailed(LibvirtProblem):
-    """The daemon answered with an error: it is alive (e.g. a guest went away during the call)."""
+    """The daemon answered with an error: it is alive (e.g. a guest went away during the call); `code` is
+    libvirt's error code (virErrorNumber), None when the call failed in our own code."""
+
+    def __init__(self, message: str, detail: str | None = None, code: int | None = None):
+        super().__init__(message, detail)
+        self.code = code
 
 
 class ConnectionLost(LibvirtProblem):
     """The connection closed under the call; `reason` is libvirt's close reason when it gave one."""
 
-    def __init__(self, message: str, reason: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, reason: str | None = None, detail: str | None = None):
+        super().__init__(message, detail)
         self.reason = reason
 
 
@@ -98,12 +111,27 @@ class Call:
         self.finished: float | None = None
         self._done = threading.Event()
         self._value: Any = None
-        self._error: LibvirtProblem | None = None
+        self._error: BaseException | None = None
 
-    def _finish(self, value: Any = None, error: LibvirtProblem | None = None) -> None:
+    def _finish(self, value: Any = None, error: BaseException | None = None) -> None:
         self._value, self._error = value, error
         self.finished = self._clock()
         self._done.set()
+
+    def run_on_thread(self, function: Callable[[], Any], problem: Callable[[Exception], BaseException],
+                      thread_name: str) -> None:
+        """Run function() on a daemon thread of its own (a call stuck in a hung daemon holds no one up): the call
+        ends with its value, or with problem(error) for the exception it raised (which `result` raises)."""
+        threading.Thread(target=self._run, args=(function, problem), name=thread_name, daemon=True).start()
+
+    def _run(self, function: Callable[[], Any], problem: Callable[[Exception], BaseException]) -> None:
+        """Run function() and end the call with its value or its problem."""
+        try:
+            value = function()
+        except Exception as error:  # noqa: BLE001 - every failure must end the call, none leave it outstanding
+            self._finish(error=problem(error))
+            return
+        self._finish(value)
 
     @property
     def done(self) -> bool:
@@ -119,7 +147,7 @@ class Call:
         return (self.finished if self.finished is not None else self._clock()) - self.started
 
     def result(self) -> Any:
-        """Return the call's value, or raise the LibvirtProblem it ended with (call after it is done)."""
+        """Return the call's value, or raise the problem it ended with (call after it is done)."""
         if self._error is not None:
             raise self._error
         return self._value
@@ -178,29 +206,19 @@ class LibvirtSource:
                 return call
             self._outstanding[kind] = call
             self.calls_total += 1
-        threading.Thread(target=self._run, args=(call, conn, function), name=f"virtwatch-libvirt-{kind}",
-                         daemon=True).start()
+        call.run_on_thread(lambda: function(conn), lambda error: self._problem(call.what, conn, error),
+                           f"virtwatch-libvirt-{kind}")
         return call
 
-    def _run(self, call: Call, conn: Any, function: Callable[[Any], Any]) -> None:
-        try:
-            call._finish(function(conn))
-        except libvirt.libvirtError as error:
-            call._finish(error=self._classify(call.what, conn, error))
-        except Exception as error:  # noqa: BLE001 - a bug must end the call, not leave it outstanding for ever
-            log.exception("%s on %s raised", call.what, self.uri)
-            call._finish(error=CallFailed(f"{call.what} on {self.uri}: {type(error).__name__}: {error}"))
-
-    def _classify(self, what: str, conn: Any, error: Any) -> LibvirtProblem:
-        """Turn a libvirt error into the problem it shows; drop the connection when it is dead."""
-        message = error.get_error_message() or str(error)
-        reason = self._close_reason if conn is self._conn else None
-        if _KEEPALIVE_TIMEOUT.search(message):
-            reason = "keepalive"
-        if reason is not None or error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(conn):
+    def _problem(self, what: str, conn: Any, error: Exception) -> LibvirtProblem:
+        """Turn what a call raised into the problem it shows; drop the connection when it is dead."""
+        if not isinstance(error, libvirt.libvirtError):
+            log.error("%s on %s raised", what, self.uri, exc_info=error)  # a bug, not the daemon
+            return CallFailed(f"{what} on {self.uri}: {type(error).__name__}: {error}")
+        problem = call_problem(what, self.uri, conn, error, self._close_reason if conn is self._conn else None)
+        if isinstance(problem, ConnectionLost):
             self._drop(conn)
-            return ConnectionLost(f"{what} on {self.uri}: {message}", reason)
-        return CallFailed(f"{what} on {self.uri} failed: {message}")
+        return problem
 
     def _drop(self, conn: Any) -> None:
         """Forget a dead connection (if it is still the current one) and close it without waiting."""
@@ -208,7 +226,7 @@ class LibvirtSource:
             if conn is not self._conn:
                 return
             self._conn, self._probe_domain = None, None
-        threading.Thread(target=_close_quietly, args=(conn,), daemon=True).start()
+        threading.Thread(target=close_quietly, args=(conn,), daemon=True).start()
 
     # --- the connection --------------------------------------------------------------------------------------
 
@@ -226,35 +244,32 @@ class LibvirtSource:
                 return call
             self._outstanding["connect"] = call
             self.connections_opened_total += 1
-        threading.Thread(target=self._open, args=(call,), name="virtwatch-libvirt-connect", daemon=True).start()
+        call.run_on_thread(self._open, self._connect_problem, "virtwatch-libvirt-connect")
         return call
 
-    def _open(self, call: Call) -> None:
-        try:
-            opener = libvirt.openReadOnly if self.read_only else libvirt.open
-            conn = opener(self.uri)
-        except libvirt.libvirtError as error:
-            message = error.get_error_message() or str(error)
-            absent = error.get_int1() in _ABSENT_ERRNOS or any(text in message for text in _ABSENT_TEXT)
-            problem = NobodyListening if absent else CallFailed
-            call._finish(error=problem(f"cannot connect to {self.uri}: {message}"))
-            return
-        try:
-            conn.setKeepAlive(*self.keepalive)
-        except libvirt.libvirtError:
-            pass  # in-process drivers (test:///, qemu:///embed) have no RPC to keep alive
+    def _open(self) -> Any:
+        """Open the connection with keepalive, subscribe to its events, and make it the current one."""
+        conn = open_connection(self.uri, self.keepalive, self.read_only)
         try:
             self._register_callbacks(conn)
         except libvirt.libvirtError as error:
             if not connection_alive(conn):
-                _close_quietly(conn)
-                call._finish(error=ConnectionLost(f"connecting to {self.uri}: {error.get_error_message()}"))
-                return
+                close_quietly(conn)
+                raise ConnectionLost(f"connecting to {self.uri}: {error.get_error_message()}") from None
             log.warning("no domain events from %s: %s", self.uri, error.get_error_message())
         with self._lock:
             self._conn, self._close_reason = conn, None
             self.closed.clear()
-        call._finish(conn)
+        return conn
+
+    def _connect_problem(self, error: Exception) -> BaseException:
+        """Turn what connecting raised into the problem it shows (a ConnectionLost from _open as it is)."""
+        if isinstance(error, LibvirtProblem):
+            return error
+        if isinstance(error, libvirt.libvirtError):
+            return connect_problem(self.uri, error)
+        log.error("connecting to %s raised", self.uri, exc_info=error)  # a bug, not the daemon
+        return CallFailed(f"connecting to {self.uri}: {type(error).__name__}: {error}")
 
     def _register_callbacks(self, conn: Any) -> None:
         """Subscribe to lifecycle, I/O error and watchdog events and to the connection's close."""
@@ -423,8 +438,40 @@ def connection_alive(conn: Any) -> bool:
         return False
 
 
-def _close_quietly(conn: Any) -> None:
+def close_quietly(conn: Any) -> None:
+    """Close a connection, ignoring libvirt's errors (a dead connection may refuse to close cleanly)."""
     try:
         conn.close()
     except libvirt.libvirtError:
         pass
+
+
+def open_connection(uri: str, keepalive: tuple[int, int], read_only: bool = False) -> Any:
+    """Open a connection (blocks: run it in a Call) with client keepalive where the driver has RPC; raise
+    libvirt's error (connect_problem says what it means)."""
+    conn = (libvirt.openReadOnly if read_only else libvirt.open)(uri)
+    try:
+        conn.setKeepAlive(*keepalive)
+    except libvirt.libvirtError:
+        pass  # in-process drivers (test:///, qemu:///embed) have no RPC to keep alive
+    return conn
+
+
+def connect_problem(uri: str, error: Any) -> LibvirtProblem:
+    """Return what a failed connect means: NobodyListening (refused, or no socket file), else CallFailed."""
+    message = error.get_error_message() or str(error)
+    absent = error.get_int1() in _ABSENT_ERRNOS or any(text in message for text in _ABSENT_TEXT)
+    if absent:
+        return NobodyListening(f"cannot connect to {uri}: {message}", message)
+    return CallFailed(f"cannot connect to {uri}: {message}", message, error.get_error_code())
+
+
+def call_problem(what: str, uri: str, conn: Any, error: Any, close_reason: str | None = None) -> LibvirtProblem:
+    """Return what a call's libvirt error means: ConnectionLost when the connection is dead (libvirt closed it,
+    `close_reason`; a keepalive timeout; an RPC error; or the client says it is not alive), else CallFailed (the
+    daemon answered with an error). The caller drops a lost connection."""
+    message = error.get_error_message() or str(error)
+    reason = "keepalive" if _KEEPALIVE_TIMEOUT.search(message) else close_reason
+    if reason is not None or error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(conn):
+        return ConnectionLost(f"{what} on {uri}: {message}", reason, message)
+    return CallFailed(f"{what} on {uri} failed: {message}", message, error.get_error_code())

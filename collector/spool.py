@@ -12,11 +12,12 @@ JSON keeps the types apart (2 is an int, 2.0 a float, true a bool), floats are w
 come back bit for bit (NaN and ±inf too), and every non-ASCII character is escaped, so any unicode in names
 and values round-trips exactly and a segment file is plain ASCII.
 
-Durability: a segment is written to a hidden temp file, fsync'd, renamed into place, and the directory
-fsync'd, so a crash at any moment leaves the whole segment or none of it. Temp files left by a crash are
-removed when a Spool opens the directory (their `put()` never returned). A replayed segment is deleted, and
-the directory fsync'd, only after the write call returned, so nothing acknowledged is lost and nothing is
-replayed twice. Sequence numbers continue from the highest name found on opening (pending or set aside).
+Durability: a segment is written as tsdb.durable writes every file (a hidden temp file, fsync'd, renamed into
+place, and the directory fsync'd; mode 0600, as it holds the host's and its guests' names and values), so a
+crash at any moment leaves the whole segment or none of it, and `put()` returns only once it is on disk. Temp
+files left by a crash are removed when a Spool opens the directory (their `put()` never returned). A replayed
+segment is deleted, and the directory fsync'd, only after the write call returned, so nothing acknowledged is
+lost and nothing is replayed twice. Sequence numbers continue from the highest name found on opening (pending or set aside).
 
 The size bound (`max_bytes`, the sum of the segment files) holds at every moment, crashes included: before a
 segment is written, the oldest segments are deleted until it fits, and their points are counted in
@@ -48,13 +49,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from tsdb.durable import TEMP_SUFFIX, sync_directory, write_durably
 from tsdb.errors import PointError
 from tsdb.point import Point
 
 log = logging.getLogger("virtwatch.spool")
 
 SEGMENT_NAME = re.compile(r"^(\d{12,})-(\d+)\.jsonl$")
-TEMP_SUFFIX = ".tmp"
 CORRUPT_DIR = "corrupt"
 LOCK_FILE = "lock"
 #: how many set-aside segments corrupt/ keeps (oldest deleted first), so it stays bounded too
@@ -129,14 +130,6 @@ def decode_points(data: bytes, expected: int | None = None) -> list[Point]:
     return points
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     """A durable, size-bounded, ordered on-disk queue of points (see the module docstring)."""
 
@@ -184,7 +177,7 @@ class Spool:
                 os.unlink(entry.path)
                 leftovers += 1
         if leftovers:
-            _fsync_dir(self.directory)
+            sync_directory(self.directory)
             log.warning("spool %s: removed %d unfinished segment(s) left by a crash", self.directory, leftovers)
         for name in self._corrupt_names():
             next_seq = max(next_seq, int(SEGMENT_NAME.match(name)[1]) + 1)
@@ -235,7 +228,7 @@ class Spool:
             self._next_seq += 1
             segment = _Segment(seq, len(points), len(data))
             try:
-                self._write_segment(segment, data)
+                write_durably(self.directory / segment.name, data)
             except OSError as err:
                 log.error("spool %s: cannot write segment %s (%s); dropped %d points",
                           self.directory, segment.name, err, len(points))
@@ -246,26 +239,6 @@ class Spool:
             self._points += segment.count
             self._spooled_total += segment.count
             return dropped
-
-    def _write_segment(self, segment: _Segment, data: bytes) -> None:
-        temp = self.directory / f".{segment.name}{TEMP_SUFFIX}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temp, self.directory / segment.name)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(self.directory)
 
     def _evict(self, room: int) -> int:
         """Delete the oldest segments (not one being replayed) until the spool holds at most `room` bytes."""
@@ -288,7 +261,7 @@ class Spool:
                 pass
             self._forget(segment)
             dropped += segment.count
-        _fsync_dir(self.directory)
+        sync_directory(self.directory)
         self._dropped_total += dropped
         log.warning("spool %s: over its limit of %d bytes; dropped the oldest %d segment(s), %d points",
                     self.directory, self.max_bytes, len(victims), dropped)
@@ -348,7 +321,7 @@ class Spool:
                     os.unlink(self.directory / segment.name)
                     self._forget(segment)
                     self._replayed_total += segment.count
-                    _fsync_dir(self.directory)
+                    sync_directory(self.directory)
                 replayed += segment.count
                 written += 1
         return replayed
@@ -369,8 +342,8 @@ class Spool:
         try:
             corrupt.mkdir(mode=0o700, exist_ok=True)
             os.replace(self.directory / segment.name, corrupt / segment.name)
-            _fsync_dir(corrupt)
-            _fsync_dir(self.directory)
+            sync_directory(corrupt)
+            sync_directory(self.directory)
             where = f"moved to {corrupt / segment.name}"
         except OSError as err:
             where = f"could not be moved aside ({err}); skipped"

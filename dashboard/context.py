@@ -8,17 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tsdb.times import utc_now
+
 if TYPE_CHECKING:
     from alerts.slo import SLO
     from tsdb.store import Store
 
 #: the key under which create_app keeps the context in the Flask app's config
 CONFIG_KEY = "VIRTWATCH_DASHBOARD_CONTEXT"
-
-
-def utc_now() -> dt.datetime:
-    """Return the current time, timezone-aware, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclass

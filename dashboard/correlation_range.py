@@ -12,6 +12,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from tsdb.times import format_duration
+
 if TYPE_CHECKING:
     from tsdb.store import Store
 
@@ -25,20 +27,15 @@ def step_seconds_for(span_seconds: float) -> int:
     return next(step for longest, step in STEP_RULES if span_seconds <= longest)
 
 
-def duration_words(seconds: float) -> str:
-    """Return a step or a lead as a person says it: "60 s", "5 min", "1 h"."""
-    if seconds < 60:
-        return f"{seconds:g} s"
-    if seconds < 3600:
-        return f"{seconds / 60:g} min"
-    return f"{seconds / 3600:g} h"
+#: the old name of tsdb.times.format_duration, until correlation_render and correlation_view import that (issue 18)
+duration_words = format_duration
 
 
 def step_note(step_seconds: int) -> str:
     """Return the sentence that says which step the analysis uses and why."""
-    rules = ", ".join(f"{duration_words(step)} up to {_span_words(longest)}" for longest, step in STEP_RULES[:-1])
-    return (f"Load is averaged over {duration_words(step_seconds)} steps: the step follows the range ({rules}, "
-            f"{duration_words(STEP_RULES[-1][1])} beyond), so long ranges stay fast; a coarser step blurs short "
+    rules = ", ".join(f"{format_duration(step)} up to {format_duration(longest)}" for longest, step in STEP_RULES[:-1])
+    return (f"Load is averaged over {format_duration(step_seconds)} steps: the step follows the range ({rules}, "
+            f"{format_duration(STEP_RULES[-1][1])} beyond), so long ranges stay fast; a coarser step blurs short "
             f"bursts of load and can weaken an effect.")
 
 
@@ -56,12 +53,6 @@ def lag_note(lag_steps, reported: int | None = None) -> str:
     return (f"Lag {lag_steps}: each failure is compared with the load {'of the step' if lag_steps == 1 else 'steps'} "
             "before its own, so load the failure caused cannot count; load that comes and goes within a step is "
             "missed, and lag 0 may show it.")
-
-
-def _span_words(seconds: float) -> str:
-    """Return a range's length: "a day", "14 days"."""
-    days = seconds / 86400
-    return "a day" if days == 1 else f"{days:g} days"
 
 
 def analysis_range(start_ns: int, end_ns: int) -> tuple[int, int, int]:
@@ -137,9 +128,7 @@ def range_note(first_ns: int, last_ns: int, defaulted: bool) -> str:
     def when(time_ns: int) -> str:
         return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
-    span = _span_words((last_ns - first_ns) / 1e9) if last_ns - first_ns >= 86400 * 10**9 else \
-        f"{(last_ns - first_ns) / 3.6e12:g} hours"
-    text = f"Analysed: {when(first_ns)} to {when(last_ns)} UTC ({span})."
+    text = f"Analysed: {when(first_ns)} to {when(last_ns)} UTC ({format_duration((last_ns - first_ns) / 1e9)})."
     if defaulted:
         text += (" No range was picked, so the page looks at the last 14 days, or all the data when there is less: "
                  "failures are rare, and a few hours seldom hold enough of them.")

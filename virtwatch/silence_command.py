@@ -10,7 +10,6 @@ import argparse
 import getpass
 import json
 import os
-import re
 import socket
 import sys
 import types
@@ -18,10 +17,7 @@ import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-DURATION_UNITS_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
-
+from tsdb.times import parse_duration as parse_seconds, utc_now
 
 def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """Report a usage error on one line (argparse's own also prints the usage) and exit with status 2."""
@@ -44,18 +40,13 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a duration such as 30m, 2h, 1d, 1w or 1h30m (units w, d, h, m, s) into a positive timedelta."""
-    if not _DURATION.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration like 30m, 2h, 1d or 1h30m")
+    """Parse a duration such as 30m, 2h, 1d, 1w or 1h30m (tsdb.times) into a positive timedelta."""
     try:
-        seconds = sum(float(number) * DURATION_UNITS_SECONDS[unit]
-                      for number, unit in _DURATION_PART.findall(text.strip()))
-        duration = timedelta(seconds=seconds)
+        return timedelta(seconds=parse_seconds(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     except OverflowError:
         raise argparse.ArgumentTypeError(f"{text!r}: too long") from None
-    if duration <= timedelta(0):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be longer than 0")
-    return duration
 
 
 def parse_until(text: str) -> datetime:
@@ -155,7 +146,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 def _run_add(args: argparse.Namespace, store: Any) -> int:
     """Add a silence and print its id."""
-    from alerts.silences import Matcher, format_time, utc_now
+    from alerts.silences import Matcher, format_time
 
     now = utc_now()
     if args.until is not None:
@@ -180,8 +171,6 @@ def _run_add(args: argparse.Namespace, store: Any) -> int:
 
 def _run_list(args: argparse.Namespace, store: Any) -> int:
     """Print the silences as a table, or as JSON with --json."""
-    from alerts.silences import utc_now
-
     silences = store.list(include_expired=args.all)
     now = utc_now()
     if args.json:

@@ -1,14 +1,14 @@
 """The soak's libvirt side: connections with deadlines, test domains, cleanup. It imports `libvirt`.
 
 collector/libvirt_source.py is the agent's one libvirt module; this is the only other one, because the soak
-needs what the agent never does (its own connection per client, define/undefine, lifecycle calls). It reuses
-libvirt_source's event loop (client keepalive needs one) and its rule for telling a lost connection from an
-error inside a live daemon, without changing that module.
+needs what the agent never does (its own connection per client, define/undefine, lifecycle calls). Its calls
+are libvirt_source's: a `Call` on a thread of its own, `open_connection` with client keepalive (on libvirt's
+event loop), and `call_problem`'s rule for telling a lost connection from an error inside a live daemon.
 
-Deadlines: each Connection runs its calls on its own worker thread (a daemon thread, so a call stuck in a
-hung daemon never holds up the soak or the interpreter's exit); a call past its deadline raises
-CallError("timeout") and the worker is abandoned: it closes its connection and exits when the call returns,
-which client keepalive makes happen after keepalive_interval*(keepalive_count+1) seconds
+Deadlines: each call of a Connection runs on a daemon thread of its own (so a call stuck in a hung daemon never
+holds up the soak or the interpreter's exit), one at a time; a call past its deadline raises
+CallError("timeout") and the connection is abandoned: a closer thread closes it when the call returns, which
+client keepalive makes happen after keepalive_interval*(keepalive_count+1) seconds
 (libvirt src/rpc/virkeepalive.c).
 
 Test domains are named `virtwatch-soak-<run>-<n>` and carry a metadata element naming their run, pid and
@@ -17,10 +17,8 @@ host; cleanup removes a domain only when both its name and that element say the 
 
 from __future__ import annotations
 
-import queue
 import re
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Callable
 from xml.etree import ElementTree
@@ -28,8 +26,8 @@ from xml.sax.saxutils import quoteattr
 
 import libvirt
 
-from collector.libvirt_source import CONNECTION_ERROR_DOMAINS, connection_alive, start_event_loop
-from collector.signatures import by_name
+from collector.libvirt_source import (Call, ConnectionLost, close_quietly, call_problem, connect_problem,
+                                     open_connection, start_event_loop)
 
 NAME_PREFIX = "virtwatch-soak-"
 NAME_PATTERN = re.compile(r"virtwatch-soak-([0-9a-f]{8})-([0-9]+)")
@@ -39,7 +37,6 @@ STATS_NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
 #: the kinds of error that are not a libvirt error code: the daemon did not answer
 TIMEOUT, LOST, CANNOT_CONNECT = "timeout", "connection lost", "cannot connect"
 UNANSWERED = (TIMEOUT, LOST, CANNOT_CONNECT)
-_KEEPALIVE_TIMEOUT = by_name("keepalive_timeout").pattern
 #: virErrorLevel shares the VIR_ERR_ prefix with virErrorNumber (include/libvirt/virterror.h)
 _ERROR_LEVELS = ("VIR_ERR_NONE", "VIR_ERR_WARNING", "VIR_ERR_ERROR")
 ERROR_CODE_NAMES: dict[int, str] = {}
@@ -62,123 +59,96 @@ def error_code_name(code: int) -> str:
 
 # --- a connection with a deadline on every call ------------------------------------------------------------------
 
-class _Worker:
-    """A daemon thread that owns one libvirt connection and runs calls on it, one at a time."""
-
-    def __init__(self, name: str):
-        self.conn: Any = None
-        self.abandoned = False
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self.thread.start()
-
-    def submit(self, function: Callable[[Any], Any]) -> Future:
-        """Queue function(worker) and return its future."""
-        future: Future = Future()
-        self._jobs.put((function, future))
-        return future
-
-    def abandon(self) -> None:
-        """Let the worker close its connection and exit once its current call (if any) returns."""
-        self.abandoned = True
-        self._jobs.put(None)
-
-    def _loop(self) -> None:
-        """Run queued calls until abandoned, then close the connection."""
-        while not self.abandoned:
-            job = self._jobs.get()
-            if job is None:
-                break
-            function, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(function(self))
-            except BaseException as error:  # handed to the caller through the future
-                future.set_exception(error)
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except libvirt.libvirtError:
-                pass
-
-
 class Connection:
-    """One libvirt connection on its own worker thread; every call under a deadline, raising CallError."""
+    """One libvirt connection whose calls run one at a time, each under a deadline, raising CallError."""
 
     def __init__(self, uri: str, timeout_seconds: float, keepalive: tuple[int, int] = (5, 5), name: str = "soak"):
         self.uri = uri
         self.timeout_seconds = timeout_seconds
         self.keepalive = keepalive
         self.name = name
-        self._worker: _Worker | None = None
-        self._abandoned: list[_Worker] = []
+        self._conn: Any = None
+        self._closers: list[threading.Thread] = []
         start_event_loop()
 
     @property
     def is_open(self) -> bool:
         """Whether a connection is open (calls can be made without connecting first)."""
-        return self._worker is not None and self._worker.conn is not None
+        return self._conn is not None
 
     def stuck_workers(self) -> int:
-        """Return how many abandoned workers are still inside a call (a hung daemon holds them)."""
-        self._abandoned = [worker for worker in self._abandoned if worker.thread.is_alive()]
-        return len(self._abandoned)
+        """Return how many abandoned connections are still inside a call (a hung daemon holds them)."""
+        self._closers = [closer for closer in self._closers if closer.is_alive()]
+        return len(self._closers)
 
     def open(self) -> None:
         """Connect under the deadline; raise CallError(cannot connect or timeout)."""
-        if self._worker is None:
-            self._worker = _Worker(f"{self.name}-libvirt")
-        if self._worker.conn is None:
-            self._run(self._connect, opening=True)
-
-    def _connect(self, worker: _Worker) -> None:
-        """Open the connection on the worker, with client keepalive where the driver has RPC."""
-        conn = libvirt.open(self.uri)
-        try:
-            conn.setKeepAlive(*self.keepalive)
-        except libvirt.libvirtError:
-            pass  # in-process drivers (test:///) have no RPC to keep alive
-        worker.conn = conn
+        if self._conn is None:
+            self._conn = self._run("connecting", lambda: open_connection(self.uri, self.keepalive), None)
 
     def call(self, function: Callable[[Any], Any]) -> Any:
         """Run function(connection) under the deadline (connecting first if needed) and return its result."""
         self.open()
-        return self._run(lambda worker: function(worker.conn), opening=False)
+        conn = self._conn
+        return self._run("the call", lambda: function(conn), conn)
 
-    def _run(self, function: Callable[[_Worker], Any], opening: bool) -> Any:
-        """Run function(worker) under the deadline; turn timeouts and libvirt errors into CallError."""
-        future = self._worker.submit(function)
+    def _run(self, what: str, function: Callable[[], Any], conn: Any) -> Any:
+        """Run function() under the deadline (conn None: it connects); raise CallError, abandoning the connection
+        when the daemon did not answer."""
+        call = Call("soak", what)
+        call.run_on_thread(function, lambda error: self._problem(error, conn), f"{self.name}-libvirt")
+        if not call.wait(self.timeout_seconds):
+            self._abandon(call)
+            raise CallError(TIMEOUT, f"{what} took longer than {self.timeout_seconds:g} s on {self.uri}")
         try:
-            return future.result(self.timeout_seconds)
-        except FutureTimeout:
-            self.abandon()
-            what = "connecting" if opening else "the call"
-            raise CallError(TIMEOUT, f"{what} took longer than {self.timeout_seconds:g} s on {self.uri}") from None
-        except libvirt.libvirtError as error:
-            message = error.get_error_message()
-            if opening:
-                self.abandon()
-                raise CallError(CANNOT_CONNECT, f"cannot connect to {self.uri}: {message}") from None
-            if _KEEPALIVE_TIMEOUT.search(message):
-                self.abandon()  # the peer stopped answering keepalives: a hung daemon, as a deadline would say
-                raise CallError(TIMEOUT, message) from None
-            if error.get_error_domain() in CONNECTION_ERROR_DOMAINS or not connection_alive(self._worker.conn):
-                self.abandon()
-                raise CallError(LOST, message) from None
-            raise CallError(error_code_name(error.get_error_code()), message) from None
+            return call.result()
+        except CallError as error:
+            if error.kind in UNANSWERED:
+                self._abandon(call)
+            raise
+
+    def _problem(self, error: Exception, conn: Any) -> BaseException:
+        """Return the CallError a libvirt error means (conn None: connecting); any other exception as it is."""
+        if not isinstance(error, libvirt.libvirtError):
+            return error  # a bug in the workload, not the daemon
+        if conn is None:
+            return CallError(CANNOT_CONNECT, str(connect_problem(self.uri, error)))
+        problem = call_problem("the call", self.uri, conn, error)
+        if isinstance(problem, ConnectionLost):
+            # a keepalive timeout is a hung daemon, as a deadline would say; anything else, a lost connection
+            return CallError(TIMEOUT if problem.reason == "keepalive" else LOST, problem.detail)
+        return CallError(error_code_name(problem.code), problem.detail)
+
+    def _abandon(self, call: Call | None) -> None:
+        """Drop the connection without waiting: a closer thread closes it once `call` (if any) has returned."""
+        conn, self._conn = self._conn, None
+        if conn is None and call is None:
+            return
+        closer = threading.Thread(target=_close_when_done, args=(conn, call), name=f"{self.name}-libvirt-close",
+                                  daemon=True)
+        closer.start()
+        self._closers.append(closer)
 
     def abandon(self) -> None:
-        """Drop the connection without waiting for its worker; the next call connects again."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.abandon()
-            self._abandoned.append(worker)
+        """Drop the connection without waiting for a call in it; the next call connects again."""
+        self._abandon(None)
 
     def close(self) -> None:
-        """Close the connection (in its worker, after the current call: never blocks)."""
+        """Close the connection (on a thread of its own: never blocks)."""
         self.abandon()
+
+
+def _close_when_done(conn: Any, call: Call | None) -> None:
+    """Wait for a call to return, then close the connection (or the one an abandoned connect opened late)."""
+    if call is not None:
+        call.wait(None)
+        if conn is None and call.done:
+            try:
+                conn = call.result()
+            except Exception:  # noqa: BLE001 - the connect failed: nothing to close
+                return
+    if conn is not None:
+        close_quietly(conn)
 
 
 # --- test domains ------------------------------------------------------------------------------------------------

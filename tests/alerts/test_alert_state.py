@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from alerts.notify.model import FIRING, RESOLVED, fingerprint
+from alerts.paths import alert_state_path
 from alerts.state import ENDED, FIRED, KEEPALIVE, REPEAT, AlertTracker, StateError
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -233,3 +236,13 @@ def test_the_firing_count_of_a_state_file_counts_firing_alerts_not_pending_ones(
     path.write_text('{"version": 1, "alerts": []}')
     with pytest.raises(StateError, match="alerts.json.*unreadable"):
         count_firing(path)
+
+
+def test_the_state_file_is_private_under_a_permissive_umask(tmp_path):
+    previous = os.umask(0)  # the process's umask is global: restored below
+    try:
+        tracker = AlertTracker(alert_state_path(tmp_path), clock=Clock())
+        tracker.observe(DOWN, NOTE, True)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(alert_state_path(tmp_path)).st_mode) == 0o600  # tsdb.durable writes it

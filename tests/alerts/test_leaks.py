@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from alerts.leaks import LeakPolicy, duration, fd_forecast, fit_line, leak_signs, rss_trend, since_start
+from alerts.leaks import LeakPolicy, fd_forecast, fit_line, leak_signs, rss_trend, since_start
 
 S = 10**9
 MIB = 2**20
@@ -187,9 +187,3 @@ def test_a_policy_out_of_range_is_refused_naming_the_field(field, value):
 def test_the_lookback_covers_the_longest_fit_with_room():
     assert LeakPolicy().lookback_seconds == 1.5 * 3 * 3600
     assert LeakPolicy(fd_fit_seconds=8 * 3600).lookback_seconds == 1.5 * 8 * 3600
-
-
-@pytest.mark.parametrize("seconds, said", [(40.9, "40 s"), (3599, "59 min"), (3600, "1 h"),
-                                           (3 * 3600 + 1260, "3 h 21 min"), (math.inf, "never")])
-def test_durations_read_as_an_operator_says_them(seconds, said):
-    assert duration(seconds) == said

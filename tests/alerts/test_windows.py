@@ -2,7 +2,8 @@
 
 import pytest
 
-from alerts.windows import alert_windows, burn_factor, parse_duration
+from alerts.windows import alert_windows, burn_factor
+from tsdb.times import parse_duration
 
 FACTORS = {
     "a 30-day budget gives the workbook's factors 14.4, 6, 3 and 1 exactly": ("30d", [14.4, 6.0, 3.0, 1.0]),
@@ -36,9 +37,9 @@ def test_burn_factor(fraction, period, window, factor):
 
 BAD = {
     "a period without a catalog is refused": lambda: alert_windows("7d"),
-    "a duration without a unit is refused": lambda: parse_duration("30"),
-    "a zero duration is refused": lambda: parse_duration("0d"),
-    "a fractional duration is refused": lambda: parse_duration("1.5h"),
+    "a duration without a unit is refused": lambda: parse_duration("30", whole=True),
+    "a zero duration is refused": lambda: parse_duration("0d", whole=True),
+    "a fractional duration is refused": lambda: parse_duration("1.5h", whole=True),
 }
 
 

@@ -101,7 +101,7 @@ def test_by_default_lags_0_and_1_are_both_looked_at_and_the_one_carrying_an_in_s
     result = analyze(hazard_grid(seed=1, factor=4.0))
     assert result.settings.lags == (0, 1) and set(result.ratios_by_lag) == {0, 1}
     assert result.lag_steps == 0 and result.verdict.signal == "libvirtd.job_queue_depth"
-    assert "in 5-minute steps in which the job queue depth" in result.finding
+    assert "in 5-min steps in which the job queue depth" in result.finding
     assert "at lags 0 and 1" in result.finding
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 SETTLED_MS = 90_000
 EFFECT_TEXT = re.compile(r"libvirtd restarts were ([\d.]+)x \(95% CI ([\d.]+) to ([\d.]+)\) more frequent in "
-                         r"5-minute steps in which the job queue depth averaged")
+                         r"5-min steps in which the job queue depth averaged")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_clicking_correlation_on_the_demos_fleet_page_finds_the_planted_effect_w
     tab.page.click("#shell-range-picker")
     tab.page.locator(".dash-dropdown-option", has_text="last 6 hours").first.click()
     tab.page.wait_for_function("() => (document.querySelector('#correlation-method') || {}).textContent"
-                               "?.includes('(6 hours)')", timeout=SETTLED_MS)
+                               "?.includes('(6 h)')", timeout=SETTLED_MS)
     settle(tab.page)
     assert tab.page.get_attribute("#correlation-verdict", "data-status") == "not_enough_failures"
     waiting = tab.page.inner_text("#correlation-waiting")

@@ -132,7 +132,7 @@ def test_by_default_both_lags_are_looked_at_and_the_page_names_lag_0_as_carrying
     method = tab.page.inner_text("#correlation-method")
     assert "Lags 0 and 1:" in method and "The result reports lag 0" in method
     finding = tab.page.inner_text("#correlation-finding-text")
-    assert "in 5-minute steps in which the job queue depth" in finding and "at lags 0 and 1" in finding
+    assert "in 5-min steps in which the job queue depth" in finding and "at lags 0 and 1" in finding
     ratio, lower, upper = map(float, FACTOR_TEXT.search(finding).groups())
     assert lower <= FACTOR <= upper, finding
     assert "lag" not in query(tab.page)

@@ -125,7 +125,7 @@ def test_a_range_shorter_than_a_step_is_refused():
 def test_the_page_says_which_step_it_uses_and_why():
     note = cv.step_note(900)
     assert note.startswith("Load is averaged over 15 min steps")
-    assert "1 min up to a day, 5 min up to 14 days, 15 min up to 60 days, 1 h beyond" in note
+    assert "1 min up to 1 d, 5 min up to 14 d, 15 min up to 60 d, 1 h beyond" in note
 
 
 # ---- the analysis, cached ----

@@ -1,17 +1,15 @@
-"""State and outbox files are private (0600) whatever the umask, outside systemd as under it; a file root
-writes keeps its owner, so the service user can still read it."""
+"""Durable writes (tsdb.durable): a file is private (0600) whatever the umask, outside systemd as under it; a file
+root writes keeps its owner, so the service user can still read it; a failed write leaves the old whole and no
+temp file."""
 
 from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
 
 import pytest
 
-from alerts.durable import PRIVATE_FILE_MODE, write_durably
-from alerts.paths import alert_state_path
-from alerts.state import AlertTracker
+from tsdb.durable import PRIVATE_FILE_MODE, temp_path, write_durably
 
 NOBODY = 65534
 
@@ -64,13 +62,6 @@ def test_a_symlink_in_place_of_the_temp_file_is_not_followed(tmp_path):
     assert target.read_bytes() == b"not yours"
 
 
-def test_the_alert_engines_state_file_is_0600_under_a_permissive_umask(tmp_path, umask):
-    umask(0)
-    tracker = AlertTracker(alert_state_path(tmp_path), clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc))
-    tracker.observe({"alertname": "LibvirtdDown", "host": "hv1"}, {"summary": "down"}, True)
-    assert alert_state_path(tmp_path).exists() and mode(alert_state_path(tmp_path)) == 0o600
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can write a file owned by another user")
 def test_root_replacing_a_service_users_file_keeps_its_owner(tmp_path):
     state_dir = tmp_path / "state"
@@ -84,3 +75,21 @@ def test_root_replacing_a_service_users_file_keeps_its_owner(tmp_path):
     for path in (existing, state_dir / "alerts.json"):
         info = os.stat(path)
         assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (NOBODY, NOBODY, 0o600)
+
+
+def test_a_write_that_fails_leaves_the_old_whole_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "alerts.json"
+    write_durably(path, b"old")
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space"):
+        write_durably(path, b"new")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["alerts.json"]
+
+
+def test_the_temp_file_is_hidden_beside_the_file(tmp_path):
+    assert temp_path(tmp_path / "000000000041-37.jsonl") == tmp_path / ".000000000041-37.jsonl.tmp"
