@@ -55,7 +55,7 @@ from alerts.state import ENDED, FIRED, REPEAT, AlertState, AlertTracker, Transit
 from alerts.storm import StormGate, silent_agents_gate
 from tsdb.point import Point
 from tsdb.store import Store
-from tsdb.times import utc_now
+from tsdb.times import duration_label, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ def slo_observations(evaluations: Mapping[str | None, Evaluation]) -> list[Obser
             firing = [w for w in windows if w.firing]
             shown = firing[0] if firing else max(windows, key=lambda w: w.long_burn or 0.0)
             summary = (f"{slo.name} on {where} burns its {slo.period} error budget at {_burn(shown.long_burn)} over "
-                       f"{_label(shown.window.long_seconds)} and {_burn(shown.short_burn)} over "
-                       f"{_label(shown.window.short_seconds)} ({tier} at {shown.window.factor:.3g}x); "
+                       f"{duration_label(shown.window.long_seconds)} and {_burn(shown.short_burn)} over "
+                       f"{duration_label(shown.window.short_seconds)} ({tier} at {shown.window.factor:.3g}x); "
                        f"{_budget_left(evaluation.budget_remaining)}")
             lines = [f"objective {slo.objective:g}% over {slo.period}: {evaluation.period.good:g} good of "
                      f"{evaluation.period.total:g}"]
@@ -123,13 +123,6 @@ def slo_observations(evaluations: Mapping[str | None, Evaluation]) -> list[Obser
             found.append(({**base, "severity": tier}, {"summary": summary, "description": "\n".join(lines)},
                           bool(firing), 0.0))
     return found
-
-
-def _label(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @dataclass

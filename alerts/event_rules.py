@@ -35,6 +35,7 @@ from alerts.sli import FRESHNESS_MEMORY_SECONDS
 from tsdb.query import TimeLike, to_ns
 from tsdb.schema import GUEST_FAILURE_KINDS, ended_by
 from tsdb.store import Store
+from tsdb.times import format_duration
 
 DEFAULT_LOOKBACK_SECONDS = 7 * 86400
 DIAGNOSIS, FORENSICS = "diagnosis", "forensics"  # the measurements that explain an incident (tsdb.schema)
@@ -50,10 +51,6 @@ def _positive(rule, *names: str) -> None:
         value = getattr(rule, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"{type(rule).__name__}.{name} must be a positive number, got {value!r}")
-
-
-def _ago(seconds: float) -> str:
-    return f"{seconds:.0f} s"
 
 
 def _quote(rows: pd.DataFrame, limit: int = 3) -> str:
@@ -215,7 +212,7 @@ class StateRule(EventRule):
                     f"the agent saw it answer at {answered} ({self.recovered_field} = {newest:g} in its newest "
                     f"libvirtd point); {self.what} since {since.strftime('%Y-%m-%dT%H:%M:%SZ')}, no end event seen")
         lasted = (now - since).total_seconds()
-        summary = f"libvirtd {self.what} for {_ago(lasted)} (since {since.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+        summary = f"libvirtd {self.what} for {format_duration(lasted)} (since {since.strftime('%Y-%m-%dT%H:%M:%SZ')})"
         return lasted > self.after_seconds, summary, _quote(started)
 
 
@@ -267,7 +264,7 @@ class CountRule(EventRule):
 
     def check(self, events, now, state):
         recent = events if events.empty else events[events["time"] > now - pd.Timedelta(seconds=self.window_seconds)]
-        summary = f"{len(recent)} {self.what} in the last {_ago(self.window_seconds)} (alert at {self.count})"
+        summary = f"{len(recent)} {self.what} in the last {format_duration(self.window_seconds)} (alert at {self.count})"
         if recent.empty:
             return False, summary, "none"
         first = recent["time"].iloc[0].strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -330,9 +327,9 @@ class AgentSilentRule(EventRule):
             return False, "the agent wrote nothing in the lookback", "the host is not watched (or decommissioned)"
         quiet = (now - state.collector_time).total_seconds()
         if quiet > self.forget_seconds:
-            return False, f"the agent has been silent for {_ago(quiet)}", "taken as decommissioned"
+            return False, f"the agent has been silent for {format_duration(quiet)}", "taken as decommissioned"
         last = state.collector_time.strftime('%Y-%m-%dT%H:%M:%SZ')
-        return (quiet > self.after_seconds, f"the virtwatch agent has written nothing for {_ago(quiet)}",
+        return (quiet > self.after_seconds, f"the virtwatch agent has written nothing for {format_duration(quiet)}",
                 f"last collector point at {last}: the agent, its host or its network is down, so nothing "
                 "about this host's libvirtd is known")
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from alerts.leaks import (START_TOLERANCE_SECONDS, FdForecast, LeakPolicy, LeakSign, Line, duration, fd_forecast,
+from alerts.leaks import (START_TOLERANCE_SECONDS, FdForecast, LeakPolicy, LeakSign, Line, fd_forecast,
                           leak_signs, rss_trend)
 from alerts.rule_memory import RoundReads
 from alerts.storm import StormGate, StormWords
 from tsdb.point import Point
 from tsdb.query import TimeLike, to_ns
 from tsdb.store import Store
+from tsdb.times import format_duration
 
 FD_ALERTNAME = "LibvirtdFdLeak"
 RSS_ALERTNAME = "LibvirtdMemoryLeak"
@@ -176,7 +177,7 @@ class LeakRule:
                        f"({forecast.share:.0%}), {_trend(forecast.line)}: no leak sign")
         lines = [_process(newest), _fit(forecast.line, "open fds", "{:,.0f}/h", 1.0)]
         lines.append(f"sign when open fds reach {self.policy.fd_share:.0%} of the limit, or the fit reaches it within "
-                     f"{duration(self.policy.fd_horizon_seconds)} (rising at least {self.policy.fd_min_rise:g} fds "
+                     f"{format_duration(self.policy.fd_horizon_seconds)} (rising at least {self.policy.fd_min_rise:g} fds "
                      f"with r² >= {self.policy.fd_min_r2:g})")
         limit_at = forecast.limit_at_ns()
         if limit_at is not None:
@@ -293,14 +294,14 @@ def _process(newest: Newest) -> str:
     if started is None:
         return f"{who}: start time unknown"
     started_ns = int(started * S)
-    return f"{who} runs since {_utc(started_ns)} ({duration(max(0.0, (newest.time_ns - started_ns) / S))})"
+    return f"{who} runs since {_utc(started_ns)} ({format_duration(max(0.0, (newest.time_ns - started_ns) / S))})"
 
 
 def _fit(line: Line | None, what: str, rate: str, scale: float) -> str:
     """Describe a fit: its slope, r² and span, or that there is too little to fit."""
     if line is None:
         return f"{what}: too few points since the start to fit a line"
-    return (f"{what}: least-squares fit over the last {duration(line.span_seconds)} ({line.points} windows): "
+    return (f"{what}: least-squares fit over the last {format_duration(line.span_seconds)} ({line.points} windows): "
             f"{rate.format(line.slope_per_hour * scale)}, r² {line.r2:.2f}")
 
 

@@ -23,9 +23,6 @@ from typing import Sequence
 
 from tsdb.times import format_duration
 
-#: the old name of tsdb.times.format_duration, until leak_rule and the dashboard import that (issue 18)
-duration = format_duration
-
 HOUR_NS = 3600 * 10**9
 #: start times of one process differ by less than this: /proc/stat's btime is whole seconds and moves when the
 #: clock is slewed (the agent's RestartTracker, collector/daemon_process.py, uses the same tolerance)

@@ -41,8 +41,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from alerts.windows import PERIODS, parse_duration
+from alerts.windows import PERIODS
 from tsdb.config_keys import ConfigError
+from tsdb.times import parse_duration
 
 BUILTIN_SLIS = ("libvirtd_availability", "libvirtd_latency", "domain_stability", "collection_freshness")
 SLIS = (*BUILTIN_SLIS, "custom")

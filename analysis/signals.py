@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from tsdb.schema import EVENT_KINDS, MEASUREMENTS, event_kind
+from tsdb.schema import MEASUREMENTS, event_kind
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,6 @@ SIGNAL_LABELS = {
     "libvirtd.open_fds": "libvirtd's open file descriptors",
     "libvirtd.threads": "libvirtd's thread count",
 }
-
-#: each kind's nouns (tsdb.schema), for dashboard.correlation_range until it calls kinds_nouns: then remove
-KIND_NOUNS = {k.name: k.noun for k in EVENT_KINDS.values()}
 
 _NUMERIC = ("float", "int")
 

@@ -117,9 +117,9 @@ def _when(e: Evidence) -> tuple[str, str]:
     top, bottom = format_value(e.signal or "", e.top_from), format_value(e.signal or "", e.bottom_below)
     step = format_duration(e.step_seconds)
     if e.lag_steps == 0:
-        return (f"in {step.replace(' ', '-').rstrip('s')} steps in which {e.signal_label} averaged {top} or more",
+        return (f"in {step.replace(' ', '-')} steps in which {e.signal_label} averaged {top} or more",
                 f"in steps in which it averaged below {bottom}")
-    span = "minute" if step == "1 minute" else step
+    span = "minute" if e.step_seconds == 60 else step
     later = "" if e.lag_steps == 1 else f" starting {format_duration((e.lag_steps - 1) * e.step_seconds)}"
     return (f"in the {span}{later} after {e.signal_label} averaged {top} or more",
             f"after it averaged below {bottom}")

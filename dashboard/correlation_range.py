@@ -27,10 +27,6 @@ def step_seconds_for(span_seconds: float) -> int:
     return next(step for longest, step in STEP_RULES if span_seconds <= longest)
 
 
-#: the old name of tsdb.times.format_duration, until correlation_render and correlation_view import that (issue 18)
-duration_words = format_duration
-
-
 def step_note(step_seconds: int) -> str:
     """Return the sentence that says which step the analysis uses and why."""
     rules = ", ".join(f"{format_duration(step)} up to {format_duration(longest)}" for longest, step in STEP_RULES[:-1])
@@ -141,7 +137,7 @@ def longer_range_hint(store: Store, hosts: tuple[str, ...], kinds: tuple[str, ..
     failures of `kinds` in the scope reach `needed`, from one read of the events; "" when none is longer."""
     import pandas as pd
 
-    from analysis.signals import KIND_NOUNS
+    from analysis.signals import kinds_nouns
 
     longer = [(seconds, words) for seconds, words in LONGER_RANGES if seconds * 10**9 > span_ns]
     if not longer:
@@ -149,7 +145,7 @@ def longer_range_hint(store: Store, hosts: tuple[str, ...], kinds: tuple[str, ..
     where = {"kind": list(kinds), **({"host": list(hosts)} if hosts else {})}
     events = store.events(end_ns - longer[-1][0] * 10**9, end_ns, where=where)
     times = pd.DatetimeIndex(events["time"]).as_unit("ns").asi8 if len(events) else []
-    one, many = KIND_NOUNS.get(kinds[0], ("failure", "failures")) if len(kinds) == 1 else ("failure", "failures")
+    one, many = kinds_nouns(kinds)
     counted = [(words, int((times >= end_ns - seconds * 10**9).sum()) if len(times) else 0)
                for seconds, words in longer]
     for words, count in counted:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from dash import dcc, html
 
 from dashboard import views
-from dashboard.correlation_range import duration_words
+from tsdb.times import format_duration
 from dashboard.correlation_state import PageState, signal_label
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def lag_words(lag_steps: int, step_seconds: int) -> str:
         return "the failure's own step"
     if lag_steps == 1:
         return "the step before the failure"
-    return f"{lag_steps} steps ({duration_words(lag_steps * step_seconds)}) before the failure's step"
+    return f"{lag_steps} steps ({format_duration(lag_steps * step_seconds)}) before the failure's step"
 
 
 def bucket_labels(signal: str, buckets) -> list[str]:
@@ -213,7 +213,7 @@ def triggered_figure(result: CorrelationResult, signal: str) -> dict:
                       "text": "load the rates use ", "showarrow": False, "font": {"color": "#37474f", "size": 11}})
     return {"data": data, "layout": _layout(
         360, shapes=shapes, annotations=notes, hovermode="x",
-        xaxis={"title": {"text": f"minutes from the {one}'s step ({duration_words(result.step_seconds)} steps; "
+        xaxis={"title": {"text": f"minutes from the {one}'s step ({format_duration(result.step_seconds)} steps; "
                                  f"0 = the step it happened in)"}, "zeroline": False},
         yaxis={"title": {"text": f"{signal_label(signal)} ({unit})"}})}
 
@@ -279,7 +279,7 @@ def ranking_rows(result: CorrelationResult, signal: str) -> list[dict]:
             "p_adjusted": format_p(ratio["p_adjusted"]) if math.isfinite(ratio["p_adjusted"]) else "—",
             "verdict": f"{symbol} {words}", "status": ratio["status"],
             "auc": views.number(auc, 3),
-            "lead": duration_words(float(lead["best_lead_seconds"])) if lead is not None and math.isfinite(auc)
+            "lead": format_duration(float(lead["best_lead_seconds"])) if lead is not None and math.isfinite(auc)
             else "—",
             "auc_p": format_p(lead["p_adjusted"]) if lead is not None and math.isfinite(lead["p_adjusted"]) else "—",
             "leads": ("✔ yes" if bool(lead["precedes"]) else "no") if lead is not None and math.isfinite(auc)
@@ -358,7 +358,7 @@ def verdict_box(result: CorrelationResult, state: PageState) -> html.Div:
               f"{'' if failing == 1 else 's'} · {hosts} host{'' if hosts == 1 else 's'} with load data ({scope})"
               if hosts else f"no host in {scope} sent load data in this range")
     facts = [placed,
-             f"{duration_words(result.step_seconds)} steps",
+             f"{format_duration(result.step_seconds)} steps",
              (f"load taken from {lag_words(result.lag_steps, result.step_seconds)}" + (
                  f" (lags {' and '.join(map(str, result.settings.lags))} looked at, adjusted for both)"
                  if len(result.settings.lags) > 1 else ""))
@@ -474,8 +474,8 @@ def render(result: CorrelationResult, state: PageState, longer: str = "") -> tup
                               f"{signal_label(signal)}.", rates_part), className="col"),
             html.Div(_section("Load around failures", "correlation-triggered",
                               f"{signal_label(signal)[:1].upper()}{signal_label(signal)[1:]} from "
-                              f"{duration_words(result.settings.window_seconds)} before to "
-                              f"{duration_words(result.settings.window_seconds)} after each failure.",
+                              f"{format_duration(result.settings.window_seconds)} before to "
+                              f"{format_duration(result.settings.window_seconds)} after each failure.",
                               triggered_part), className="col"),
         ], className="two-col"),
         _section("Ranking of the load signals", "correlation-ranking", "", ranking),

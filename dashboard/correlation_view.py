@@ -16,7 +16,7 @@ from dashboard.correlation_cache import (INPUTS_CACHE_MAX, RESULTS_CACHE_MAX, _i
                                          _results_cache, analysis_signals, cache_counts, clear_cache,
                                          correlation_result)
 from dashboard.correlation_range import (DEFAULT_RANGE_SECONDS, LONGER_RANGES, STEP_RULES,  # noqa: F401
-                                         analysis_range, data_start_ns, default_range, duration_words, lag_note,
+                                         analysis_range, data_start_ns, default_range, lag_note,
                                          longer_range_hint, range_note, step_note, step_seconds_for)
 from dashboard.correlation_render import (BASELINE_COLOUR, BASELINE_FILL, BUCKET_COLOUR, COUNT_UNITS,  # noqa: F401
                                           FAILURE_COLOUR, FAILURE_FILL, GRAPH_CONFIG, LOG_TICKS, VERDICT_BORDER,

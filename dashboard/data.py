@@ -455,7 +455,7 @@ PAGE_SEVERITY = "page"
 def firing_by_host(state_dir: Any, clock: Any = None) -> dict[str, dict]:
     """Return {host: {alerts_firing, pages_firing, firing_names}} of the alert engine's firing alerts
     (active_alerts) that name a host; pages are those of severity PAGE_SEVERITY."""
-    from dashboard.context import utc_now
+    from tsdb.times import utc_now
 
     found: dict[str, dict] = {}
     for alert in active_alerts(state_dir, clock or utc_now):

@@ -78,7 +78,7 @@ def _hline(y: float, colour: str, text: str, position: str) -> tuple[dict, dict]
 def fleet_burn_figure(series: pd.DataFrame, start_ns: int, end_ns: int, window_seconds: int | None = None) -> dict:
     """Return the fleet-wide burn rate of each SLO per window, with the 1x line (budget spent exactly on time);
     the legend and the axis say the window each point covers (`window_seconds`, else the series' own spacing)."""
-    from alerts.leaks import duration
+    from tsdb.times import format_duration as duration
 
     if window_seconds is None:
         times = sorted(set(series["time"].astype("int64").tolist()))
@@ -133,7 +133,7 @@ def host_health_figure(health: pd.DataFrame, load: pd.DataFrame, events: pd.Data
     figure: plotly's validation of a subplot figure took most of a second."""
     import pandas as pd
 
-    from alerts.leaks import duration as duration_text
+    from tsdb.times import format_duration as duration_text
     from dashboard import host_bands
 
     rows = len(HOST_ROWS)

@@ -95,7 +95,7 @@ def heatmap_figure(heat: FailureHeatmap, start_ns: int, end_ns: int) -> dict:
 
 def caption(heat: FailureHeatmap) -> str:
     """Return what the heatmap shows in words: the bucket, and the hosts left out at a large fleet."""
-    from alerts.leaks import duration
+    from tsdb.times import format_duration as duration
 
     shown = len(heat.hosts)
     hosts = (f"the {shown} hosts with the most failures of {heat.hosts_failing} that failed"

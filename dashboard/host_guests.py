@@ -3,7 +3,7 @@ failed 2 h ago"), so a guest that failed and runs again no longer reads as faile
 
 from __future__ import annotations
 
-from alerts.leaks import duration as duration_text
+from tsdb.times import format_duration as duration_text
 
 #: states in which a guest that failed is still failed (libvirt's words, tsdb.schema.DOMAIN_STATES)
 FAILED_STATES = ("crashed", "shut off", "unknown")

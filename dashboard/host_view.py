@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from dash import html
 
-from alerts.leaks import duration as duration_text
+from tsdb.times import format_duration as duration_text
 from dashboard.host_bands import band_title
 
 if TYPE_CHECKING:

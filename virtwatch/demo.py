@@ -104,7 +104,7 @@ class DemoState:
 
     def save(self, path: Path) -> None:
         """Write the state file atomically and durably."""
-        from alerts.durable import write_durably
+        from tsdb.durable import write_durably
 
         write_durably(path, json.dumps(self.__dict__).encode("utf-8"))
 

@@ -20,7 +20,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from alerts.durable import sync_directory, write_durably
+from tsdb.durable import sync_directory, write_durably
 
 from .model import Notification
 

@@ -42,7 +42,7 @@ def layout(**params):
                html.Button("daemon", id="correlation-kind-daemon", className="button small", n_clicks=0,
                            title="every libvirtd failure: " + ", ".join(DAEMON_KINDS)),
                html.Button("guests", id="correlation-kind-guest", className="button small", n_clicks=0,
-                           title="every guest failure: " + ", ".join(GUEST_KINDS))),
+                           title="every guest failure or problem: " + ", ".join(GUEST_KINDS))),
         _group(html.Label("Load signal", htmlFor="correlation-signal", className="control-label"),
                dcc.Dropdown(id="correlation-signal", value=state.signal, clearable=False, options=signal_options(),
                             style={"minWidth": "330px"})),

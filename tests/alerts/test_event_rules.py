@@ -158,7 +158,7 @@ def test_an_agent_silent_for_longer_than_the_threshold_pages_and_a_writing_one_d
     found = results(store, [AgentSilentRule(after_seconds=60)], hosts=["hv3"])
     assert not found["hv1", "AgentSilent"].active
     silent = found[HOSTILE, "AgentSilent"]
-    assert silent.active and "600 s" in silent.annotations["summary"] and silent.labels["host"] == HOSTILE
+    assert silent.active and "10 min" in silent.annotations["summary"] and silent.labels["host"] == HOSTILE
     assert not found["hv3", "AgentSilent"].active  # silent for 2 days: decommissioned
 
 
