@@ -172,8 +172,8 @@ class Engine:
         self.shard = shard
         self.leak_rule, self.leak_interval_seconds = leak_rule, leak_interval_seconds
         self.leak_memory = None if leak_rule is None else LeakMemory(leak_rule)  # window means between rounds
-        self.leak_storm = leak_gate(self.storm)
-        self.silent_storm = silent_agents_gate(self.storm)  # agents silent together: one fleet page  # leak pages of many hosts at once: one fleet page
+        self.leak_storm = leak_gate(self.storm)  # leak pages of many hosts at once: one fleet page
+        self.silent_storm = silent_agents_gate(self.storm)  # agents silent together: one fleet page
         self._lock = threading.Lock()  # the tracker's transitions: one round of the SLOs or the rules at a time
         self._load_lock = threading.Lock()  # the SLOs' memories load one after the other
         self._pending = threading.Event()  # set when the outbox got notifications

@@ -68,8 +68,9 @@ def run_alerts(args: argparse.Namespace) -> int:
         if args.once:
             report = engine.run_round()
             firing = engine.tracker.firing()
-            print(f"shard {engine.shard}: evaluated {report.slos_evaluated} SLOs and {report.rules_evaluated} rule results in "
-                  f"{report.seconds:.2f} s; {len(report.transitions)} notifications decided, "
+            print(f"shard {engine.shard}: evaluated {report.slos_evaluated} SLOs, {report.rules_evaluated} rule "
+                  f"results and {report.leaks_evaluated} hosts' leak signs in {report.seconds:.2f} s; "
+                  f"{len(report.transitions)} notifications decided, "
                   f"{report.delivery_failures} failed to deliver; {len(firing)} alerts firing")
             muted = engine.silences.silencing
             for alert in firing:
