@@ -174,6 +174,9 @@ def test_the_date_picker_sets_a_range_that_the_url_keeps_and_a_reload_restores(s
     shot(tab, "shell-date-picker-filled")
     tab.page.click("#shell-apply")
     tab.page.wait_for_function(f"() => location.search.includes('end={today}T23%3A59')", timeout=SETTLED_MS)
+    # the URL changes first, the page's callbacks run after it: wait for the page to say its new range
+    tab.page.wait_for_function(f"() => document.querySelector('.shell-main').innerText"
+                               f".includes('{today}T00:00 to {today}T23:59 UTC')", timeout=SETTLED_MS)
     settle(tab.page)
     assert shell_params(tab.page) == {"range": "custom", "start": f"{today}T00:00", "end": f"{today}T23:59"}
     assert "severity=critical" in tab.page.url  # the page's own parameters stay
