@@ -33,8 +33,8 @@ import pandas as pd
 
 from alerts.event_rules import (DEFAULT_LOOKBACK_SECONDS, DIAGNOSIS, FORENSICS, AgentSilentRule, CountRule,
                                 EventRule, Finding, HostState, RuleResult, StateRule, _number, _text)
-from alerts.side_by_side import side_by_side
 from tsdb.query import TimeLike, to_ns
+from tsdb.side_by_side import side_by_side
 from tsdb.store import EVENT_FIELDS, EVENT_TAGS, Store
 
 log = logging.getLogger(__name__)

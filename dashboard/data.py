@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,41 +181,44 @@ def _last_failures(store: Store, end_ns: int) -> pd.DataFrame:
     LAST_FAILURE_LOOKBACK_SECONDS before end_ns: what is older than the hour before the current
     LAST_FAILURE_CACHE_SECONDS bucket from a read kept that long (30 days of events cost more than everything
     else the fleet reads), the rest read now."""
-    import pandas as pd
-
     bucket = LAST_FAILURE_CACHE_SECONDS * 10**9
     split = end_ns // bucket * bucket - 3600 * 10**9
     where, group_by = {"severity": list(FAILURE_SEVERITIES)}, ["host", "kind"]
-    key = (store.display_url, split)
+    return _older_kept_newer_read(
+        _last_failure_cache, (store.display_url, split),
+        lambda: store.latest("event", ["message"], end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9, split - 1,
+                             where=where, group_by=group_by),
+        lambda: store.latest("event", ["message"], split, end_ns - 1, where=where, group_by=group_by))
+
+
+def _older_kept_newer_read(cache: OrderedDict, key: tuple, read_older: Callable[[], pd.DataFrame],
+                           read_newer: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Return the rows of read_older (kept in `cache` under `key`, read only when missing) and of read_newer (read
+    every time), read side by side when both are needed: a long range whose old part does not change between
+    reads costs one read per key, not one per call."""
+    import pandas as pd
+
     with _fleet_cache_lock:
-        older = _last_failure_cache.get(key)
-    reads = {"newer": lambda: store.latest("event", ["message"], split, end_ns - 1, where=where, group_by=group_by)}
-    if older is None:
-        reads["older"] = lambda: store.latest("event", ["message"], end_ns - LAST_FAILURE_LOOKBACK_SECONDS * 10**9,
-                                              split - 1, where=where, group_by=group_by)
+        older = cache.get(key)
+    reads = {"newer": read_newer} if older is not None else {"newer": read_newer, "older": read_older}
     found = concurrently(reads)
     newer = found["newer"]
     if older is None:
         older = found["older"]
         with _fleet_cache_lock:
-            _last_failure_cache[key] = older
-            while len(_last_failure_cache) > _FLEET_CACHE_MAX:
-                _last_failure_cache.popitem(last=False)
+            cache[key] = older
+            while len(cache) > _FLEET_CACHE_MAX:
+                cache.popitem(last=False)
     parts = [part for part in (older, newer) if len(part)]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else newer)
 
 
 def concurrently(reads: dict[str, Any]) -> dict[str, Any]:
-    """Return {name: result} of the reads (functions of no argument) run side by side, each on a thread of its own
-    (a pool of this call's own, so a read that itself reads side by side can never wait on a busy shared pool);
-    the first failure raises."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Return {name: result} of the reads (functions of no argument) run side by side (tsdb.side_by_side); the
+    first failure raises."""
+    from tsdb.side_by_side import side_by_side
 
-    if len(reads) == 1:
-        return {name: read() for name, read in reads.items()}
-    with ThreadPoolExecutor(len(reads), thread_name_prefix="dashboard-read") as pool:
-        futures = {name: pool.submit(read) for name, read in reads.items()}
-        return {name: future.result() for name, future in futures.items()}
+    return dict(zip(reads, side_by_side(*reads.values())))
 
 
 def _times_text(times: pd.Series) -> pd.Series:
@@ -420,29 +424,16 @@ def _leak_windows(store: Store, end_ns: int, policy: Any) -> pd.DataFrame:
     lookback before end_ns: LEAK_RECENT_FIELDS since a split about fd_fit_seconds back (read now), rss_bytes
     alone before it (the start of the newest process is in the recent windows but for a process older than the
     lookback), from a read kept LEAK_OLDER_CACHE_SECONDS per process; both side by side."""
-    import pandas as pd
-
     window_ns = LEAK_WINDOW_SECONDS * 10**9
     bucket = LEAK_OLDER_CACHE_SECONDS * 10**9
     split = (end_ns - int(policy.fd_fit_seconds * 10**9)) // bucket * bucket
-    key = (store.display_url, split, policy)
-    with _fleet_cache_lock:
-        older = _leak_older_cache.get(key)
-    reads = {"recent": lambda: store.query("libvirtd", list(LEAK_RECENT_FIELDS), split, end_ns,
-                                           window_seconds=LEAK_WINDOW_SECONDS, aggregate="mean", group_by=["host"])}
-    if older is None:
-        start = (end_ns - int(policy.lookback_seconds * 10**9)) // window_ns * window_ns
-        reads["older"] = lambda: store.query("libvirtd", list(LEAK_OLDER_FIELDS), start, split,
-                                             window_seconds=LEAK_WINDOW_SECONDS, aggregate="mean", group_by=["host"])
-    found = concurrently(reads)
-    if older is None:
-        older = found["older"]
-        with _fleet_cache_lock:
-            _leak_older_cache[key] = older
-            while len(_leak_older_cache) > _FLEET_CACHE_MAX:
-                _leak_older_cache.popitem(last=False)
-    parts = [part for part in (older, found["recent"]) if len(part)]
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else found["recent"])
+    start = (end_ns - int(policy.lookback_seconds * 10**9)) // window_ns * window_ns
+    return _older_kept_newer_read(
+        _leak_older_cache, (store.display_url, split, policy),
+        lambda: store.query("libvirtd", list(LEAK_OLDER_FIELDS), start, split, window_seconds=LEAK_WINDOW_SECONDS,
+                            aggregate="mean", group_by=["host"]),
+        lambda: store.query("libvirtd", list(LEAK_RECENT_FIELDS), split, end_ns, window_seconds=LEAK_WINDOW_SECONDS,
+                            aggregate="mean", group_by=["host"]))
 
 
 #: the columns firing_by_host gives per host

@@ -1,8 +1,10 @@
 """Independent store reads run at once, each on its own thread: a read waits on the store's server, so several
-take about the time of the slowest instead of their sum (the rules round: events, findings, agents' points).
+take about the time of the slowest instead of their sum (the engine's rules round; the dashboard's fleet-wide
+reads, through dashboard.data.concurrently).
 
 Only for small reads: heavy ones at once on a loaded store pass its deadline together (alerts.sli keeps a
-roll-up's counts one after the other for that reason)."""
+roll-up's counts one after the other for that reason). Each call has a pool of its own, so a read that itself
+reads side by side never waits on a busy shared pool."""
 
 from __future__ import annotations
 
