@@ -259,7 +259,7 @@ class _Writer:
         raise NotImplementedError
 
     def domains(self, slot_ns: int, hosts: Iterable[int] | None = None) -> None:
-        """The domain points of each host's collection of a slot."""
+        """The domain points of each host's collection of a slot, and the round's count of them."""
         raise NotImplementedError
 
     def extra(self, points: list[Point]) -> None:
@@ -337,6 +337,9 @@ class LinesWriter(_Writer):
         self._collector = [f"collector,host={n} scrape_duration_ms=" for n in names]
         self._domain = [[f"domain,domain={d},host={n} state_code=1i,state_reason_code=1i,stats_partial=0i "
                          for d in ds] for n, ds in zip(names, fleet.domains)]
+        # each round's own count of its domain points (tsdb.wedged), as an agent writes it beside them
+        self._round = [f"domain_round,host={n} domain_points={len(ds)}i,wedged_points=0i " for n, ds in
+                       zip(names, fleet.domains)]
         super().__init__(fleet, batch, threaded)
 
     def rollups(self, slo, resolution, time_ns, good, total, bad=None, which=0):
@@ -368,6 +371,7 @@ class LinesWriter(_Writer):
         for i in self._hosts(hosts):
             t = slot_ns + phases[i]
             rows += [f"{head}{t}" for head in self._domain[i]]
+            rows.append(f"{self._round[i]}{t}")
 
     def extra(self, points):
         self._rows += [line for line in map(encode_point, points) if line is not None]
@@ -442,6 +446,8 @@ class PointsWriter(_Writer):
             t = slot_ns + phases[i]
             rows += [Point("domain", tags, {"state_code": 1, "state_reason_code": 1, "stats_partial": 0}, t)
                      for tags in self._domain_tags[i]]
+            rows.append(Point("domain_round", self._tags[i], {"domain_points": len(self._domain_tags[i]),
+                                                              "wedged_points": 0}, t))
 
     def extra(self, points):
         self._rows += points
@@ -456,7 +462,7 @@ class ColumnsWriter(_Writer):
     events and diagnoses as Points."""
 
     TAGS = {"sli": ["host", "slo", "resolution"], "libvirtd": ["host"], "collector": ["host"],
-            "domain": ["host", "domain"]}
+            "domain": ["host", "domain"], "domain_round": ["host"]}
 
     def __init__(self, fleet: ScaleFleet, store: Store, batch: int = 200_000, threaded: bool = True) -> None:
         self.store = store
@@ -509,6 +515,13 @@ class ColumnsWriter(_Writer):
         for name, value in (("state_code", 1), ("state_reason_code", 1), ("stats_partial", 0)):
             table[name] += [value] * len(rows)
         self._count += len(rows)
+        rounds = self._table("domain_round", "domain_points", "wedged_points")
+        chosen = list(self._hosts(hosts))
+        rounds["time_ns"] += [slot_ns + phases[i] for i in chosen]
+        rounds["host"] += [names[i] for i in chosen]
+        rounds["domain_points"] += [len(domains[i]) for i in chosen]
+        rounds["wedged_points"] += [0] * len(chosen)
+        self._count += len(chosen)
 
     def extra(self, points):
         self._points += points

@@ -36,6 +36,7 @@ from collector.guest_processes import GuestProcesses, StuckGuest
 from collector.libvirt_source import (Call, CallFailed, ConnectionLost, DomainStats, LibvirtProblem, LibvirtSource,
                                       NobodyListening)
 from tsdb import Point
+from tsdb.wedged import DOMAIN_ROUND, round_fields
 
 log = logging.getLogger("virtwatch.agent")
 
@@ -354,6 +355,9 @@ class LibvirtMonitor:
             fields = {**domain_fields(record), "stats_partial": 1}
             tags = {**self._metadata.cached(name), "host": self.host_name, "domain": name}
             points.append(Point("domain", tags, fields, time_ns))
+        # the round's own count, stamped like its points: domain stability reads one series per host (tsdb.wedged)
+        points.append(Point(DOMAIN_ROUND, {"host": self.host_name}, round_fields([p.fields for p in points]),
+                            time_ns))
         self._emit_points(points)
         for name, why in wedged.items():
             self._mark_wedged(name, why)

@@ -232,3 +232,16 @@ def _check_aggregates(aggregate, window_seconds: int | None) -> tuple[str, ...]:
     if window_seconds is None:
         raise QueryError(f"aggregate = {aggregate!r}: a tuple or list of aggregates needs window_seconds")
     return names
+
+
+def matches(fields: Mapping[str, object], matching: Matching) -> bool:
+    """Return whether a point's fields pass `matching` (every test of any one group holds) as the stores filter:
+    a missing or non-numeric field fails its test."""
+    import operator
+
+    compare = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+    for group in matching:
+        if all(isinstance(fields.get(name), (int, float)) and not isinstance(fields.get(name), bool)
+               and compare[comparison](fields[name], value) for name, comparison, value in group):
+            return True
+    return False

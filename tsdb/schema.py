@@ -107,6 +107,16 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
         ),
     ),
     Measurement(
+        "domain_round",
+        "The agent's count of one bulk-stats round's domain points, stamped like them (tsdb.wedged): what the "
+        "domain-stability SLI reads, one series per host instead of one per guest.",
+        (HOST,),
+        (
+            Field("domain_points", "int", "domain points of the round with a state_code (domain stability's events)"),
+            Field("wedged_points", "int", "those of a wedged guest: stats_partial = 1, not paused starting up"),
+        ),
+    ),
+    Measurement(
         "libvirtd",
         "The libvirt daemon of one host: reachability, a timed stats probe, its process and its worker pool.",
         (HOST,),

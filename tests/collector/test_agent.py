@@ -28,6 +28,9 @@ def test_one_collection_from_the_test_driver_writes_domain_daemon_host_and_agent
     host = store.latest("host", ["load1", "domains_running", "domains_defined"], since)
     assert host[["domains_running", "domains_defined"]].values.tolist() == [[1.0, 1.0]]
     assert not store.latest("collector", ["scrape_duration_ms"], since).empty
+    rounds = store.query("domain_round", ["domain_points", "wedged_points"], since, 2**62)
+    assert rounds[["domain_points", "wedged_points"]].values.tolist() == [[1, 0]]  # the round's count, stamped alike
+    assert rounds["time"].tolist() == domains["time"].tolist()
 
 
 def test_an_unreachable_daemon_is_reported_down_with_an_event_and_host_load_keeps_coming(store, tmp_path):

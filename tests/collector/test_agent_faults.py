@@ -290,6 +290,14 @@ def test_a_guest_stopped_alone_is_left_out_and_wedged_while_the_others_keep_full
     assert (domains[domains["domain"] == calm]["stats_partial"] == 0).all()
     flagged = domains[domains["domain"] == victim]["stats_partial"].tolist()
     assert 1 in flagged and flagged[-1] == 0  # wedged while stopped, full stats again after
+    # each round's own count (what domain stability reads) equals its points: the victim's partial ones are wedged
+    points = store.query("domain", ["state_code", "state_reason_code", "stats_partial"], 0, 2**62,
+                         group_by=["domain"])
+    rounds = store.query("domain_round", ["domain_points", "wedged_points"], 0, 2**62).set_index("time")
+    per_round = points.groupby("time").agg(points=("state_code", "count"), wedged=("stats_partial", "sum"))
+    assert per_round.index.tolist() == rounds.index.tolist() and len(rounds) >= 12
+    assert (rounds["domain_points"] == per_round["points"]).all()
+    assert (rounds["wedged_points"] == per_round["wedged"]).all() and flagged.count(1) == rounds["wedged_points"].sum()
     assert (daemon_rows(store)["hung"] == 0).all()
     log = daemon.log_path.read_text(errors="replace")
     assert "cannot acquire state change lock" not in log  # nobody waited on the job: the agent never took it

@@ -9,6 +9,7 @@ UNITLESS = {"state_code", "state_reason_code", "stats_partial", "vcpus", "vcpus_
             "pid", "threads", "open_fds", "max_fds", "workers_min", "workers_max", "workers_current",
             "workers_free", "workers_priority", "job_queue_depth", "clients", "clients_max", "load1", "load5",
             "load15", "cpus", "domains_running", "domains_defined", "message", "count",
+            "domain_points", "wedged_points",
             "status", "fingerprint", "summary", "description", "silenced",
             "burn_long", "burn_short", "factor", "firing", "points_queued", "store_reachable",
             # diagnosis: counts, flags and words
