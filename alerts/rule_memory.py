@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 S = 10**9
 OVERLAP_SECONDS = 120      # events and findings are re-read this far behind the cursor
 RESYNC_SECONDS = 600       # the whole lookback of events is read again this often
+#: the memory forgets the events no rule needs any more when events came or went, and at least this often (what
+#: it forgets is older than every window: a minute late changes nothing but the memory's size)
+TRIM_SECONDS = 60
 AGENT_OVERLAP_SECONDS = 30  # collector points are re-read this far behind the previous read
 #: agents' newest points are read at most this often (an agent writes every 10 s; AgentSilent waits 60 s): at
 #: 2000 hosts it is a round's one read that touches every host's series
@@ -60,6 +63,8 @@ class RoundReads:
     rows: int = 0
     resynced: bool = False
     evaluated_hosts: int = 0
+    #: whether the round went over every host's events to forget what no rule needs (see TRIM_SECONDS)
+    trimmed: bool = False
 
     def add(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Count one query that returned `frame`; return it."""
@@ -90,6 +95,7 @@ class RuleMemory:
         self._cursor_ns: int | None = None                 # events and findings read up to here
         self._agents_ns: int | None = None                 # collector points read up to here
         self._synced_ns = 0
+        self._trimmed_ns: int | None = None
         self._open: set[str] = set()
         self._dirty: set[str] = set()
 
@@ -103,15 +109,19 @@ class RuleMemory:
         first = self._cursor_ns is None or now_ns < self._cursor_ns  # a clock set back: start over
         if first:
             self._agents, self._findings, self._daemons = {}, {}, {}
+        before = self._events
         self._advance(now_ns, first)
         self._cursor_ns = now_ns
         moment = pd.Timestamp(now_ns, tz="UTC")
-        self._trim(moment)
+        if self._events is not before or self._trimmed_ns is None or now_ns - self._trimmed_ns >= TRIM_SECONDS * S:
+            self._trim(moment)  # over every host's events: not in a round that changed nothing
+            self._trimmed_ns, self.reads.trimmed = now_ns, True
         self._read_daemons(now_ns)
         wanted = (self._dirty & self._recent(moment)) | self._open | set(hosts) | self._silent(moment)
         self._dirty = set()
         self.reads.evaluated_hosts = len(wanted)
-        by_host = {host: frame for host, frame in self._events.groupby("host", sort=False)} if wanted else {}
+        theirs = self._events[self._events["host"].isin(wanted)] if wanted else self._events.iloc[:0]
+        by_host = {host: frame for host, frame in theirs.groupby("host", sort=False)}
         empty = self._events.iloc[:0]
         results = []
         for host in sorted(wanted):

@@ -157,3 +157,22 @@ def test_a_decommissioned_host_silent_for_days_is_no_longer_evaluated(tmp_path):
     reference = by_key(evaluate_event_rules(store, default_rules(), NOW))
     assert not reference["hv-gone", "AgentSilent"].active  # what reading everything says too
     store.close()
+
+
+def test_rounds_that_change_nothing_go_over_every_hosts_events_once_a_minute_and_a_new_event_at_once(store):
+    from alerts.rule_memory import TRIM_SECONDS
+
+    hosts = [f"hv{i}" for i in range(5)] + [HOSTILE]
+    store.write([event(host, "restart", NOW - 3 * 86400 * S) for host in hosts]
+                + [event(HOSTILE, "restart", NOW - 30 * S)] + agents(hosts, NOW - 5 * S))
+    memory = RuleMemory(store, default_rules())
+    memory.evaluate(NOW)
+    assert memory.reads.trimmed
+    trimmed = []
+    for round_ in range(1, 2 * TRIM_SECONDS // 2 + 1):  # a round every 2 s for two minutes, nothing new
+        memory.evaluate(NOW + round_ * 2 * S)
+        trimmed.append(memory.reads.trimmed)
+    assert trimmed.count(True) == 2 and trimmed.index(True) == TRIM_SECONDS // 2 - 1  # once a minute
+    store.write([event(HOSTILE, "restart", NOW + 125 * S)])
+    memory.evaluate(NOW + 126 * S)
+    assert memory.reads.trimmed
