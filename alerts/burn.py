@@ -212,13 +212,17 @@ def evaluate(store: Store, slo: SLO, now: TimeLike, host: str | None = None, *,
 def evaluate_slos(store: Store, slos: list[SLO], now: TimeLike, coverages: dict[str, Coverage] | None = None,
                   workers: int = 4, memories: dict[str, SLIMemory] | None = None
                   ) -> dict[str, dict[str | None, Evaluation]]:
-    """Evaluate several SLOs at once, in `workers` threads (both stores serve reads in parallel); by SLO name."""
+    """Evaluate several SLOs at once, in `workers` threads (both stores serve reads in parallel), reading what they
+    share once (tsdb.shared_reads: availability and latency read the same probes); by SLO name."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from tsdb.shared_reads import SharedReads
+
     coverages = coverages or {}
+    shared = SharedReads(store)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(slos) or 1))) as pool:
         memories = memories or {}
-        futures = {slo.name: pool.submit(evaluate_hosts, store, slo, now, coverages.get(slo.name, NO_ROLLUPS),
+        futures = {slo.name: pool.submit(evaluate_hosts, shared, slo, now, coverages.get(slo.name, NO_ROLLUPS),
                                          memories.get(slo.name))
                    for slo in slos}
         return {name: future.result() for name, future in futures.items()}

@@ -235,7 +235,8 @@ class Engine:
     def _slo_part(self, now: datetime, report: RoundReport) -> list[Observation]:
         """Roll up and evaluate every SLO; return their observations (stale SLO alerts resolve)."""
         observations = []
-        self.coverage.update(roll_up_each(self.slos, lambda slo: self._roll_up(slo, now)))
+        self.coverage.update(roll_up_each(self.store, self.slos,
+                                          lambda slo, shared: self._roll_up(slo, now, shared)))
         evaluated = evaluate_slos(self.store, self.slos, now, self.coverage, memories=self.memories)
         for name, evaluations in evaluated.items():
             mine = {host: e for host, e in evaluations.items() if host is None or self.shard.owns(host)}
@@ -250,8 +251,9 @@ class Engine:
             log.error("could not record the SLO evaluations in the store: %s", error)
         return observations + self._stale(observations, {SLO_ALERTNAME})
 
-    def _roll_up(self, slo: SLO, now: datetime) -> Coverage:
-        """Write one SLO's rollups due now (the SLOs roll up on threads of their own); load its memory first."""
+    def _roll_up(self, slo: SLO, now: datetime, shared: Store) -> Coverage:
+        """Write one SLO's rollups due now, reading through `shared` (the SLOs roll up on threads of their own and
+        read what they share once: alerts.rollups.roll_up_each); load its memory first."""
         done = self.coverage.get(slo.name)
         memory = self.memories.get(slo.name)
         if done is None or memory is None:
@@ -264,7 +266,7 @@ class Engine:
                      time.monotonic() - began)
             self.memories[slo.name] = memory
         kwargs = {} if self.backfill_seconds is None else {"backfill_seconds": self.backfill_seconds}
-        return roll_up(self.store, slo, now, done, written=memory.written, **kwargs)
+        return roll_up(shared, slo, now, done, written=memory.written, **kwargs)
 
     def _paging_hosts(self, slo: str) -> set[tuple[str, str]]:
         """The (host, severity) alerts of this SLO that fire now (the storm gate holds only those that START)."""

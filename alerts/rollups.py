@@ -143,14 +143,19 @@ def roll_up(store: Store, slo: SLO, now: TimeLike, done: Coverage, *,
     return Coverage(minute_until, hour_until, rerolled_until)
 
 
-def roll_up_each(slos: list[SLO], roll: Callable[[SLO], Coverage]) -> dict[str, Coverage]:
-    """Run `roll(slo)` (a roll_up) for every SLO, side by side on up to ROLL_UP_THREADS threads (each SLO waits on
-    its own store reads); return each SLO's new coverage by name."""
+def roll_up_each(store: Store, slos: list[SLO], roll: Callable[[SLO, Store], Coverage]) -> dict[str, Coverage]:
+    """Run `roll(slo, shared)` (a roll_up through `shared`) for every SLO, side by side on up to ROLL_UP_THREADS
+    threads (each SLO waits on its own store reads), where `shared` is `store` reading each distinct query once
+    for them all (tsdb.shared_reads: availability and latency count the same probes); return each SLO's new
+    coverage by name."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from tsdb.shared_reads import SharedReads
+
+    shared = SharedReads(store)
     with ThreadPoolExecutor(max_workers=max(1, min(ROLL_UP_THREADS, len(slos))),
                             thread_name_prefix="engine-rollup") as pool:
-        return {slo.name: done for slo, done in zip(slos, pool.map(roll, slos))}
+        return {slo.name: done for slo, done in zip(slos, pool.map(lambda slo: roll(slo, shared), slos))}
 
 
 def due_ranges(minute_until_ns: int, rerolled_until_ns: int, end_ns: int, earliest_ns: int

@@ -72,9 +72,8 @@ def window_counts(store: Store, slo: SLO, start: TimeLike, end: TimeLike, window
     width = window_seconds * 10**9
     if slo.sli == "libvirtd_availability":
         return _availability(store, start_ns, end_ns, window_seconds)
-    if slo.sli == "libvirtd_latency":  # one point per host per interval: reading them costs less than two counts
-        raw = store.query("libvirtd", ["probe_ok", "probe_latency_ms"], start_ns, end_ns, group_by=["host"])
-        raw = raw[raw["probe_ok"].notna()]
+    if slo.sli == "libvirtd_latency":
+        raw = _probes(store, start_ns, end_ns)
         fast = (raw["probe_ok"] == 1) & (raw["probe_latency_ms"] < slo.threshold_ms)
         return _bucketed(raw, fast, width)
     if slo.sli == "domain_stability":
@@ -146,19 +145,18 @@ def _windowed(store: Store, source: Source, start_ns: int, end_ns: int, window_s
     return frame[["time_ns", "host", "value"]]
 
 
-def _availability(store: Store, start_ns: int, end_ns: int, window_seconds: int) -> pd.DataFrame:
-    """Good and total probes per host per window from ONE query: the share of probes that answered (a mean)
-    and their count; good = share x count.
+def _probes(store: Store, start_ns: int, end_ns: int) -> pd.DataFrame:
+    """Return libvirtd's probes in [start, end): every point with a probe_ok, with its probe_latency_ms. One point
+    per host per interval: reading them costs less than two counts, and availability and latency read the very
+    same points (one read for both when rolled up together: alerts.rollups.roll_up_each)."""
+    raw = store.query("libvirtd", ["probe_ok", "probe_latency_ms"], start_ns, end_ns, group_by=["host"])
+    return raw[raw["probe_ok"].notna()]
 
-    One query is one snapshot on DuckDB; on InfluxDB 1.x each aggregate of a statement reads on its own
-    (tsdb.Store.reads_one_snapshot), so a point landing during the read may be counted by one and not the
-    other. Windows end at the settled edge, where nothing lands any more, except an agent's spool replay: even
-    then a host whose probes all answered has a share of exactly 1 and good == total, never a false bad."""
-    frame = store.query("libvirtd", ["probe_ok"], start_ns, end_ns, window_seconds=window_seconds,
-                        aggregate=("mean", "count"), group_by=["host"])
-    total = frame["count_probe_ok"].fillna(0.0).astype("float64")
-    good = (frame["mean_probe_ok"].fillna(0.0).astype("float64") * total).round()
-    return _standard(frame.assign(time_ns=frame["time"].astype("int64"), good=good, total=total))
+
+def _availability(store: Store, start_ns: int, end_ns: int, window_seconds: int) -> pd.DataFrame:
+    """Good (probe_ok = 1) and total probes per host per window, from the probes' points (_probes)."""
+    raw = _probes(store, start_ns, end_ns)
+    return _bucketed(raw, raw["probe_ok"] == 1, window_seconds * 10**9)
 
 
 def _custom(store: Store, good: Source, total: Source, start_ns: int, end_ns: int, window_seconds: int

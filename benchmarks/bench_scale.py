@@ -198,7 +198,7 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
     found = {slo.name: coverage(store, slo, now) for slo in SLOS}
     figures.coverage_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    done = roll_up_each(SLOS, lambda slo: roll_up(store, slo, now, found[slo.name]))
+    done = roll_up_each(store, SLOS, lambda slo, shared: roll_up(shared, slo, now, found[slo.name]))
     figures.catch_up_seconds = time.perf_counter() - began
     figures.catch_up_minutes = max((done[n].minute_until_ns - found[n].minute_until_ns) / (60 * S) for n in done)
     say(f"{label}: coverage {figures.coverage_seconds:.2f} s, catch-up roll-up of {figures.catch_up_minutes:.0f} min "
@@ -228,7 +228,8 @@ def measure(label: str, store, state_dir: Path, args) -> Figures:
         _sleep_until(start + index * SLO_ROUND_SECONDS)
         now = time.time_ns()
         began = time.perf_counter()
-        before, done = done, roll_up_each(SLOS, lambda slo: roll_up(store, slo, now, done[slo.name]))
+        before, done = done, roll_up_each(store, SLOS, lambda slo, shared: roll_up(shared, slo, now,
+                                                                                    done[slo.name]))
         took = time.perf_counter() - began
         rolled = any(done[n].minute_until_ns > before[n].minute_until_ns for n in done)
         (figures.rollups if rolled else figures.empty_rollups).append(took)

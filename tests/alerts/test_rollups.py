@@ -198,3 +198,34 @@ def test_windows_read_while_agents_write_equal_the_raw_counts_read_after_they_st
         for host in after:
             assert raw[host].period == after[host].period == rolled[host].period, (slo.name, host)
             assert raw[host].windows == after[host].windows == rolled[host].windows, (slo.name, host)
+
+
+class QueriesByMeasurement:
+    """The real store, counting its `query` reads per measurement."""
+
+    def __init__(self, store):
+        self.store, self.counts = store, {}
+
+    def query(self, measurement, *args, **kwargs):
+        self.counts[measurement] = self.counts.get(measurement, 0) + 1
+        return self.store.query(measurement, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+@pytest.mark.influxdb
+def test_slos_rolled_up_together_read_the_probes_they_share_once_and_roll_up_what_each_alone_would(store):
+    from alerts.rollups import roll_up_each
+    from alerts.sli import read_rollups
+
+    store.write(planted(hours=3))
+    counting = QueriesByMeasurement(store)
+    done = roll_up_each(counting, SLOS, lambda slo, shared: roll_up(shared, slo, NOW, NO_ROLLUPS,
+                                                                    backfill_seconds=2 * 3600))
+    chunks = counting.counts["domain_round"]  # domain stability reads its rounds once per chunk
+    assert chunks >= 2 and counting.counts["libvirtd"] == chunks  # availability and latency: one read for both
+    together = {slo.name: read_rollups(store, slo, NOW - 2 * 3600 * S, NOW) for slo in SLOS}
+    for slo in SLOS:
+        alone = roll_up(store, slo, NOW, NO_ROLLUPS, backfill_seconds=2 * 3600)  # the same points again
+        assert alone == done[slo.name] and read_rollups(store, slo, NOW - 2 * 3600 * S, NOW) == together[slo.name]
