@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dashboard.live_frames import LiveFrames
 from dashboard.timerange import TimeRange
 from tsdb.schema import SEVERITIES
 
@@ -116,6 +117,9 @@ _fleet_cache: OrderedDict[tuple, tuple[float, pd.DataFrame]] = OrderedDict()
 #: a lock per fleet frame being read, so that callbacks asking for the same frame at once read the store once
 _fleet_reading: dict[tuple, threading.Lock] = {}
 _last_failure_cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+#: the newest fleet frame of each live (relative) range the pages watch, re-read in the background every
+#: FLEET_CACHE_SECONDS (dashboard.live_frames; its thread starts on first use)
+live_fleet_frames = LiveFrames(FLEET_CACHE_SECONDS, max_keys=_FLEET_CACHE_MAX)
 
 
 def read_fleet(store: Store, rng: TimeRange) -> pd.DataFrame:
@@ -240,7 +244,13 @@ def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = (), stat
     the leak signs at the range's end (read_leaks: LEAK_COLUMNS) and the alert engine's firing alerts naming each
     host in `state_dir` (firing_by_host: FIRING_COLUMNS). Kept FLEET_CACHE_SECONDS per process under the store's URL,
     the state dir and the range (to the same FLEET_CACHE_SECONDS), so that the pages, sort orders and filters of one
-    fleet read the store once. Treat it as read-only."""
+    fleet read the store once. Treat it as read-only.
+
+    A live range (as timerange.resolve makes a relative one at `clock`'s now: see _live_range_name) is served by
+    _live_fleet_frame instead, from a frame kept fresh in the background while the pages ask for it."""
+    live = _live_range_name(rng, clock)
+    if live is not None:
+        return _live_fleet_frame(store, rng, live, slos, state_dir, clock)
     bucket = FLEET_CACHE_SECONDS * 10**9
     key = (store.display_url, rng.start_ns // bucket, rng.end_ns // bucket, tuple(slos), str(state_dir))
 
@@ -266,9 +276,65 @@ def fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple = (), stat
             _fleet_reading.pop(key, None)
 
 
+def _live_range_name(rng: TimeRange, clock: Any) -> str | None:
+    """Return the name of the relative range ("24h") that `rng` is, None for any other: a range is live when it is
+    what timerange.resolve makes of that name (its label and length) and ends within FLEET_CACHE_SECONDS of the
+    clock's now (so only a caller passing the page's clock gets one)."""
+    from dashboard.timerange import RANGE_LABELS, RANGES
+
+    if clock is None:
+        return None
+    name = next((name for name, label in RANGE_LABELS.items() if label == rng.label and name in RANGES), None)
+    if name is None or rng.end_ns - rng.start_ns != RANGES[name] * 10**9:
+        return None
+    return name if abs(_clock_ns(clock) - rng.end_ns) <= FLEET_CACHE_SECONDS * 10**9 else None
+
+
+def _clock_ns(clock: Any) -> int:
+    """Return a dashboard clock's time (an aware datetime) in nanoseconds since the epoch (DashboardContext.now_ns)."""
+    now = clock()
+    return int(now.timestamp()) * 10**9 + now.microsecond * 1000
+
+
+def _live_fleet_frame(store: Store, rng: TimeRange, name: str, slos: list[SLO] | tuple, state_dir: Any,
+                      clock: Any) -> pd.DataFrame:
+    """Return fleet_frame of a live range: the frame live_fleet_frames keeps under the range's name and length (not
+    its ends), the store's URL, the SLOs and the state dir when it was read at most FLEET_CACHE_SECONDS + that
+    read's own duration ago (monotonic seconds from the read's start, the moment its range ended: the frame is as
+    of then), else read now over `rng` as fleet_frame reads (callbacks asking at once read once) and handed to
+    the keeper. Every call marks the range watched, so the keeper re-reads it (resolved at `clock`'s now) every
+    FLEET_CACHE_SECONDS for dashboard.live_frames.WATCHED_SECONDS after it."""
+    from dashboard.timerange import RangeSpec, resolve
+
+    keeper = live_fleet_frames
+    key = ("live", store.display_url, name, rng.span_seconds, tuple(slos), str(state_dir))
+
+    def read_now() -> pd.DataFrame:
+        """Read the range's frame as of the clock's now (the keeper's background read)."""
+        return _read_fleet_frame(store, resolve(RangeSpec(name), _clock_ns(clock)), slos, state_dir, clock, None)
+
+    frame = keeper.served(key, read_now)
+    if frame is not None:
+        return frame
+    with _fleet_cache_lock:
+        reading = _fleet_reading.setdefault(key, threading.Lock())
+    try:
+        with reading:  # the table and the summary strip ask at once: the second waits for the first one's read
+            frame = keeper.served(key, read_now)
+            if frame is not None:
+                return frame
+            started = keeper.now()
+            frame = _read_fleet_frame(store, rng, slos, state_dir, clock, None)
+            keeper.keep(key, frame, started, keeper.now())
+            return frame
+    finally:
+        with _fleet_cache_lock:
+            _fleet_reading.pop(key, None)
+
+
 def _read_fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple, state_dir: Any, clock: Any,
-                      key: tuple) -> pd.DataFrame:
-    """Read the fleet frame fleet_frame describes and keep it under `key`."""
+                      key: tuple | None) -> pd.DataFrame:
+    """Read the fleet frame fleet_frame describes and keep it under `key` (not when None)."""
     reads = concurrently({"fleet": lambda: read_fleet(store, rng),
                            "budgets": lambda: budgets_by_host(store, list(slos), rng.end_ns) if slos else {},
                            "leaks": lambda: read_leaks(store, rng.end_ns)})
@@ -288,10 +354,11 @@ def _read_fleet_frame(store: Store, rng: TimeRange, slos: list[SLO] | tuple, sta
         values = frame["host"].map({host: row[column] for host, row in firing.items()})
         frame[column] = (values.astype(object).fillna("") if column == "firing_names"
                          else values.fillna(0).astype("int64"))
-    with _fleet_cache_lock:
-        _fleet_cache[key] = (time.monotonic(), frame)
-        while len(_fleet_cache) > _FLEET_CACHE_MAX:
-            _fleet_cache.popitem(last=False)
+    if key is not None:
+        with _fleet_cache_lock:
+            _fleet_cache[key] = (time.monotonic(), frame)
+            while len(_fleet_cache) > _FLEET_CACHE_MAX:
+                _fleet_cache.popitem(last=False)
     return frame
 
 
@@ -461,8 +528,10 @@ def firing_by_host(state_dir: Any, clock: Any = None) -> dict[str, dict]:
 
 
 def clear_caches(fleet_frames_only: bool = False) -> None:
-    """Forget every cached fleet frame, last failures and SLO evaluation of this process (only the fleet frames,
-    as when FLEET_CACHE_SECONDS have passed, with fleet_frames_only)."""
+    """Forget every cached fleet frame (the live ranges' kept ones too, and that they are watched), last failures
+    and SLO evaluation of this process (only the fleet frames, as when FLEET_CACHE_SECONDS have passed, with
+    fleet_frames_only)."""
+    live_fleet_frames.clear()
     with _fleet_cache_lock:
         _fleet_cache.clear()
         if not fleet_frames_only:
