@@ -313,14 +313,15 @@ def _live_fleet_frame(store: Store, rng: TimeRange, name: str, slos: list[SLO] |
         """Read the range's frame as of the clock's now (the keeper's background read)."""
         return _read_fleet_frame(store, resolve(RangeSpec(name), _clock_ns(clock)), slos, state_dir, clock, None)
 
-    frame = keeper.served(key, read_now)
+    label = f"the fleet over the {rng.label} from {store.display_url}"
+    frame = keeper.served(key, read_now, label)
     if frame is not None:
         return frame
     with _fleet_cache_lock:
         reading = _fleet_reading.setdefault(key, threading.Lock())
     try:
         with reading:  # the table and the summary strip ask at once: the second waits for the first one's read
-            frame = keeper.served(key, read_now)
+            frame = keeper.served(key, read_now, label)
             if frame is not None:
                 return frame
             started = keeper.now()

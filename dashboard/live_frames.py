@@ -36,6 +36,8 @@ class _Watched:
 
     read: Callable[[], Any]
     asked: float
+    label: str = ""          # what the log calls it
+    failing: bool = False    # its last background read failed (said once, until one succeeds)
     frame: Any = None
     started: float = 0.0
     duration: float = 0.0
@@ -59,9 +61,10 @@ class LiveFrames:
         self._stopped = False
         self._thread: threading.Thread | None = None
 
-    def served(self, key: Hashable, read: Callable[[], Any]) -> Any:
+    def served(self, key: Hashable, read: Callable[[], Any], label: str = "") -> Any:
         """Return the kept frame of `key` when it is fresh (see the module), else None; either way note that `key`
-        is watched now and is re-read with `read` (no argument: it resolves the range when called)."""
+        is watched now and is re-read with `read` (no argument: it resolves the range when called); `label` is
+        what the log calls it."""
         now = self.now()
         with self._lock:
             watched = self._watched.get(key)
@@ -69,7 +72,7 @@ class LiveFrames:
                 watched = self._watched[key] = _Watched(read, now)
                 while len(self._watched) > self.max_keys:
                     self._watched.popitem(last=False)
-            watched.read, watched.asked = read, now
+            watched.read, watched.asked, watched.label = read, now, label or repr(key)
             self._watched.move_to_end(key)
             frame = watched.frame if watched.frame is not None and self._fresh(watched, now) else None
             if frame is None:  # the caller reads it now: counted as a read begun now (_due)
@@ -121,11 +124,17 @@ class LiveFrames:
         try:
             frame = watched.read()
         except Exception as error:  # a store down or past its deadline: callers read themselves once it is too old
-            log.warning("live frame %r: the background read failed: %s", key, error)
+            if not watched.failing:  # once per streak, not every every_seconds while the store is down
+                log.warning("%s: the background read failed (pages read the store themselves until one succeeds): "
+                            "%s", watched.label, error)
+            watched.failing = True
             return
         finally:
             with self._lock:
                 watched.reading = False
+        if watched.failing:
+            log.info("%s: the background read succeeds again", watched.label)
+            watched.failing = False
         with self._lock:
             if self._watched.get(key) is not watched:  # forgotten or cleared meanwhile
                 return

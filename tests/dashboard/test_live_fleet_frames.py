@@ -273,6 +273,33 @@ def test_a_read_starts_early_by_as_long_as_the_last_one_took_so_its_frame_is_kep
     assert kept.served("key", read) == f"read at {T0 + EVERY}"
 
 
+def test_a_store_down_for_many_refreshes_is_told_once_by_name_and_its_return_once(caplog):
+    monotonic = FakeMonotonic()
+    down = [True]
+
+    def read():
+        if down[0]:
+            raise StoreUnavailable("influxdb://127.0.0.1:1/x: connection refused")
+        return "frame"
+
+    kept = LiveFrames(EVERY, monotonic=monotonic, background=False)
+    kept.served("key", read, "the fleet over the last 24 hours from influxdb://127.0.0.1:1/x")
+    with caplog.at_level("INFO", logger="dashboard.live_frames"):
+        for step in range(1, 7):  # a minute of refreshes with the store down
+            monotonic.now = T0 + step * EVERY
+            assert kept.refresh_due(monotonic.now) == 1
+        down[0] = False
+        monotonic.now = T0 + 7 * EVERY
+        assert kept.refresh_due(monotonic.now) == 1
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "dashboard.live_frames"]
+    assert [level for level, _ in told] == ["WARNING", "INFO"]
+    assert told[0][1].startswith("the fleet over the last 24 hours from influxdb://127.0.0.1:1/x: the background "
+                                 "read failed (pages read the store themselves until one succeeds): ")
+    assert told[1][1] == "the fleet over the last 24 hours from influxdb://127.0.0.1:1/x: the background read " \
+                         "succeeds again"
+    assert kept.served("key", read) == "frame"
+
+
 def test_the_keepers_own_thread_re_reads_a_watched_range_without_being_asked_again():
     reads = threading.Semaphore(0)
 
