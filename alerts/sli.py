@@ -229,13 +229,13 @@ def _domain_stability(store: Store, start_ns: int, end_ns: int, window_seconds: 
 
     The points are counted from the agents' `domain_round` points: each bulk-stats round's count of its domain
     points and of the wedged ones, stamped like them (tsdb.wedged), so a minute of 2,000 hosts reads 2,000 series
-    instead of one per guest (at 4 guests a host, 2.7x less of InfluxDB 1.6's time, measured). Where a host has no
-    round count in a window (an agent older than them, or domain points written by other means) its domain points
-    there are counted by the store (_domain_point_counts). A killed QEMU leaves its domain shut off with reason
-    failed or crashed, never in the CRASHED state, so no point tells a guest failed: the agent's `domain_failed` /
-    `domain_crashed` event does, once per failure. Every term is a count or sum of what lies in the window, so
-    windows add up exactly to the count of any longer range (a window in which an agent was upgraded mid-way
-    counts that host's points of the window from its round counts only).
+    instead of one per guest (at 4 guests a host on InfluxDB 1.6: 120-244 ms a minute instead of 650-900, measured).
+    Where a host has no round count in a window (an agent older than them, or domain points written by other
+    means) its domain points there are counted by the store (_domain_point_counts). A killed QEMU leaves its domain
+    shut off with reason failed or crashed, never in the CRASHED state, so no point tells a guest failed: the
+    agent's `domain_failed` / `domain_crashed` event does, once per failure. Every term is a count or sum of what
+    lies in the window, so windows add up exactly to the count of any longer range (a window in which an agent was
+    upgraded mid-way counts that host's points of the window from its round counts only).
     """
     import pandas as pd
 
@@ -251,8 +251,8 @@ def _domain_stability(store: Store, start_ns: int, end_ns: int, window_seconds: 
     events = store.query("event", ["count"], start_ns, end_ns, where={"kind": list(GUEST_FAILURE_KINDS)},
                          window_seconds=window_seconds, aggregate="count", group_by=["host"])
     failures = events.assign(time_ns=events["time"].astype("int64"), failed=events["count"].astype("float64"))
-    frame = pd.concat([counted, points], ignore_index=True).merge(failures[["time_ns", "host", "failed"]], on=["time_ns", "host"],
-                                                how="outer")
+    frame = pd.concat([counted, points], ignore_index=True)
+    frame = frame.merge(failures[["time_ns", "host", "failed"]], on=["time_ns", "host"], how="outer")
     frame = frame.fillna({"good": 0.0, "total": 0.0, "failed": 0.0})
     frame = frame.assign(total=frame["total"] + frame["failed"])
     return _standard(frame[frame["total"] > 0])

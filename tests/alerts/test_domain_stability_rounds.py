@@ -38,7 +38,8 @@ class CountingStore:
 
 def renamed(points, host):
     """The same points under another host's name."""
-    return [Point(p.measurement, {**p.tags, "host": host}, p.fields, p.time_ns) for p in points if p.tags["host"] == HOST]
+    return [Point(p.measurement, {**p.tags, "host": host}, p.fields, p.time_ns)
+            for p in points if p.tags["host"] == HOST]
 
 
 def rounds_of(points, since_ns=0):
