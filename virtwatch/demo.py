@@ -137,15 +137,16 @@ class Progress:
         print(f"{end}{self.what}: done in {elapsed:.0f} s{'; ' + note if note else ''}", file=self.stream, flush=True)
 
 
-def _segment(state: DemoState, start_ns: int, incidents: bool):
-    """Simulate one segment of the demo fleet: from start_ns until a day after now."""
+def _segment(state: DemoState, start_ns: int, incidents: bool, now_ns: int | None = None):
+    """Simulate one segment of the demo fleet: from start_ns until a day after now (`now_ns`, the clock's by
+    default: a segment's points depend on its length, so a fixed now makes the same fleet every time)."""
     from simulator import DEFAULT_BASE_RATES, Effect, FleetSpec, simulate
 
     DEMO_EFFECTS = (Effect("libvirtd.job_queue_depth", "restart", factor=5.0),  # the demo fleet's hidden truth,
                     Effect("host.load1", "hang_start", factor=3.0))             # for the Correlation page to find
 
     step_ns = 60 * 10**9
-    end_ns = (time.time_ns() + LIVE_AHEAD_SECONDS * 10**9) // step_ns * step_ns
+    end_ns = ((time.time_ns() if now_ns is None else now_ns) + LIVE_AHEAD_SECONDS * 10**9) // step_ns * step_ns
     start_ns = start_ns // step_ns * step_ns
     days = (end_ns - start_ns) / 86400e9
     spec = FleetSpec(hosts=state.hosts, days=days, seed=state.seed + state.segments - 1, end_ns=end_ns,

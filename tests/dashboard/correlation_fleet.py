@@ -52,6 +52,10 @@ def demo_fleet(store, now_ns: int):
     from simulator import write_simulation
     from virtwatch.demo import DemoState, _segment
 
-    sim = _segment(DemoState(hosts=24, seed=1, written_until_ns=0), now_ns - 14 * 86400 * 10**9, incidents=True)
+    # the same fleet whenever the test runs: the segment's length follows the clock unless told its now, and its
+    # minutes fall on the same place of the 5-min steps the page analyses when it starts on one
+    start_ns = (now_ns - 14 * 86400 * 10**9) // (300 * 10**9) * (300 * 10**9)
+    sim = _segment(DemoState(hosts=24, seed=1, written_until_ns=0), start_ns, incidents=True,
+                   now_ns=start_ns + 14 * 86400 * 10**9)
     write_simulation(store, sim, stop_step=sim.step_at(now_ns))
     return sim

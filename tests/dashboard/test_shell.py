@@ -145,6 +145,8 @@ def test_the_14_day_preset_shows_14_days_and_a_reload_keeps_it(shell_server, tab
     leave_alerts(shell_server, firing=1)
     open_page(tab, shell_server.url + "/events")
     choose_range(tab.page, "last 14 days")
+    # the address changes when the shell's callback answers, which may come after the page went idle under load
+    tab.page.wait_for_function("() => location.search.includes('range=14d')", timeout=SETTLED_MS)
     assert shell_params(tab.page) == {"range": "14d"}
     tab.page.wait_for_function("() => document.querySelector('.vw-section').innerText.includes('last 14 days')",
                                timeout=SETTLED_MS)
