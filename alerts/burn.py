@@ -219,7 +219,7 @@ def evaluate_slos(store: Store, slos: list[SLO], now: TimeLike, coverages: dict[
     from tsdb.shared_reads import SharedReads
 
     coverages = coverages or {}
-    shared = SharedReads(store)
+    shared = SharedReads(store, keep=16 * max(1, len(slos)))  # every window's pieces: sums, and a short raw tail
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(slos) or 1))) as pool:
         memories = memories or {}
         futures = {slo.name: pool.submit(evaluate_hosts, shared, slo, now, coverages.get(slo.name, NO_ROLLUPS),

@@ -152,7 +152,8 @@ def roll_up_each(store: Store, slos: list[SLO], roll: Callable[[SLO, Store], Cov
 
     from tsdb.shared_reads import SharedReads
 
-    shared = SharedReads(store)
+    # a minute's reads of all the SLOs fit (5-6 distinct), a backfill's hour chunks are let go as the SLOs move on
+    shared = SharedReads(store, keep=2 * max(1, len(slos)))
     with ThreadPoolExecutor(max_workers=max(1, min(ROLL_UP_THREADS, len(slos))),
                             thread_name_prefix="engine-rollup") as pool:
         return {slo.name: done for slo, done in zip(slos, pool.map(lambda slo: roll(slo, shared), slos))}

@@ -6,6 +6,7 @@ waits for the first one's answer instead of reading again (at 2,000 hosts on Inf
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any
 
@@ -13,14 +14,16 @@ from tsdb.store import Store
 
 
 class SharedReads:
-    """A store's `query` and `latest` reads, each distinct one made once (concurrent askers wait for it), its
-    answers kept while this object lives (one round: treat them as read-only); everything else passes through."""
+    """A store's `query` and `latest` reads, each distinct one made once (concurrent askers wait for it) while its
+    answer is among the `keep` newest kept (treat them as read-only); everything else passes through. The bound
+    keeps memory flat when the SLOs read a day of raw points an hour at a time (an engine's first round): each
+    chunk is shared by the SLOs reading it at about the same time, then let go."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.queries = 0  # distinct reads made
+    def __init__(self, store: Store, keep: int = 4) -> None:
+        self.store, self.keep = store, max(1, keep)
+        self.queries = 0  # reads made
         self._lock = threading.Lock()
-        self._answers: dict[str, Future] = {}
+        self._answers: OrderedDict[str, Future] = OrderedDict()
 
     def query(self, *args: Any, **kwargs: Any) -> Any:
         """The store's query, made once per distinct arguments."""
@@ -41,6 +44,8 @@ class SharedReads:
             if asking:
                 answer = self._answers[key] = Future()
                 self.queries += 1
+                while len(self._answers) > self.keep:  # an asker waiting on a dropped one still gets its answer
+                    self._answers.popitem(last=False)
         if asking:
             try:
                 answer.set_result(getattr(self.store, method)(*args, **kwargs))

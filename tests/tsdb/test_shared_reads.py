@@ -76,3 +76,16 @@ def test_the_stores_error_reaches_every_asker(store):
     for _ in range(2):
         with pytest.raises(QueryError):
             shared.query("libvirtd", ["probe_ok"], START, START + 10 * S, aggregate="median", window_seconds=60)
+
+
+def test_only_the_newest_answers_are_kept_so_a_long_series_of_reads_does_not_pile_up(store):
+    held = HeldStore(store)
+    held.release.set()
+    shared = SharedReads(held, keep=2)
+    ends = [START + seconds * S for seconds in (3, 4, 5)]
+    for end in ends:
+        shared.query("libvirtd", ["probe_ok"], START, end)
+    shared.query("libvirtd", ["probe_ok"], START, ends[2])  # among the two newest: kept
+    assert held.calls == 3
+    shared.query("libvirtd", ["probe_ok"], START, ends[0])  # let go: read again
+    assert held.calls == 4 and shared.queries == 4
