@@ -1,7 +1,7 @@
-"""A store whose identical reads are made once while it lives: the SLOs rolled up side by side in one round ask for
-the same raw points (availability and latency both count libvirtd's probes of the minute), and a second asker
-waits for the first one's answer instead of reading again (at 2,000 hosts on InfluxDB 1.6 one such read is
-~0.2 s of the server's two cores)."""
+"""A store whose identical reads are made once while their answer is kept: the SLOs rolled up side by side in one
+round ask for the same raw points (availability and latency both count libvirtd's probes of the minute), and a
+second asker waits for the first one's answer instead of reading again (at 2,000 hosts on InfluxDB 1.6 one such
+read is ~0.2 s of the server's two cores)."""
 
 from __future__ import annotations
 
